@@ -1,0 +1,363 @@
+"""Episode layout: per-episode frame boundaries, O(episodes) memory, vectorized position lookup."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from typing import Any
+
+import numpy as np
+
+from ._validate import check_int, int_array
+
+logger = logging.getLogger(__name__)
+
+_FINGERPRINT_TAG = b"episode-sampler/layout/v1\0"
+
+
+class EpisodeIndex:
+    """Immutable table of episodes, each a half-open frame range ``[start, end)``.
+
+    Only per-episode boundaries are stored (numpy int64), never a list of frames. The *positions*
+    ``0 .. num_frames - 1`` enumerate the frames of all episodes in table order; ``frame_at`` maps
+    positions to frame indices and ``episode_of`` maps frame indices back to episodes.
+
+    Episodes must be sorted and must not overlap; gaps between episodes are allowed (for example
+    after :meth:`select` with ``drop_first``/``drop_last``). Empty episodes are allowed and hold no
+    position.
+    """
+
+    __slots__ = ("_starts", "_ends", "_ids", "_num_frames", "_lookup", "_fingerprint")
+
+    def __init__(self, starts: Any, ends: Any, episode_ids: Any = None) -> None:
+        """Build from episode starts and (exclusive) ends; prefer the ``from_*`` constructors.
+
+        Raises:
+            TypeError: non-integer input.
+            ValueError: lengths differ, ``start > end``, negative indices, unsorted or overlapping
+                episodes (the message names the first bad episode).
+        """
+        starts = int_array("from_indices", starts)
+        ends = int_array("to_indices", ends)
+        if starts.shape != ends.shape:
+            raise ValueError(
+                "from_indices and to_indices must have the same length, "
+                f"got {starts.size} and {ends.size}"
+            )
+        if episode_ids is None:
+            ids = np.arange(starts.size, dtype=np.int64)
+        else:
+            ids = int_array("episode_ids", episode_ids)
+            if ids.shape != starts.shape:
+                raise ValueError(
+                    f"episode_ids must have one entry per episode, got {ids.size} for {starts.size} episodes"
+                )
+        _check_bounds(starts, ends)
+        for arr in (starts, ends, ids):
+            arr.flags.writeable = False
+        self._starts = starts
+        self._ends = ends
+        self._ids = ids
+        self._num_frames = int((ends - starts).sum()) if starts.size else 0
+        self._lookup: _Lookup | None = None
+        self._fingerprint: str | None = None
+
+    # ------------------------------------------------------------------ constructors
+    @classmethod
+    def from_bounds(cls, from_indices: Any, to_indices: Any) -> EpisodeIndex:
+        """Episodes from half-open bounds (LeRobot's ``dataset_from_index`` / ``dataset_to_index``).
+
+        Raises:
+            TypeError, ValueError: see :class:`EpisodeIndex`.
+        """
+        return cls(from_indices, to_indices)
+
+    @classmethod
+    def from_lengths(cls, lengths: Any, offset: int = 0) -> EpisodeIndex:
+        """Contiguous episodes of the given lengths, the first starting at frame ``offset``.
+
+        Raises:
+            TypeError: non-integer lengths or offset.
+            ValueError: a negative length or offset.
+        """
+        lengths = int_array("lengths", lengths)
+        offset = check_int("offset", offset, minimum=0)
+        if lengths.size and lengths.min() < 0:
+            bad = int(np.flatnonzero(lengths < 0)[0])
+            raise ValueError(f"lengths must be >= 0, episode {bad} has length {int(lengths[bad])}")
+        ends = np.cumsum(lengths) + offset
+        starts = ends - lengths
+        return cls(starts, ends)
+
+    @classmethod
+    def from_episode_column(cls, episode_ids: Any) -> EpisodeIndex:
+        """Episodes from a per-frame episode-id column whose ids form contiguous runs.
+
+        Frame ``i`` is row ``i``; episodes are ordered by first appearance and keep their ids
+        (see :attr:`episode_ids`).
+
+        Raises:
+            TypeError: non-integer ids.
+            ValueError: an id that appears in two separate runs.
+        """
+        col = int_array("episode_ids", episode_ids)
+        if col.size == 0:
+            return cls(np.zeros(0, np.int64), np.zeros(0, np.int64))
+        change = np.flatnonzero(col[1:] != col[:-1]) + 1
+        starts = np.concatenate(([0], change)).astype(np.int64)
+        ends = np.concatenate((change, [col.size])).astype(np.int64)
+        ids = col[starts]
+        uniq, counts = np.unique(ids, return_counts=True)
+        if (counts > 1).any():
+            dup = int(uniq[counts > 1][0])
+            runs = np.flatnonzero(ids == dup)
+            raise ValueError(
+                f"episode_ids must form contiguous runs: episode {dup} appears in separate runs "
+                f"starting at rows {int(starts[runs[0]])} and {int(starts[runs[1]])}"
+            )
+        return cls(starts, ends, ids)
+
+    @classmethod
+    def from_lerobot(cls, root: str | os.PathLike[str]) -> EpisodeIndex:
+        """Episodes of a LeRobot v3 dataset on disk (``meta/episodes/chunk-*/file-*.parquet``).
+
+        Raises:
+            FileNotFoundError: missing metadata files.
+            ValueError: an inconsistent episodes table.
+        """
+        from .lerobot import read_episode_index
+
+        return read_episode_index(root)
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def starts(self) -> np.ndarray:
+        """First frame of each episode (read-only int64)."""
+        return self._starts
+
+    @property
+    def ends(self) -> np.ndarray:
+        """One past the last frame of each episode (read-only int64)."""
+        return self._ends
+
+    @property
+    def lengths(self) -> np.ndarray:
+        """Number of frames of each episode (int64)."""
+        return self._ends - self._starts
+
+    @property
+    def episode_ids(self) -> np.ndarray:
+        """Original episode id of each row (``arange`` unless given, kept through :meth:`select`)."""
+        return self._ids
+
+    @property
+    def num_frames(self) -> int:
+        """Total number of frames (positions)."""
+        return self._num_frames
+
+    @property
+    def num_episodes(self) -> int:
+        """Number of episodes in the table (empty ones included)."""
+        return int(self._starts.size)
+
+    @property
+    def fingerprint(self) -> str:
+        """Stable hex digest (BLAKE2b-128) of the non-empty frame ranges, identical on every platform."""
+        if self._fingerprint is None:
+            keep = self._ends > self._starts
+            h = hashlib.blake2b(_FINGERPRINT_TAG, digest_size=16)
+            h.update(np.ascontiguousarray(self._starts[keep], dtype="<i8").tobytes())
+            h.update(np.ascontiguousarray(self._ends[keep], dtype="<i8").tobytes())
+            self._fingerprint = h.hexdigest()
+        return self._fingerprint
+
+    # ------------------------------------------------------------------ operations
+    def select(self, episodes: Any = None, drop_first: int = 0, drop_last: int = 0) -> EpisodeIndex:
+        """A new index of the chosen episodes with frames trimmed at both ends.
+
+        Args:
+            episodes: row positions of the episodes to keep (any order, duplicates ignored; the
+                table order is kept, as LeRobot's ``episode_indices_to_use``). ``None`` keeps all.
+            drop_first: frames removed from the start of each episode.
+            drop_last: frames removed from the end of each episode.
+
+        Episodes left with no frame are removed, each with a logged warning.
+
+        Raises:
+            TypeError: non-integer arguments.
+            ValueError: negative drops, episode positions out of range.
+        """
+        drop_first = check_int("drop_n_first_frames", drop_first)
+        drop_last = check_int("drop_n_last_frames", drop_last)
+        if drop_first < 0:
+            raise ValueError(f"drop_n_first_frames must be >= 0, got {drop_first}")
+        if drop_last < 0:
+            raise ValueError(f"drop_n_last_frames must be >= 0, got {drop_last}")
+        used = np.ones(self.num_episodes, dtype=bool)
+        if episodes is not None:
+            chosen = int_array("episode_indices_to_use", episodes)
+            if chosen.size and (chosen.min() < 0 or chosen.max() >= self.num_episodes):
+                bad = chosen[(chosen < 0) | (chosen >= self.num_episodes)][0]
+                raise ValueError(
+                    f"episode_indices_to_use holds episode {int(bad)}, "
+                    f"outside [0, {self.num_episodes}) episodes"
+                )
+            used = np.zeros(self.num_episodes, dtype=bool)
+            used[chosen] = True
+        starts = self._starts + drop_first
+        ends = self._ends - drop_last
+        empty = used & (ends <= starts)
+        for ep in np.flatnonzero(empty)[:1000].tolist():
+            logger.warning(
+                "Episode %d has %d frames but drop_n_first_frames=%d and "
+                "drop_n_last_frames=%d removes all frames. Skipping.",
+                ep,
+                int(self._ends[ep] - self._starts[ep]),
+                drop_first,
+                drop_last,
+            )
+        if int(empty.sum()) > 1000:
+            logger.warning("%d more episodes had all frames removed.", int(empty.sum()) - 1000)
+        used &= ~empty
+        return EpisodeIndex(starts[used], ends[used], self._ids[used])
+
+    def frame_at(self, positions: Any) -> np.ndarray:
+        """Frame index of each position in ``[0, num_frames)`` (vectorized, int64 array).
+
+        Raises:
+            TypeError: non-integer positions.
+            ValueError: a position outside ``[0, num_frames)``.
+        """
+        pos = int_array("positions", np.atleast_1d(np.asarray(positions)))
+        if pos.size and (pos.min() < 0 or pos.max() >= self._num_frames):
+            bad = pos[(pos < 0) | (pos >= self._num_frames)][0]
+            raise ValueError(f"positions must be in [0, {self._num_frames}), got {int(bad)}")
+        return self._frame_at(pos)
+
+    def episode_of(self, frames: Any) -> np.ndarray:
+        """Row position of the episode holding each frame index (vectorized, int64 array).
+
+        Raises:
+            TypeError: non-integer frames.
+            ValueError: a frame that belongs to no episode.
+        """
+        f = int_array("frames", np.atleast_1d(np.asarray(frames)))
+        ep = np.searchsorted(self._starts, f, side="right") - 1
+        ok = ep >= 0
+        ok[ok] = f[ok] < self._ends[ep[ok]]
+        if not ok.all():
+            raise ValueError(f"frame {int(f[~ok][0])} belongs to no episode")
+        return ep.astype(np.int64)
+
+    def position_of(self, frames: Any) -> np.ndarray:
+        """Inverse of :meth:`frame_at`: the position of each frame index (vectorized).
+
+        Raises:
+            ValueError: a frame that belongs to no episode.
+        """
+        f = int_array("frames", np.atleast_1d(np.asarray(frames)))
+        ep = self.episode_of(f)
+        lk = self._get_lookup()
+        return f - lk.offset[ep]
+
+    # ------------------------------------------------------------------ internals
+    def _get_lookup(self) -> _Lookup:
+        if self._lookup is None:
+            self._lookup = _Lookup(self._starts, self._ends)
+        return self._lookup
+
+    def _frame_at(self, pos: np.ndarray) -> np.ndarray:
+        """Unchecked vectorized position -> frame (``pos`` int64 in range)."""
+        lk = self._get_lookup()
+        ep = lk.episode(pos)
+        return pos + lk.offset[ep]
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, EpisodeIndex):
+            return NotImplemented
+        return (
+            np.array_equal(self._starts, other._starts)
+            and np.array_equal(self._ends, other._ends)
+            and np.array_equal(self._ids, other._ids)
+        )
+
+    def __hash__(self) -> int:
+        return hash(self.fingerprint)
+
+    def __repr__(self) -> str:
+        return (
+            f"EpisodeIndex(num_episodes={self.num_episodes}, num_frames={self._num_frames}, "
+            f"fingerprint={self.fingerprint!r})"
+        )
+
+    def __reduce__(self):
+        return (EpisodeIndex, (self._starts, self._ends, self._ids))
+
+
+class _Lookup:
+    """Position -> episode search structure: cumulative ends plus a coarse bucket table.
+
+    ``table[b]`` is the first episode whose cumulative end exceeds ``b << shift``; a position in
+    bucket ``b`` lies in that episode or a few after it, so most lookups need one gather and a
+    couple of vectorized correction steps instead of a binary search over all episodes.
+    """
+
+    __slots__ = ("cum_end", "offset", "shift", "table")
+
+    def __init__(self, starts: np.ndarray, ends: np.ndarray) -> None:
+        lengths = ends - starts
+        self.cum_end = np.cumsum(lengths)
+        self.offset = starts - (self.cum_end - lengths)  # frame = position + offset[episode]
+        n = int(self.cum_end[-1]) if self.cum_end.size else 0
+        e = max(1, int(np.count_nonzero(lengths)))
+        mean = max(1, n // e)
+        self.shift = max(0, mean.bit_length() - 1)  # bucket width <= mean episode length
+        nb = (n >> self.shift) + 1
+        marks = np.arange(nb, dtype=np.int64) << self.shift
+        idx_dtype = np.int32 if starts.size < 2**31 - 1 else np.int64
+        self.table = np.searchsorted(self.cum_end, marks, side="right").astype(idx_dtype)
+
+    def episode(self, pos: np.ndarray) -> np.ndarray:
+        cum_end = self.cum_end
+        ep = self.table[pos >> self.shift].astype(np.int64)
+        np.minimum(ep, cum_end.size - 1, out=ep)
+        for _ in range(2):
+            adv = cum_end[ep] <= pos
+            if not adv.any():
+                return ep
+            ep += adv
+            np.minimum(ep, cum_end.size - 1, out=ep)
+        bad = cum_end[ep] <= pos
+        if bad.any():
+            ep[bad] = np.searchsorted(cum_end, pos[bad], side="right")
+        return ep
+
+
+def _check_bounds(starts: np.ndarray, ends: np.ndarray) -> None:
+    if starts.size == 0:
+        return
+    if starts.min() < 0:
+        bad = int(np.flatnonzero(starts < 0)[0])
+        raise ValueError(f"from_indices must be >= 0, episode {bad} starts at {int(starts[bad])}")
+    rev = starts > ends
+    if rev.any():
+        bad = int(np.flatnonzero(rev)[0])
+        raise ValueError(
+            f"episode {bad} has from_index {int(starts[bad])} > to_index {int(ends[bad])}"
+        )
+    if starts.size > 1:
+        unsorted = starts[1:] < starts[:-1]
+        if unsorted.any():
+            bad = int(np.flatnonzero(unsorted)[0]) + 1
+            raise ValueError(
+                f"episodes must be sorted by start: episode {bad} starts at {int(starts[bad])}, "
+                f"before episode {bad - 1} at {int(starts[bad - 1])}"
+            )
+        overlap = starts[1:] < ends[:-1]
+        if overlap.any():
+            bad = int(np.flatnonzero(overlap)[0]) + 1
+            raise ValueError(
+                f"episodes must not overlap: episode {bad} starts at {int(starts[bad])}, "
+                f"inside episode {bad - 1} [{int(starts[bad - 1])}, {int(ends[bad - 1])})"
+            )
