@@ -10,10 +10,14 @@ import numpy as np
 _INT64_MAX = np.iinfo(np.int64).max
 
 
+class ArgumentTypeError(TypeError, ValueError):
+    """A wrong argument type. Subclasses both TypeError and ValueError so either ``except`` catches it."""
+
+
 def check_int(name: str, value: Any, *, minimum: int | None = None, maximum: int | None = None) -> int:
     """Return ``value`` as a Python int; TypeError for non-integers (bools included), ValueError for range."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Integral, np.integer)):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+        raise ArgumentTypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
     value = int(value)
     if minimum is not None and value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
@@ -25,14 +29,14 @@ def check_int(name: str, value: Any, *, minimum: int | None = None, maximum: int
 def check_bool(name: str, value: Any) -> bool:
     """Return ``value`` as a bool; TypeError unless it is a real bool."""
     if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be a bool, got {type(value).__name__} {value!r}")
+        raise ArgumentTypeError(f"{name} must be a bool, got {type(value).__name__} {value!r}")
     return bool(value)
 
 
 def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
     """Return ``value`` if it is one of ``choices``; TypeError/ValueError otherwise."""
     if not isinstance(value, str):
-        raise TypeError(f"{name} must be one of {choices}, got {type(value).__name__} {value!r}")
+        raise ArgumentTypeError(f"{name} must be one of {choices}, got {type(value).__name__} {value!r}")
     if value not in choices:
         raise ValueError(f"{name} must be one of {choices}, got {value!r}")
     return value
@@ -41,7 +45,7 @@ def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
 def int_array(name: str, values: Any) -> np.ndarray:
     """Convert a 1-d sequence of integers to a fresh int64 array; TypeError for non-integer input."""
     if isinstance(values, (str, bytes)) or isinstance(values, dict):
-        raise TypeError(f"{name} must be a 1-d sequence of ints, got {type(values).__name__}")
+        raise ArgumentTypeError(f"{name} must be a 1-d sequence of ints, got {type(values).__name__}")
     if hasattr(values, "detach") and hasattr(values, "cpu"):  # torch.Tensor without importing torch here
         values = values.detach().cpu().numpy()
     if isinstance(values, range):
@@ -50,22 +54,22 @@ def int_array(name: str, values: Any) -> np.ndarray:
         try:
             arr = np.asarray(values)
         except (ValueError, TypeError) as exc:
-            raise TypeError(f"{name} must be a 1-d sequence of ints: {exc}") from None
+            raise ArgumentTypeError(f"{name} must be a 1-d sequence of ints: {exc}") from None
     if arr.ndim != 1:
         if arr.ndim == 0:
-            raise TypeError(f"{name} must be a 1-d sequence of ints, got a scalar {values!r}")
+            raise ArgumentTypeError(f"{name} must be a 1-d sequence of ints, got a scalar {values!r}")
         raise ValueError(f"{name} must be 1-d, got shape {arr.shape}")
     if arr.size == 0:
         return np.zeros(0, dtype=np.int64)
     if arr.dtype == np.bool_:
-        raise TypeError(f"{name} must hold ints, got bools")
+        raise ArgumentTypeError(f"{name} must hold ints, got bools")
     if arr.dtype == object:
         out = np.empty(arr.size, dtype=np.int64)
         for i, v in enumerate(arr.tolist()):
             out[i] = check_int(f"{name}[{i}]", v, minimum=-_INT64_MAX, maximum=_INT64_MAX)
         return out
     if not np.issubdtype(arr.dtype, np.integer):
-        raise TypeError(f"{name} must hold ints, got dtype {arr.dtype}")
+        raise ArgumentTypeError(f"{name} must hold ints, got dtype {arr.dtype}")
     if arr.dtype == np.uint64 and arr.size and int(arr.max()) > _INT64_MAX:
         raise ValueError(f"{name} holds a value larger than int64 max: {int(arr.max())}")
     return arr.astype(np.int64, copy=True)

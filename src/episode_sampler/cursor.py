@@ -1,0 +1,198 @@
+"""Sharded epoch streams and the chunked cursor that the sampler and the node both wrap."""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from ._validate import ArgumentTypeError, check_bool, check_int
+from .order import EpochOrder
+from .state import build_state, restore_position, samples_per_rank
+
+FIRST_CHUNK = 256
+MAX_CHUNK = 1 << 16
+
+
+class ShardedOrder:
+    """An :class:`EpochOrder` seen by rank ``rank`` of ``world_size``.
+
+    The rank's ``k``-th sample of an epoch whose world started at global position ``c`` is the
+    global position ``c + rank + k * world_size``; positions past the epoch's end wrap to its start
+    (``drop_last=False``, so every rank yields the same count) or are not yielded (``drop_last=True``).
+
+    Raises:
+        TypeError, ValueError: invalid ``rank``/``world_size``/``drop_last``/``absolute_to_relative_idx``.
+    """
+
+    def __init__(
+        self,
+        order: EpochOrder,
+        rank: int = 0,
+        world_size: int = 1,
+        drop_last: bool = False,
+        absolute_to_relative_idx: Mapping[int, int] | Sequence[int] | np.ndarray | None = None,
+    ) -> None:
+        self.order = order
+        self.world_size = check_int("world_size", world_size, minimum=1)
+        self.rank = check_int("rank", rank, minimum=0)
+        if self.rank >= self.world_size:
+            raise ValueError(f"rank must be in [0, world_size={self.world_size}), got {self.rank}")
+        self.drop_last = check_bool("drop_last", drop_last)
+        self.num_frames = order.num_frames
+        if self.drop_last and self.num_frames < self.world_size:
+            raise ValueError(
+                f"drop_last=True with world_size={self.world_size} > {self.num_frames} valid frames "
+                "leaves every rank without a sample"
+            )
+        self._relabel = _Relabel.make(absolute_to_relative_idx, order.index)
+        self.identity = {
+            "fingerprint": order.index.fingerprint,
+            "num_frames": int(self.num_frames),
+            "seed": order.seed,
+            "shuffle": order.shuffle,
+            "permutation": order.permutation,
+            "order": order.order,
+            "block_size": order.block_size,
+        }
+
+    def count(self, global_start: int = 0) -> int:
+        """Samples this rank yields from ``global_start`` to the end of an epoch."""
+        return samples_per_rank(self.num_frames, global_start, self.world_size, self.drop_last)
+
+    def frames(self, epoch: int, global_start: int, start: int, stop: int) -> np.ndarray:
+        """This rank's samples ``[start, stop)`` of ``epoch`` (int64 frame indices, relabelled)."""
+        g = np.arange(start, stop, dtype=np.int64)
+        g *= self.world_size
+        g += global_start + self.rank
+        n = self.num_frames
+        if stop > start and int(g[-1]) >= n:
+            over = g >= n
+            g[over] %= n
+        out = self.order.frames(epoch, g)
+        return self._relabel(out) if self._relabel is not None else out
+
+    def state(self, epoch: int, start_index: int, global_start: int) -> dict[str, Any]:
+        """A fresh state dict for this rank at (epoch, start_index, global_start)."""
+        return build_state(
+            self.identity,
+            epoch=epoch,
+            start_index=start_index,
+            global_start=global_start,
+            world_size=self.world_size,
+            rank=self.rank,
+            drop_last=self.drop_last,
+        )
+
+    def restore(self, state: Any) -> tuple[int, int, int]:
+        """Validate a state and return ``(epoch, start_index, global_start)`` for this rank."""
+        return restore_position(state, self.identity, world_size=self.world_size, drop_last=self.drop_last)
+
+
+class EpochPass:
+    """One pass over an epoch from ``start``, handed out chunk by chunk as Python ints.
+
+    ``position`` is exact at any moment and safe to read from another thread: the current chunk is
+    one tuple ``(chunk_start, chunk_len, list_iterator)`` swapped atomically, and the position inside
+    it is derived from the iterator's remaining length, so iteration does no per-item bookkeeping.
+    """
+
+    __slots__ = ("sharded", "epoch", "global_start", "total", "_chunk")
+
+    def __init__(self, sharded: ShardedOrder, epoch: int, start: int, global_start: int) -> None:
+        self.sharded = sharded
+        self.epoch = epoch
+        self.global_start = global_start
+        self.total = sharded.count(global_start)
+        self._chunk: tuple[int, int, Any] = (start, 0, iter(()))
+
+    @property
+    def position(self) -> int:
+        """Index (in this rank's epoch) of the next sample to be yielded."""
+        base, length, it = self._chunk
+        return base + length - operator.length_hint(it)
+
+    @property
+    def finished(self) -> bool:
+        return self.position >= self.total
+
+    def __iter__(self) -> Iterator[int]:
+        size = FIRST_CHUNK
+        total = self.total
+        frames = self.sharded.frames
+        while True:
+            base, length, _ = self._chunk
+            stop = base + length
+            if stop >= total:
+                return
+            n = min(size, total - stop)
+            it = iter(frames(self.epoch, self.global_start, stop, stop + n).tolist())
+            self._chunk = (stop, n, it)
+            yield from it
+            size = min(size * 4, MAX_CHUNK)
+
+    def next_batch(self, batch_size: int, drop_last: bool) -> list[int]:
+        """The next ``batch_size`` samples (fewer at the epoch's end unless ``drop_last``); StopIteration when done."""
+        start = self.position
+        stop = min(start + batch_size, self.total)
+        if stop <= start or (drop_last and stop - start < batch_size):
+            self._chunk = (self.total, 0, iter(()))
+            raise StopIteration
+        batch = self.sharded.frames(self.epoch, self.global_start, start, stop).tolist()
+        self._chunk = (stop, 0, iter(()))
+        return batch
+
+
+def check_epoch(epoch: Any) -> int:
+    """Return ``epoch`` as a non-negative Python int."""
+    return check_int("epoch", epoch, minimum=0)
+
+
+class _Relabel:
+    """Vectorized ``absolute_to_relative_idx`` lookup (a mapping or a sequence indexed by frame)."""
+
+    def __init__(self, keys: np.ndarray | None, values: np.ndarray) -> None:
+        self.keys = keys
+        self.values = values
+
+    @classmethod
+    def make(cls, table: Any, index: Any) -> _Relabel | None:
+        if table is None:
+            return None
+        ends = index.ends[index.lengths > 0]
+        starts = index.starts[index.lengths > 0]
+        if isinstance(table, Mapping):
+            if len(table) == 0:
+                raise ValueError("absolute_to_relative_idx is empty")
+            keys = np.fromiter((int(k) for k in table.keys()), dtype=np.int64, count=len(table))
+            values = np.fromiter((int(v) for v in table.values()), dtype=np.int64, count=len(table))
+            order = np.argsort(keys, kind="stable")
+            keys, values = keys[order], values[order]
+            have = np.searchsorted(keys, ends) - np.searchsorted(keys, starts)
+            short = np.flatnonzero(have < ends - starts)
+            if short.size:
+                ep = int(short[0])
+                raise ValueError(
+                    f"absolute_to_relative_idx has no entry for some frames of [{int(starts[ep])}, "
+                    f"{int(ends[ep])})"
+                )
+            return cls(keys, values)
+        if isinstance(table, (str, bytes)) or not hasattr(table, "__len__"):
+            raise ArgumentTypeError(
+                f"absolute_to_relative_idx must be a mapping or a sequence, got {type(table).__name__}"
+            )
+        from ._validate import int_array
+
+        values = int_array("absolute_to_relative_idx", table)
+        if int(ends.max()) > values.size:
+            raise ValueError(
+                f"absolute_to_relative_idx has {values.size} entries but frames reach {int(ends.max()) - 1}"
+            )
+        return cls(None, values)
+
+    def __call__(self, frames: np.ndarray) -> np.ndarray:
+        if self.keys is None:
+            return self.values[frames]
+        return self.values[np.searchsorted(self.keys, frames)]

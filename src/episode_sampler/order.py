@@ -1,0 +1,153 @@
+"""The epoch order: (layout, order, permutation, seed, epoch, global position) -> frame index.
+
+This is the one pure function every cursor (sampler, node) wraps. An epoch's order is a sequence of
+``num_frames`` global positions; position ``g`` maps to a frame through the *units* being shuffled:
+
+* ``"frames"``   -- every valid frame is a unit: ``frame = layout.frame_at(perm(g))``.
+* ``"episodes"`` -- episodes are shuffled as units, frames of an episode stay in order.
+* ``"blocks"``   -- each episode is cut into blocks of ``block_size`` consecutive frames (aligned at
+  its first valid frame, the last block shorter) and the blocks are shuffled as units.
+
+For ``"episodes"`` and ``"blocks"`` a per-epoch table of O(episodes) entries locates position ``g``
+without visiting the other units (the shorter blocks are the only ones that shift positions), so
+seeking is exact and cheap for both permutations.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._validate import check_bool, check_choice, check_int
+from .episodes import EpisodeIndex
+from .permutation import PERMUTATIONS, Permutation, check_seed, make_permutation
+
+ORDERS = ("frames", "episodes", "blocks")
+
+
+class EpochOrder:
+    """Maps global positions of an epoch to frame indices, for a fixed layout and shuffle setup.
+
+    Args:
+        index: the valid frames (after episode selection and drops); must hold at least one frame.
+        order: ``"frames"``, ``"episodes"`` or ``"blocks"``.
+        block_size: frames per block, required for (and only for) ``order="blocks"``.
+        permutation: ``"randperm"`` or ``"feistel"``.
+        seed: shuffle seed in ``[0, 2**64)``.
+        shuffle: ``False`` keeps the units in layout order.
+
+    Raises:
+        TypeError, ValueError: invalid arguments, naming the argument.
+    """
+
+    def __init__(
+        self,
+        index: EpisodeIndex,
+        order: str = "frames",
+        block_size: int | None = None,
+        permutation: str = "randperm",
+        seed: int = 0,
+        shuffle: bool = True,
+    ) -> None:
+        if not isinstance(index, EpisodeIndex):
+            raise TypeError(f"index must be an EpisodeIndex, got {type(index).__name__}")
+        if index.num_frames < 1:
+            raise ValueError("index holds no frame")
+        self.index = index
+        self.order = check_choice("order", order, ORDERS)
+        self.permutation = check_choice("permutation", permutation, PERMUTATIONS)
+        self.seed = check_seed(seed)
+        self.shuffle = check_bool("shuffle", shuffle)
+        if self.order == "blocks":
+            if block_size is None:
+                raise ValueError("block_size is required when order='blocks'")
+            self.block_size: int | None = check_int("block_size", block_size, minimum=1)
+        else:
+            if block_size is not None:
+                raise ValueError(f"block_size is only valid with order='blocks', got order={order!r}")
+            self.block_size = None
+        self.num_frames = index.num_frames
+        lengths = index.lengths
+        keep = lengths > 0
+        self._starts = index.starts[keep]
+        self._lengths = lengths[keep]
+        if self.order == "frames":
+            self.num_units = self.num_frames
+        elif self.order == "episodes":
+            self.num_units = int(self._starts.size)
+        else:
+            k = self.block_size
+            nblocks = -(-self._lengths // k)
+            self._block_cum = np.cumsum(nblocks)
+            self.num_units = int(self._block_cum[-1])
+            rem = self._lengths % k
+            short = np.flatnonzero(rem)
+            self._short_ids = self._block_cum[short] - 1  # last block of each episode with a remainder
+            self._short_len = rem[short]
+        self._cache: tuple[int, _EpochTable] | None = None
+
+    def epoch_table(self, epoch: int) -> _EpochTable:
+        """The (cached) per-epoch lookup for ``epoch``; only the latest epoch is kept."""
+        cached = self._cache
+        if cached is not None and cached[0] == epoch:
+            return cached[1]
+        perm = make_permutation(self.permutation, self.num_units, self.seed, epoch) if self.shuffle else None
+        table = _EpochTable(self, perm)
+        self._cache = (epoch, table)
+        return table
+
+    def frames(self, epoch: int, positions: np.ndarray) -> np.ndarray:
+        """Frame index at each global position (int64 array in ``[0, num_frames)``) of ``epoch``."""
+        return self.epoch_table(epoch).frames(positions)
+
+
+class _EpochTable:
+    """Per-epoch state of :class:`EpochOrder`: the permutation plus O(episodes) seek tables."""
+
+    def __init__(self, o: EpochOrder, perm: Permutation | None) -> None:
+        self.o = o
+        self.perm = perm
+        if o.order == "episodes":
+            slots = np.arange(o.num_units, dtype=np.int64)
+            self.ep_order = perm(slots) if perm is not None else slots
+            self.cum = np.cumsum(o._lengths[self.ep_order])
+        elif o.order == "blocks":
+            k = o.block_size
+            ids = o._short_ids
+            slots = perm.inverse(ids) if perm is not None else ids.copy()
+            srt = np.argsort(slots, kind="stable")
+            self.short_slots = slots[srt]
+            self.short_len = o._short_len[srt]
+            deficit = k - self.short_len
+            self.deficit_incl = np.cumsum(deficit)
+            deficit_excl = self.deficit_incl - deficit
+            self.short_pos = self.short_slots * k - deficit_excl  # first position of each short block
+
+    def frames(self, g: np.ndarray) -> np.ndarray:
+        o, perm = self.o, self.perm
+        if o.order == "frames":
+            return o.index._frame_at(perm(g) if perm is not None else g)
+        if o.order == "episodes":
+            slot = np.searchsorted(self.cum, g, side="right")
+            ep = self.ep_order[slot]
+            return o._starts[ep] + (g - (self.cum[slot] - o._lengths[ep]))
+        k = o.block_size
+        j = np.searchsorted(self.short_pos, g, side="right")
+        prev = j - 1
+        has_prev = prev >= 0
+        prev_c = np.where(has_prev, prev, 0)
+        if self.short_pos.size:
+            in_short = has_prev & (g < self.short_pos[prev_c] + self.short_len[prev_c])
+            d = np.where(has_prev, self.deficit_incl[prev_c], 0)
+        else:
+            in_short = np.zeros(g.shape, dtype=bool)
+            d = np.zeros(g.shape, dtype=np.int64)
+        shifted = g + d
+        slot = shifted // k
+        off = shifted - slot * k
+        if in_short.any():
+            slot[in_short] = self.short_slots[prev_c[in_short]]
+            off[in_short] = g[in_short] - self.short_pos[prev_c[in_short]]
+        block = perm(slot) if perm is not None else slot
+        ep = np.searchsorted(o._block_cum, block, side="right")
+        first_block = o._block_cum[ep] - -(-o._lengths[ep] // k)
+        return o._starts[ep] + (block - first_block) * k + off
