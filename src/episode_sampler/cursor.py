@@ -134,7 +134,11 @@ class EpochPass:
             size = min(size * 4, MAX_CHUNK)
 
     def next_batch(self, batch_size: int, drop_last: bool) -> list[int]:
-        """The next ``batch_size`` samples (fewer at the epoch's end unless ``drop_last``); StopIteration when done."""
+        """The next ``batch_size`` samples (fewer at the epoch's end unless ``drop_last``).
+
+        Raises:
+            StopIteration: the epoch is exhausted.
+        """
         start = self.position
         stop = min(start + batch_size, self.total)
         if stop <= start or (drop_last and stop - start < batch_size):

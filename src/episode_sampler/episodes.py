@@ -42,8 +42,7 @@ class EpisodeIndex:
         ends = int_array("to_indices", ends)
         if starts.shape != ends.shape:
             raise ValueError(
-                "from_indices and to_indices must have the same length, "
-                f"got {starts.size} and {ends.size}"
+                f"from_indices and to_indices must have the same length, got {starts.size} and {ends.size}"
             )
         if episode_ids is None:
             ids = np.arange(starts.size, dtype=np.int64)
@@ -343,9 +342,7 @@ def _check_bounds(starts: np.ndarray, ends: np.ndarray) -> None:
     rev = starts > ends
     if rev.any():
         bad = int(np.flatnonzero(rev)[0])
-        raise ValueError(
-            f"episode {bad} has from_index {int(starts[bad])} > to_index {int(ends[bad])}"
-        )
+        raise ValueError(f"episode {bad} has from_index {int(starts[bad])} > to_index {int(ends[bad])}")
     if starts.size > 1:
         unsorted = starts[1:] < starts[:-1]
         if unsorted.any():

@@ -308,6 +308,7 @@ def compute_sampler_state(step: int, num_frames: int, batch_size: int, num_proce
     num_frames = check_int("num_frames", num_frames, minimum=1)
     batch_size = check_int("batch_size", batch_size, minimum=1)
     num_processes = check_int("num_processes", num_processes, minimum=1)
-    batches_per_epoch = -(-(-(-num_frames // batch_size)) // num_processes)  # integer ceil, exact for any size
+    batches = (num_frames + batch_size - 1) // batch_size  # integer ceils: exact at any size
+    batches_per_epoch = (batches + num_processes - 1) // num_processes
     epoch, into = divmod(step, batches_per_epoch)
     return {"epoch": epoch, "start_index": min(into * batch_size * num_processes, num_frames)}

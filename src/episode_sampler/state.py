@@ -58,7 +58,7 @@ def restore_position(
     world_size: int,
     drop_last: bool,
 ) -> tuple[int, int, int]:
-    """Validate ``state`` against this cursor and return where to resume: ``(epoch, start_index, global_start)``.
+    """Validate ``state`` and return where to resume: ``(epoch, start_index, global_start)``.
 
     ``start_index`` and ``global_start`` are in the *current* world size: a state saved under another
     world size resumes at the first global position no old rank had reached (elastic resume).
@@ -85,7 +85,9 @@ def restore_position(
             raise ValueError(f"state is missing keys {missing}")
         version = state["version"]
         if isinstance(version, bool) or not isinstance(version, int) or version != STATE_VERSION:
-            raise ValueError(f"state field 'version' is {version!r}; this library reads version {STATE_VERSION}")
+            raise ValueError(
+                f"state field 'version' is {version!r}; this library reads version {STATE_VERSION}"
+            )
         for key in IDENTITY_KEYS:
             if not _same(state[key], identity[key]):
                 raise ValueError(
@@ -100,7 +102,9 @@ def restore_position(
         if rank >= saved_ws:
             raise ValueError(f"state field 'rank' is {rank}, not below world_size {saved_ws}")
         saved_drop = check_bool("state['drop_last']", state["drop_last"])
-        global_start = check_int("state['global_start']", state["global_start"], minimum=0, maximum=num_frames)
+        global_start = check_int(
+            "state['global_start']", state["global_start"], minimum=0, maximum=num_frames
+        )
     per_rank = samples_per_rank(num_frames, global_start, saved_ws, saved_drop)
     if start > per_rank:
         raise ValueError(
