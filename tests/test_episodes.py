@@ -1,0 +1,179 @@
+import logging
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from episode_sampler import EpisodeIndex
+
+
+def materialize(starts, ends):
+    return [f for a, b in zip(starts, ends) for f in range(a, b)]
+
+
+def test_from_bounds_frame_at_matches_materialized_list():
+    starts, ends = [0, 10, 25, 40], [10, 20, 40, 41]
+    ei = EpisodeIndex.from_bounds(starts, ends)
+    frames = materialize(starts, ends)
+    assert ei.num_frames == len(frames) == 36
+    assert ei.num_episodes == 4
+    assert ei.frame_at(np.arange(ei.num_frames)).tolist() == frames
+    assert ei.frame_at(5).tolist() == [5]
+    assert ei.episode_of([0, 9, 10, 19, 25, 39, 40]).tolist() == [0, 0, 1, 1, 2, 2, 3]
+    assert ei.position_of(frames).tolist() == list(range(len(frames)))
+
+
+def test_stores_only_boundaries():
+    ei = EpisodeIndex.from_lengths([10**9] * 3)
+    assert ei.num_frames == 3 * 10**9
+    assert ei.starts.nbytes + ei.ends.nbytes == 48
+    assert ei.frame_at([0, 10**9, 3 * 10**9 - 1]).tolist() == [0, 10**9, 3 * 10**9 - 1]
+
+
+def test_immutable():
+    ei = EpisodeIndex.from_lengths([3, 4])
+    with pytest.raises(ValueError):
+        ei.starts[0] = 5
+    with pytest.raises(AttributeError):
+        ei.foo = 1
+
+
+def test_from_lengths_and_offset():
+    ei = EpisodeIndex.from_lengths([3, 0, 2], offset=7)
+    assert ei.starts.tolist() == [7, 10, 10]
+    assert ei.ends.tolist() == [10, 10, 12]
+    assert ei.frame_at(np.arange(5)).tolist() == [7, 8, 9, 10, 11]
+
+
+def test_from_episode_column():
+    col = [4, 4, 4, 7, 7, 2, 2, 2, 2]
+    ei = EpisodeIndex.from_episode_column(col)
+    assert ei.starts.tolist() == [0, 3, 5]
+    assert ei.ends.tolist() == [3, 5, 9]
+    assert ei.episode_ids.tolist() == [4, 7, 2]
+    assert ei.episode_of(np.arange(9)).tolist() == [0, 0, 0, 1, 1, 2, 2, 2, 2]
+    with pytest.raises(ValueError, match="episode 4 appears in separate runs"):
+        EpisodeIndex.from_episode_column([4, 4, 7, 4])
+
+
+def test_accepts_numpy_and_torch():
+    a = EpisodeIndex.from_bounds(np.array([0, 5], dtype=np.int32), torch.tensor([5, 9]))
+    b = EpisodeIndex.from_bounds([0, 5], [5, 9])
+    assert a == b and a.fingerprint == b.fingerprint
+
+
+@pytest.mark.parametrize(
+    "starts, ends, exc, match",
+    [
+        ([0, 5], [5], ValueError, "must have the same length"),
+        ([0, 6], [5, 4], ValueError, "episode 1 has from_index 6 > to_index 4"),
+        ([-1, 5], [5, 9], ValueError, "must be >= 0"),
+        ([0, 10, 5], [5, 12, 8], ValueError, "sorted.*episode 2"),
+        ([0, 4, 10], [5, 8, 12], ValueError, "overlap.*episode 1"),
+        ([0.0, 5.0], [5.0, 9.0], TypeError, "ints"),
+        ([True, False], [1, 2], TypeError, "bools"),
+        ("abc", [1], TypeError, "sequence of ints"),
+        (5, [1], TypeError, "sequence of ints"),
+        ([[0, 1]], [[1, 2]], ValueError, "1-d"),
+    ],
+)
+def test_bad_bounds(starts, ends, exc, match):
+    with pytest.raises(exc, match=match):
+        EpisodeIndex.from_bounds(starts, ends)
+
+
+def test_bad_lengths():
+    with pytest.raises(ValueError, match="episode 1 has length -2"):
+        EpisodeIndex.from_lengths([3, -2])
+    with pytest.raises(TypeError):
+        EpisodeIndex.from_lengths([1.5])
+
+
+def test_select_matches_lerobot_loop(caplog):
+    starts, ends = [0, 10, 12, 30], [10, 12, 30, 40]
+    with caplog.at_level(logging.WARNING):
+        ei = EpisodeIndex.from_bounds(starts, ends).select([0, 1, 3], drop_first=1, drop_last=2)
+    assert ei.starts.tolist() == [1, 31]
+    assert ei.ends.tolist() == [8, 38]
+    assert ei.episode_ids.tolist() == [0, 3]
+    assert "Episode 1 has 2 frames" in caplog.text
+    expected = [f for e in (0, 3) for f in range(starts[e] + 1, ends[e] - 2)]
+    assert ei.frame_at(np.arange(ei.num_frames)).tolist() == expected
+
+
+def test_select_errors():
+    ei = EpisodeIndex.from_lengths([3, 4])
+    with pytest.raises(ValueError, match="drop_n_first_frames must be >= 0"):
+        ei.select(drop_first=-1)
+    with pytest.raises(ValueError, match="drop_n_last_frames must be >= 0"):
+        ei.select(drop_last=-1)
+    with pytest.raises(ValueError, match="episode 5"):
+        ei.select([0, 5])
+
+
+def test_frame_at_and_episode_of_errors():
+    ei = EpisodeIndex.from_bounds([0, 10], [5, 12])
+    with pytest.raises(ValueError, match=r"positions must be in \[0, 7\), got 7"):
+        ei.frame_at([7])
+    with pytest.raises(ValueError, match="frame 6 belongs to no episode"):
+        ei.episode_of([6])
+    with pytest.raises(TypeError):
+        ei.frame_at([0.5])
+
+
+def test_fingerprint_is_stable_and_content_based():
+    ei = EpisodeIndex.from_bounds([0, 10], [5, 12])
+    # Pinned value: the digest must never change across versions and platforms.
+    import hashlib
+
+    h = hashlib.blake2b(b"episode-sampler/layout/v1\0", digest_size=16)
+    h.update(np.array([0, 10], dtype="<i8").tobytes())
+    h.update(np.array([5, 12], dtype="<i8").tobytes())
+    assert ei.fingerprint == h.hexdigest()
+    # Empty episodes do not change the valid ranges, a shifted frame does.
+    assert EpisodeIndex.from_bounds([0, 5, 10], [5, 5, 12]).fingerprint == ei.fingerprint
+    assert EpisodeIndex.from_bounds([0, 10], [5, 13]).fingerprint != ei.fingerprint
+    assert EpisodeIndex.from_bounds([0, 5], [5, 12]).fingerprint != ei.fingerprint
+
+
+def test_pickle_roundtrip():
+    import pickle
+
+    ei = EpisodeIndex.from_episode_column([3, 3, 1, 1, 1])
+    assert pickle.loads(pickle.dumps(ei)) == ei
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.integers(0, 40), min_size=1, max_size=30),
+    st.lists(st.integers(0, 5), min_size=30, max_size=30),
+)
+def test_frame_at_property(lengths, gaps):
+    starts, ends, cur = [], [], 0
+    for length, gap in zip(lengths, gaps):
+        cur += gap
+        starts.append(cur)
+        cur += length
+        ends.append(cur)
+    ei = EpisodeIndex.from_bounds(starts, ends)
+    frames = materialize(starts, ends)
+    assert ei.num_frames == len(frames)
+    if frames:
+        assert ei.frame_at(np.arange(len(frames))).tolist() == frames
+        brute = [next(i for i, (a, b) in enumerate(zip(starts, ends)) if a <= f < b) for f in frames]
+        assert ei.episode_of(frames).tolist() == brute
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.integers(1, 5000), min_size=1, max_size=200), st.integers(0, 2**32))
+def test_lookup_skewed_lengths(lengths, seed):
+    # Very uneven lengths exercise the bucket table's fallback path.
+    ei = EpisodeIndex.from_lengths(lengths)
+    rng = np.random.default_rng(seed)
+    pos = rng.integers(0, ei.num_frames, size=500)
+    cum = np.cumsum(lengths)
+    expected_ep = np.searchsorted(cum, pos, side="right")
+    assert ei.frame_at(pos).tolist() == pos.tolist()  # contiguous from 0
+    assert ei.episode_of(pos).tolist() == expected_ep.tolist()

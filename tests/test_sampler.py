@@ -1,0 +1,427 @@
+import json
+import logging
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from episode_sampler import EpisodeAwareSampler, EpisodeIndex, compute_sampler_state
+from reference import episodes_lists, lerobot_epoch, lerobot_indices, reference_epoch, shard
+
+FROM = [0, 10, 25, 40, 41, 60]
+TO = [10, 20, 40, 41, 55, 61]
+ORDERS = [("frames", None), ("episodes", None), ("blocks", 1), ("blocks", 4), ("blocks", 7), ("blocks", 100)]
+PERMS = ["randperm", "feistel"]
+
+
+def take(sampler):
+    return list(iter(sampler))
+
+
+# ---------------------------------------------------------------- LeRobot parity
+@pytest.mark.parametrize("shuffle", [False, True])
+@pytest.mark.parametrize("drops", [(0, 0), (1, 0), (0, 2), (2, 3)])
+@pytest.mark.parametrize("episodes", [None, [0, 2, 3, 5], [5, 1, 1]])
+def test_lerobot_parity(shuffle, drops, episodes):
+    seed = 1234
+    sampler = EpisodeAwareSampler(FROM, TO, episodes, drops[0], drops[1], shuffle=shuffle, seed=seed)
+    indices = lerobot_indices(FROM, TO, episodes, *drops)
+    assert sampler.indices == indices
+    assert len(sampler) == len(indices)
+    for epoch in range(3):
+        assert take(sampler) == lerobot_epoch(indices, seed, epoch, shuffle)
+
+
+def test_lerobot_parity_set_epoch_and_large_layout():
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(1, 300, size=200)
+    ends = np.cumsum(lengths)
+    starts = ends - lengths
+    sampler = EpisodeAwareSampler(starts, ends, shuffle=True, seed=99, drop_n_first_frames=3)
+    indices = lerobot_indices(starts.tolist(), ends.tolist(), None, 3, 0)
+    for epoch in (5, 0, 17):
+        sampler.set_epoch(epoch)
+        assert take(sampler) == lerobot_epoch(indices, 99, epoch)
+
+
+def test_lerobot_errors_and_warnings(caplog):
+    with pytest.raises(ValueError, match="drop_n_first_frames must be >= 0"):
+        EpisodeAwareSampler(FROM, TO, drop_n_first_frames=-1)
+    with pytest.raises(ValueError, match="drop_n_last_frames must be >= 0"):
+        EpisodeAwareSampler(FROM, TO, drop_n_last_frames=-1)
+    with pytest.raises(ValueError, match="No valid frames remain"):
+        EpisodeAwareSampler(FROM, TO, drop_n_first_frames=10, drop_n_last_frames=10)
+    with pytest.raises(ValueError, match="No valid frames remain"):
+        EpisodeAwareSampler(FROM, TO, episode_indices_to_use=[])
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        EpisodeAwareSampler(FROM, TO, drop_n_first_frames=1)
+    warned = [r for r in caplog.records if "removes all frames" in r.getMessage()]
+    assert [r.levelno for r in warned] == [logging.WARNING] * 2
+    assert "Episode 3 has 1 frames" in warned[0].getMessage()
+    assert "Episode 5 has 1 frames" in warned[1].getMessage()
+    with pytest.raises(ValueError, match="same length"):
+        EpisodeAwareSampler([0, 5], [5])
+
+
+def test_absolute_to_relative_idx():
+    frames = lerobot_indices(FROM, TO)
+    mapping = {f: 1000 + i for i, f in enumerate(frames)}
+    seq = np.full(max(TO), -1)
+    seq[frames] = [1000 + i for i in range(len(frames))]
+    for table in (mapping, seq, seq.tolist()):
+        s = EpisodeAwareSampler(FROM, TO, shuffle=True, seed=5, absolute_to_relative_idx=table)
+        expected = [mapping[f] for f in lerobot_epoch(frames, 5, 0)]
+        assert take(s) == expected
+    with pytest.raises(ValueError, match="no entry"):
+        EpisodeAwareSampler(FROM, TO, absolute_to_relative_idx={0: 1})
+    with pytest.raises(ValueError, match="entries"):
+        EpisodeAwareSampler(FROM, TO, absolute_to_relative_idx=[1, 2, 3])
+    with pytest.raises(TypeError):
+        EpisodeAwareSampler(FROM, TO, absolute_to_relative_idx=3)
+
+
+# ---------------------------------------------------------------- orders and permutations
+@pytest.mark.parametrize("order, block_size", ORDERS)
+@pytest.mark.parametrize("permutation", PERMS)
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_orders_match_reference(order, block_size, permutation, shuffle):
+    eps = episodes_lists(FROM, TO, drop_first=1)
+    s = EpisodeAwareSampler(
+        FROM,
+        TO,
+        drop_n_first_frames=1,
+        shuffle=shuffle,
+        seed=77,
+        permutation=permutation,
+        order=order,
+        block_size=block_size,
+    )
+    for epoch in range(3):
+        expected = reference_epoch(eps, order, block_size, permutation, 77, epoch, shuffle)
+        got = take(s)
+        assert got == expected
+        assert s.frame_indices(epoch).tolist() == expected
+        assert sorted(got) == sorted(s.indices)
+
+
+def test_episode_and_block_orders_keep_units_together():
+    rng = np.random.default_rng(3)
+    lengths = rng.integers(1, 40, size=50)
+    ends = np.cumsum(lengths)
+    starts = ends - lengths
+    for permutation in PERMS:
+        s = EpisodeAwareSampler(
+            starts, ends, shuffle=True, seed=1, permutation=permutation, order="blocks", block_size=5
+        )
+        out = take(s)
+        ep = EpisodeIndex.from_bounds(starts, ends).episode_of(out)
+        # cut the stream where frames stop being consecutive in one episode: every piece is one block
+        pieces, cur = [], [out[0]]
+        for a, b, ea, eb in zip(out, out[1:], ep, ep[1:]):
+            if b == a + 1 and ea == eb and (b - starts[eb]) % 5 != 0:
+                cur.append(b)
+            else:
+                pieces.append(cur)
+                cur = [b]
+        pieces.append(cur)
+        expected_blocks = sorted(
+            tuple(range(a + i, min(a + i + 5, b))) for a, b in zip(starts, ends) for i in range(0, b - a, 5)
+        )
+        assert sorted(tuple(p) for p in pieces) == expected_blocks
+
+
+def test_order_argument_errors():
+    with pytest.raises(ValueError, match="block_size is required"):
+        EpisodeAwareSampler(FROM, TO, order="blocks")
+    with pytest.raises(ValueError, match="block_size is only valid"):
+        EpisodeAwareSampler(FROM, TO, order="frames", block_size=3)
+    with pytest.raises(ValueError, match="order must be one of"):
+        EpisodeAwareSampler(FROM, TO, order="random")
+    with pytest.raises(ValueError, match="permutation must be one of"):
+        EpisodeAwareSampler(FROM, TO, permutation="numpy")
+    with pytest.raises(ValueError, match="block_size must be >= 1"):
+        EpisodeAwareSampler(FROM, TO, order="blocks", block_size=0)
+    with pytest.raises(ValueError, match="seed"):
+        EpisodeAwareSampler(FROM, TO, seed=-1)
+    with pytest.raises(TypeError, match="shuffle"):
+        EpisodeAwareSampler(FROM, TO, shuffle="yes")
+
+
+# ---------------------------------------------------------------- sharding
+@pytest.mark.parametrize("permutation", PERMS)
+@pytest.mark.parametrize("order, block_size", ORDERS[:4])
+@pytest.mark.parametrize("world", [1, 2, 3, 7, 59, 64])
+@pytest.mark.parametrize("drop_last", [False, True])
+def test_sharding(permutation, order, block_size, world, drop_last):
+    n = len(lerobot_indices(FROM, TO))
+    if drop_last and world > n:
+        with pytest.raises(ValueError, match="world_size"):
+            EpisodeAwareSampler(FROM, TO, world_size=world, drop_last=True)
+        return
+    full = reference_epoch(episodes_lists(FROM, TO), order, block_size, permutation, 3, 1)
+    parts = []
+    for rank in range(world):
+        s = EpisodeAwareSampler(
+            FROM,
+            TO,
+            shuffle=True,
+            seed=3,
+            permutation=permutation,
+            order=order,
+            block_size=block_size,
+            rank=rank,
+            world_size=world,
+            drop_last=drop_last,
+        )
+        s.set_epoch(1)
+        got = take(s)
+        assert got == shard(full, rank, world, drop_last)
+        assert len(got) == len(s) == (n // world if drop_last else math.ceil(n / world))
+        parts.append(got)
+    flat = [f for p in parts for f in p]
+    if drop_last:
+        assert len(set(flat)) == len(flat)
+    else:
+        assert set(flat) == set(full)
+        assert len(flat) - len(full) < world
+
+
+def test_rank_validation():
+    with pytest.raises(ValueError, match="rank must be in"):
+        EpisodeAwareSampler(FROM, TO, rank=2, world_size=2)
+    with pytest.raises(ValueError, match="world_size must be >= 1"):
+        EpisodeAwareSampler(FROM, TO, world_size=0)
+    with pytest.raises(TypeError, match="rank"):
+        EpisodeAwareSampler(FROM, TO, rank=1.0, world_size=2)
+
+
+# ---------------------------------------------------------------- epochs and iteration
+def test_iter_advances_eagerly_and_set_epoch_is_not_double_counted():
+    s = EpisodeAwareSampler(FROM, TO, shuffle=True, seed=8)
+    indices = s.indices
+    it = iter(s)
+    assert s.state_dict()["epoch"] == 0  # nothing consumed yet: still epoch 0
+    second = take(s)  # a new pass before consuming the first: epoch 1
+    assert list(it) == lerobot_epoch(indices, 8, 0)
+    assert second == lerobot_epoch(indices, 8, 1)
+    for e in (4, 5, 6):
+        s.set_epoch(e)
+        assert take(s) == lerobot_epoch(indices, 8, e)
+    assert take(s) == lerobot_epoch(indices, 8, 7)
+
+
+def test_state_dict_tracks_yielded_items():
+    s = EpisodeAwareSampler(FROM, TO, shuffle=True, seed=2, permutation="feistel")
+    n = len(s)
+    it = iter(s)
+    for k in range(n):
+        st_ = s.state_dict()
+        assert (st_["epoch"], st_["start_index"]) == (0, k)
+        next(it)
+    assert (s.state_dict()["epoch"], s.state_dict()["start_index"]) == (1, 0)
+    with pytest.raises(StopIteration):
+        next(it)
+    assert (s.state_dict()["epoch"], s.state_dict()["start_index"]) == (1, 0)
+
+
+def test_state_is_small_plain_json():
+    s = EpisodeAwareSampler.from_index(
+        EpisodeIndex.from_lengths([10**6] * 10**3), shuffle=True, permutation="feistel", seed=2**64 - 1
+    )
+    state = s.state_dict()
+    text = json.dumps(state)
+    assert len(text) <= 512
+    assert json.loads(text) == state
+    assert all(type(v) in (int, str, bool, type(None)) for v in state.values())
+    assert set(state) >= {"version", "epoch", "start_index", "fingerprint", "seed", "permutation", "order"}
+
+
+# ---------------------------------------------------------------- resume
+@pytest.mark.parametrize("permutation", PERMS)
+@pytest.mark.parametrize("order, block_size", ORDERS)
+def test_resume_every_position_json_roundtrip(permutation, order, block_size):
+    kw = dict(shuffle=True, seed=11, permutation=permutation, order=order, block_size=block_size)
+    ref = EpisodeAwareSampler(FROM, TO, **kw)
+    stream = [take(ref) for _ in range(3)]
+    flat = [x for ep in stream for x in ep]
+    n = len(stream[0])
+    for cut in range(0, 3 * n, 5):
+        s = EpisodeAwareSampler(FROM, TO, **kw)
+        out, it, count = [], iter(s), 0
+        while count < cut:
+            try:
+                out.append(next(it))
+                count += 1
+            except StopIteration:
+                it = iter(s)
+        state = json.loads(json.dumps(s.state_dict()))
+        fresh = EpisodeAwareSampler(FROM, TO, **kw)
+        fresh.load_state_dict(state)
+        rest = []
+        while len(out) + len(rest) < 3 * n:
+            rest.extend(take(fresh))
+        assert out + rest[: 3 * n - len(out)] == flat
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    lengths=st.lists(st.integers(0, 12), min_size=1, max_size=8),
+    seed=st.integers(0, 2**64 - 1),
+    permutation=st.sampled_from(PERMS),
+    order=st.sampled_from(["frames", "episodes", "blocks"]),
+    block_size=st.integers(1, 5),
+    world=st.integers(1, 4),
+    drop_last=st.booleans(),
+)
+def test_resume_property(lengths, seed, permutation, order, block_size, world, drop_last):
+    if sum(lengths) == 0 or (drop_last and sum(lengths) < world):
+        return
+    ei = EpisodeIndex.from_lengths(lengths)
+    kw = dict(
+        shuffle=True,
+        seed=seed,
+        permutation=permutation,
+        order=order,
+        block_size=block_size if order == "blocks" else None,
+        drop_last=drop_last,
+        world_size=world,
+    )
+    eps = [list(range(a, b)) for a, b in zip(ei.starts.tolist(), ei.ends.tolist()) if b > a]
+    epochs = [reference_epoch(eps, order, kw["block_size"], permutation, seed, e) for e in range(3)]
+    for rank in range(world):
+        flat = [x for e in epochs for x in shard(e, rank, world, drop_last)]
+        for cut in range(len(flat)):
+            s = EpisodeAwareSampler.from_index(ei, rank=rank, **kw)
+            e, k = divmod(cut, len(s))
+            s.load_state_dict({"epoch": e, "start_index": k})
+            fresh = EpisodeAwareSampler.from_index(ei, rank=rank, **kw)
+            fresh.load_state_dict(s.state_dict())
+            got = []
+            while len(got) < len(flat) - cut:
+                got.extend(take(fresh))
+            assert got == flat[cut:]
+
+
+def test_bare_lerobot_state_loads():
+    s = EpisodeAwareSampler(FROM, TO, shuffle=True, seed=4)
+    s.load_state_dict({"epoch": 2, "start_index": 5})
+    assert take(s) == lerobot_epoch(s.indices, 4, 2)[5:]
+    assert take(s) == lerobot_epoch(s.indices, 4, 3)
+    # start_index == epoch length: that epoch is over, the next one starts
+    s.load_state_dict({"epoch": 2, "start_index": len(s)})
+    assert s.state_dict()["epoch"] == 3 and s.state_dict()["start_index"] == 0
+
+
+def test_state_refused_with_field_named():
+    kw = dict(shuffle=True, seed=4, permutation="feistel")
+    s = EpisodeAwareSampler(FROM, TO, **kw)
+    good = s.state_dict()
+    others = {
+        "fingerprint": EpisodeAwareSampler(FROM, [9] + TO[1:], **kw),
+        "seed": EpisodeAwareSampler(FROM, TO, shuffle=True, seed=5, permutation="feistel"),
+        "permutation": EpisodeAwareSampler(FROM, TO, shuffle=True, seed=4),
+        "order": EpisodeAwareSampler(FROM, TO, order="episodes", **kw),
+        "shuffle": EpisodeAwareSampler(FROM, TO, shuffle=False, seed=4, permutation="feistel"),
+    }
+    for field, other in others.items():
+        with pytest.raises(ValueError, match=f"'{field}'"):
+            other.load_state_dict(good)
+    blocks3 = EpisodeAwareSampler(FROM, TO, order="blocks", block_size=3, **kw).state_dict()
+    with pytest.raises(ValueError, match="'block_size'"):
+        EpisodeAwareSampler(FROM, TO, order="blocks", block_size=4, **kw).load_state_dict(blocks3)
+
+    def bad(**changes):
+        st_ = dict(good)
+        st_.update(changes)
+        return st_
+
+    cases = [
+        (bad(version=99), ValueError, "'version'"),
+        (bad(start_index=-1), ValueError, "start_index"),
+        (bad(start_index=len(s) + 1), ValueError, "start_index"),
+        (bad(start_index="3"), TypeError, "start_index"),
+        (bad(epoch=1.5), TypeError, "epoch"),
+        (bad(epoch=True), TypeError, "epoch"),
+        (bad(seed=True), ValueError, "'seed'"),
+        (bad(world_size=0), ValueError, "world_size"),
+        (bad(rank=3, world_size=2), ValueError, "rank"),
+        (bad(global_start=10**9), ValueError, "global_start"),
+        (bad(extra=1), ValueError, "unknown keys"),
+        ({k: v for k, v in good.items() if k != "seed"}, ValueError, "missing keys"),
+        ({"epoch": 1}, ValueError, "missing keys"),
+        ([1, 2], TypeError, "dict"),
+        ({"epoch": -1, "start_index": 0}, ValueError, "epoch"),
+    ]
+    for state, exc, match in cases:
+        with pytest.raises(exc, match=match):
+            s.load_state_dict(state)
+    s.load_state_dict(good)  # still usable
+
+
+def test_torch_save_roundtrip(tmp_path):
+    s = EpisodeAwareSampler(FROM, TO, shuffle=True, seed=4, permutation="feistel")
+    it = iter(s)
+    head = [next(it) for _ in range(7)]
+    torch.save(s.state_dict(), tmp_path / "s.pt")
+    fresh = EpisodeAwareSampler(FROM, TO, shuffle=True, seed=4, permutation="feistel")
+    fresh.load_state_dict(torch.load(tmp_path / "s.pt"))
+    assert head + take(fresh) == s.frame_indices(0).tolist()
+
+
+# ---------------------------------------------------------------- compute_sampler_state
+@pytest.mark.parametrize(
+    "num_frames, batch_size, procs", [(100, 8, 1), (100, 8, 3), (7, 10, 2), (1000, 1, 4)]
+)
+def test_compute_sampler_state_formula(num_frames, batch_size, procs):
+    per_epoch = math.ceil(math.ceil(num_frames / batch_size) / procs)
+    for step in range(0, 5 * per_epoch + 3):
+        epoch, into = divmod(step, per_epoch)
+        expected = {"epoch": epoch, "start_index": min(into * batch_size * procs, num_frames)}
+        assert compute_sampler_state(step, num_frames, batch_size, procs) == expected
+
+
+def test_compute_sampler_state_errors():
+    with pytest.raises(ValueError, match="step"):
+        compute_sampler_state(-1, 10, 2, 1)
+    for args in [(0, 0, 2, 1), (0, 10, 0, 1), (0, 10, 2, 0)]:
+        with pytest.raises(ValueError):
+            compute_sampler_state(*args)
+    with pytest.raises(TypeError):
+        compute_sampler_state(1.0, 10, 2, 1)
+
+
+def test_frame_indices_bounds():
+    s = EpisodeAwareSampler(FROM, TO, shuffle=True, permutation="feistel", world_size=2, rank=1)
+    full = s.frame_indices(3)
+    assert s.frame_indices(3, 4, 9).tolist() == full[4:9].tolist()
+    with pytest.raises(ValueError, match="stop"):
+        s.frame_indices(3, 2, len(s) + 1)
+    with pytest.raises(ValueError, match="epoch"):
+        s.frame_indices(-1)
+
+
+# ---------------------------------------------------------------- scale
+def test_scale_feistel_1e12_frames_resume_near_end_small_memory():
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        index = EpisodeIndex.from_lengths(np.full(10**6, 10**6, dtype=np.int64))
+        s = EpisodeAwareSampler.from_index(index, shuffle=True, seed=7, permutation="feistel")
+        n = len(s)
+        assert n == 10**12
+        s.load_state_dict({"epoch": 3, "start_index": n - 5})
+        tail = list(iter(s))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 100 * 2**20, f"peak {peak / 2**20:.1f} MiB"
+    assert len(tail) == 5
+    from reference import feistel_reference
+
+    assert tail == [feistel_reference(n, 7, 3, p) for p in range(n - 5, n)]  # contiguous layout from 0
+    assert s.state_dict()["epoch"] == 4 and s.state_dict()["start_index"] == 0
