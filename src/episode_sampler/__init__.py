@@ -1,10 +1,14 @@
 """episode-sampler: episode-aware, deterministic, resumable shuffling for torchdata pipelines."""
 
+from .checkpoint import load_state, save_state
 from .episodes import EpisodeIndex
+from .lerobot import LeRobotFrames, read_episode_index
 from .order import ORDERS, EpochOrder
 from .permutation import PERMUTATIONS, FeistelPermutation, RandpermPermutation, make_permutation
 from .sampler import EpisodeAwareSampler, compute_sampler_state
+from .seeding import sample_seed
 from .state import STATE_VERSION
+from .synthetic import write_lerobot_dataset
 
 __version__ = "0.1.0"
 
@@ -15,9 +19,15 @@ __all__ = [
     "EpisodeAwareSampler",
     "EpisodeIndex",
     "EpochOrder",
+    "LeRobotFrames",
     "FeistelPermutation",
     "RandpermPermutation",
     "compute_sampler_state",
+    "load_state",
     "make_permutation",
+    "read_episode_index",
+    "sample_seed",
+    "save_state",
+    "write_lerobot_dataset",
     "__version__",
 ]

@@ -81,10 +81,12 @@ class EpisodeIndex:
             ValueError: a negative length or offset.
         """
         lengths = int_array("lengths", lengths)
-        offset = check_int("offset", offset, minimum=0)
+        offset = check_int("offset", offset, minimum=0, maximum=2**62)
         if lengths.size and lengths.min() < 0:
             bad = int(np.flatnonzero(lengths < 0)[0])
             raise ValueError(f"lengths must be >= 0, episode {bad} has length {int(lengths[bad])}")
+        if offset + float(lengths.sum(dtype=np.float64)) >= 2**62:
+            raise ValueError(f"lengths add up to more than 2**62 frames (offset={offset})")
         ends = np.cumsum(lengths) + offset
         starts = ends - lengths
         return cls(starts, ends)
@@ -187,8 +189,8 @@ class EpisodeIndex:
             TypeError: non-integer arguments.
             ValueError: negative drops, episode positions out of range.
         """
-        drop_first = check_int("drop_n_first_frames", drop_first)
-        drop_last = check_int("drop_n_last_frames", drop_last)
+        drop_first = check_int("drop_n_first_frames", drop_first, maximum=2**62)
+        drop_last = check_int("drop_n_last_frames", drop_last, maximum=2**62)
         if drop_first < 0:
             raise ValueError(f"drop_n_first_frames must be >= 0, got {drop_first}")
         if drop_last < 0:

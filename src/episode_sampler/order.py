@@ -60,7 +60,7 @@ class EpochOrder:
         if self.order == "blocks":
             if block_size is None:
                 raise ValueError("block_size is required when order='blocks'")
-            self.block_size: int | None = check_int("block_size", block_size, minimum=1)
+            self.block_size: int | None = check_int("block_size", block_size, minimum=1, maximum=2**62)
         else:
             if block_size is not None:
                 raise ValueError(f"block_size is only valid with order='blocks', got order={order!r}")

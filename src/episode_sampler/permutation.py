@@ -23,6 +23,8 @@ _FEISTEL_TAG = 0x46656973746C  # "Feistl": separates Feistel keys from the randp
 _M1 = np.uint64(0xBF58476D1CE4E5B9)  # SplitMix64 multipliers
 _M2 = np.uint64(0x94D049BB133111EB)
 _CHUNK = 1 << 16  # elements per vectorized block: keeps the working set in L2 cache
+_WALK_DEFER = 1024  # cycle-walking values left per chunk below this are finished after the last chunk
+_S30 = np.uint64(30)
 _U64 = (1 << 64) - 1
 
 
@@ -64,7 +66,7 @@ class Permutation:
     def __init__(self, n: int, seed: int, epoch: int) -> None:
         self.n = check_int("n", n, minimum=1)
         self.seed = check_seed(seed)
-        self.epoch = check_int("epoch", epoch, minimum=0)
+        self.epoch = check_int("epoch", epoch, minimum=0, maximum=2**62)
 
     def __call__(self, positions: np.ndarray) -> np.ndarray:
         """Permuted value of each position (int64 array in, int64 array out; unchecked range)."""
@@ -133,47 +135,69 @@ class FeistelPermutation(Permutation):
         self._mask = np.uint64((1 << self.half_bits) - 1)
         self._n = np.uint64(self.n)
         self.keys = feistel_keys(self.seed, self.epoch, rounds)
+        self._ekeys = tuple(self.keys)  # numpy uint64 scalars, in round order
+        self._dkeys = self._ekeys[::-1]
 
-    def _rounds(self, x: np.ndarray, decrypt: bool) -> np.ndarray:
-        """One pass of the network over uint64 ``x`` (a fresh uint64 array is returned)."""
-        h, top, mask = self._h, self._top, self._mask
-        left = x >> h
-        right = x & mask
-        t = np.empty_like(x)
-        u = np.empty_like(x)
-        keys = self.keys[::-1] if decrypt else self.keys
-        for k in keys:
-            src = left if decrypt else right  # the half fed to F
+    def _pass(self, x: np.ndarray, out: np.ndarray, work: tuple[np.ndarray, ...], decrypt: bool) -> None:
+        """One pass of the network: ``out = E(x)`` over uint64 arrays (``out`` may be ``x``).
+
+        ``work`` holds four uint64 buffers at least as long as ``x``; nothing is allocated.
+        """
+        m = x.size
+        left, right, t, u = (w[:m] for w in work)
+        top = self._top
+        np.right_shift(x, self._h, out=left)
+        np.bitwise_and(x, self._mask, out=right)
+        for k in self._dkeys if decrypt else self._ekeys:
+            src, dst = (left, right) if decrypt else (right, left)  # F reads src, xors into dst
             np.bitwise_xor(src, k, out=t)
             np.multiply(t, _M1, out=t)
-            np.right_shift(t, 30, out=u)
+            np.right_shift(t, _S30, out=u)
             np.bitwise_xor(t, u, out=t)
             np.multiply(t, _M2, out=t)
             np.right_shift(t, top, out=t)
-            if decrypt:
-                np.bitwise_xor(right, t, out=right)
-            else:
-                np.bitwise_xor(left, t, out=left)
+            np.bitwise_xor(dst, t, out=dst)
             left, right = right, left
-        np.left_shift(left, h, out=left)
-        np.bitwise_or(left, right, out=left)
-        return left
-
-    def _walk(self, x: np.ndarray, decrypt: bool) -> np.ndarray:
-        y = self._rounds(x, decrypt)
-        idx = np.flatnonzero(y >= self._n)
-        while idx.size:
-            z = self._rounds(y[idx], decrypt)
-            y[idx] = z
-            idx = idx[z >= self._n]
-        return y
+        np.left_shift(left, self._h, out=left)
+        np.bitwise_or(left, right, out=out)
 
     def _apply(self, positions: np.ndarray, decrypt: bool) -> np.ndarray:
+        """Encrypt (or decrypt) every position with cycle walking, chunk by chunk.
+
+        Per chunk, the first pass runs over all values and further passes only over those still
+        ``>= n``; once fewer than ``_WALK_DEFER`` remain, they are set aside and finished together
+        after the last chunk, so the long tail of short walks costs a few numpy calls per *call*
+        instead of per chunk. The result is the same as walking every value to its end in place.
+        """
         flat = np.asarray(positions, dtype=np.int64).ravel()
-        out = np.empty(flat.size, dtype=np.int64)
-        for lo in range(0, flat.size, _CHUNK):
-            chunk = flat[lo : lo + _CHUNK].astype(np.uint64)
-            out[lo : lo + _CHUNK] = self._walk(chunk, decrypt).view(np.int64)
+        size = flat.size
+        out = np.empty(size, dtype=np.int64)
+        if size == 0:
+            return out.reshape(np.shape(positions))
+        src = flat.view(np.uint64)  # positions are >= 0: same bits
+        dst = out.view(np.uint64)
+        n = self._n
+        work = tuple(np.empty(min(size, _CHUNK), dtype=np.uint64) for _ in range(4))
+        pending = []
+        for lo in range(0, size, _CHUNK):
+            y = dst[lo : lo + _CHUNK]
+            self._pass(src[lo : lo + _CHUNK], y, work, decrypt)
+            idx = np.flatnonzero(y >= n)
+            while idx.size > _WALK_DEFER:
+                z = y[idx]
+                self._pass(z, z, work, decrypt)
+                y[idx] = z
+                idx = idx[z >= n]
+            if idx.size:
+                pending.append(idx + lo if lo else idx)
+        if pending:
+            idx = np.concatenate(pending) if len(pending) > 1 else pending[0]
+            tail = tuple(np.empty(idx.size, dtype=np.uint64) for _ in range(4))
+            while idx.size:
+                z = dst[idx]
+                self._pass(z, z, tail, decrypt)
+                dst[idx] = z
+                idx = idx[z >= n]
         return out.reshape(np.shape(positions))
 
     def __call__(self, positions: np.ndarray) -> np.ndarray:

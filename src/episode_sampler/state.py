@@ -10,6 +10,7 @@ import numpy as np
 from ._validate import ArgumentTypeError, check_bool, check_int
 
 STATE_VERSION = 1
+MAX_EPOCH = 2**62
 
 # Fields that define the order: a state is refused when one of them differs.
 IDENTITY_KEYS = ("fingerprint", "num_frames", "seed", "shuffle", "permutation", "order", "block_size")
@@ -73,7 +74,7 @@ def restore_position(
     keys = set(state)
     num_frames = identity["num_frames"]
     if keys == LEROBOT_KEYS:  # a bare LeRobot state: same world, from the epoch's start
-        epoch = check_int("state['epoch']", state["epoch"], minimum=0)
+        epoch = check_int("state['epoch']", state["epoch"], minimum=0, maximum=MAX_EPOCH)
         start = check_int("state['start_index']", state["start_index"], minimum=0)
         saved_ws, saved_drop, global_start = world_size, drop_last, 0
     else:
@@ -95,9 +96,9 @@ def restore_position(
                     f"this sampler has {identity[key]!r}"
                     + (" (a state from another dataset layout)" if key == "fingerprint" else "")
                 )
-        epoch = check_int("state['epoch']", state["epoch"], minimum=0)
+        epoch = check_int("state['epoch']", state["epoch"], minimum=0, maximum=MAX_EPOCH)
         start = check_int("state['start_index']", state["start_index"], minimum=0)
-        saved_ws = check_int("state['world_size']", state["world_size"], minimum=1)
+        saved_ws = check_int("state['world_size']", state["world_size"], minimum=1, maximum=2**31)
         rank = check_int("state['rank']", state["rank"], minimum=0)
         if rank >= saved_ws:
             raise ValueError(f"state field 'rank' is {rank}, not below world_size {saved_ws}")
