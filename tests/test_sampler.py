@@ -200,18 +200,28 @@ def test_rank_validation():
 
 
 # ---------------------------------------------------------------- epochs and iteration
-def test_iter_advances_eagerly_and_set_epoch_is_not_double_counted():
+def test_consecutive_passes_advance_and_set_epoch_is_not_double_counted():
     s = EpisodeAwareSampler(FROM, TO, shuffle=True, seed=8)
     indices = s.indices
-    it = iter(s)
-    assert s.state_dict()["epoch"] == 0  # nothing consumed yet: still epoch 0
-    second = take(s)  # a new pass before consuming the first: epoch 1
-    assert list(it) == lerobot_epoch(indices, 8, 0)
-    assert second == lerobot_epoch(indices, 8, 1)
+    assert take(s) == lerobot_epoch(indices, 8, 0)
+    assert take(s) == lerobot_epoch(indices, 8, 1)  # no set_epoch needed
     for e in (4, 5, 6):
         s.set_epoch(e)
         assert take(s) == lerobot_epoch(indices, 8, e)
     assert take(s) == lerobot_epoch(indices, 8, 7)
+
+
+def test_unused_iterators_do_not_skip_epochs():
+    # DataLoader worker iterators create sampler iterators they never pull from.
+    s = EpisodeAwareSampler(FROM, TO, shuffle=True, seed=8)
+    indices = s.indices
+    it = iter(s)
+    assert s.state_dict()["epoch"] == 0  # nothing consumed yet: still epoch 0
+    del it
+    iter(s)
+    assert take(s) == lerobot_epoch(indices, 8, 0)
+    assert s.state_dict()["epoch"] == 1
+    assert take(s) == lerobot_epoch(indices, 8, 1)
 
 
 def test_state_dict_tracks_yielded_items():

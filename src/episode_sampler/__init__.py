@@ -3,6 +3,7 @@
 from .checkpoint import load_state, save_state
 from .episodes import EpisodeIndex
 from .lerobot import LeRobotFrames, read_episode_index
+from .nodes import EpisodeSamplerNode
 from .order import ORDERS, EpochOrder
 from .permutation import PERMUTATIONS, FeistelPermutation, RandpermPermutation, make_permutation
 from .sampler import EpisodeAwareSampler, compute_sampler_state
@@ -18,6 +19,7 @@ __all__ = [
     "STATE_VERSION",
     "EpisodeAwareSampler",
     "EpisodeIndex",
+    "EpisodeSamplerNode",
     "EpochOrder",
     "LeRobotFrames",
     "FeistelPermutation",

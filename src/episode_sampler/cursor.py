@@ -12,6 +12,7 @@ from ._validate import ArgumentTypeError, check_bool, check_int
 from .order import EpochOrder
 from .state import build_state, restore_position, samples_per_rank
 
+MAX_EPOCH = 2**62
 FIRST_CHUNK = 256
 MAX_CHUNK = 1 << 16
 
@@ -36,7 +37,7 @@ class ShardedOrder:
         absolute_to_relative_idx: Mapping[int, int] | Sequence[int] | np.ndarray | None = None,
     ) -> None:
         self.order = order
-        self.world_size = check_int("world_size", world_size, minimum=1)
+        self.world_size = check_int("world_size", world_size, minimum=1, maximum=2**31)
         self.rank = check_int("rank", rank, minimum=0)
         if self.rank >= self.world_size:
             raise ValueError(f"rank must be in [0, world_size={self.world_size}), got {self.rank}")
@@ -133,6 +134,25 @@ class EpochPass:
             yield from it
             size = min(size * 4, MAX_CHUNK)
 
+    def chunks(self) -> Iterator[Iterator[int]]:
+        """The pass as one list iterator per chunk; ``itertools.chain.from_iterable`` flattens it at C speed.
+
+        ``position`` stays exact: each chunk is published before any of its items is handed out.
+        """
+        size = FIRST_CHUNK
+        total = self.total
+        frames = self.sharded.frames
+        while True:
+            base, length, _ = self._chunk
+            stop = base + length
+            if stop >= total:
+                return
+            n = min(size, total - stop)
+            it = iter(frames(self.epoch, self.global_start, stop, stop + n).tolist())
+            self._chunk = (stop, n, it)
+            yield it
+            size = min(size * 4, MAX_CHUNK)
+
     def next_batch(self, batch_size: int, drop_last: bool) -> list[int]:
         """The next ``batch_size`` samples (fewer at the epoch's end unless ``drop_last``).
 
@@ -151,7 +171,7 @@ class EpochPass:
 
 def check_epoch(epoch: Any) -> int:
     """Return ``epoch`` as a non-negative Python int."""
-    return check_int("epoch", epoch, minimum=0)
+    return check_int("epoch", epoch, minimum=0, maximum=MAX_EPOCH)
 
 
 class _Relabel:

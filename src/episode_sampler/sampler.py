@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 import numpy as np
 from torch.utils.data import Sampler
 
-from ._validate import check_int
+from ._validate import ArgumentTypeError, check_int
 from .cursor import EpochPass, ShardedOrder, check_epoch
 from .episodes import EpisodeIndex
 from .order import EpochOrder
@@ -21,7 +22,9 @@ class EpisodeAwareSampler(Sampler[int]):
     The order of an epoch is a pure function of (layout, seed, epoch): with ``shuffle=True`` and
     ``permutation="randperm"`` it is exactly LeRobot's order. Each ``iter()`` runs epoch ``epoch``
     from ``start_index`` (as set by :meth:`set_epoch` / :meth:`load_state_dict`) and advances the
-    epoch at once, so consecutive passes differ without ``set_epoch``.
+    epoch when that pass is first pulled from (generator semantics), so consecutive passes differ
+    without ``set_epoch`` while an iterator created and dropped unused (as ``DataLoader`` iterators
+    with workers do) skips nothing.
 
     Args:
         dataset_from_indices: first frame of each episode.
@@ -65,8 +68,8 @@ class EpisodeAwareSampler(Sampler[int]):
         world_size: int = 1,
         drop_last: bool = False,
     ) -> None:
-        drop_n_first_frames = check_int("drop_n_first_frames", drop_n_first_frames)
-        drop_n_last_frames = check_int("drop_n_last_frames", drop_n_last_frames)
+        drop_n_first_frames = check_int("drop_n_first_frames", drop_n_first_frames, maximum=2**62)
+        drop_n_last_frames = check_int("drop_n_last_frames", drop_n_last_frames, maximum=2**62)
         if drop_n_first_frames < 0:
             raise ValueError(f"drop_n_first_frames must be >= 0, got {drop_n_first_frames}")
         if drop_n_last_frames < 0:
@@ -228,12 +231,30 @@ class EpisodeAwareSampler(Sampler[int]):
         """Samples this rank yields in a full epoch (``list(sampler)`` preallocates this many)."""
         return self._sharded.count(0)
 
-    def __iter__(self) -> Iterator[int]:
+    def __iter__(self) -> SamplerIterator:
+        """One pass over the sampler's epoch from its ``start_index``; see :class:`SamplerIterator`.
+
+        Like a generator, the pass binds its epoch at its first ``next()`` (even one that raises
+        ``StopIteration``) and only then moves the sampler on to the next epoch: an iterator created
+        and dropped unused (``DataLoader`` iterators with workers, or with ``batch_size=None``, call
+        ``iter()`` twice) skips nothing. :meth:`state_dict` follows the latest pass.
+        """
+        self._active = None  # the next sample comes from the new pass: report ``self._next``
+        handle = _PassHandle()
+        it = SamplerIterator.from_iterable(self._chunks(handle))
+        it._handle = handle
+        return it
+
+    def _chunks(self, handle: _PassHandle) -> Iterator[Iterator[int]]:
+        handle.pulled = True
+        if handle.exhausted:  # restored as an already exhausted pass: nothing; its epoch stays next
+            return
         epoch, start, global_start = self._next
-        self._next = (epoch + 1, 0, 0)
         run = EpochPass(self._sharded, epoch, start, global_start)
+        handle.run = run
         self._active = run
-        return iter(run)
+        self._next = (epoch + 1, 0, 0)
+        yield from run.chunks()
 
     def set_epoch(self, epoch: int) -> None:
         """Make the next ``iter()`` run epoch ``epoch`` from its start.
@@ -292,6 +313,51 @@ class EpisodeAwareSampler(Sampler[int]):
             f"permutation={self.permutation!r}, order={self.order!r}, rank={self.rank}, "
             f"world_size={self.world_size})"
         )
+
+
+class _PassHandle:
+    """What a :class:`SamplerIterator` knows of its pass (shared with the generator that feeds it)."""
+
+    __slots__ = ("run", "pulled", "exhausted")
+
+    def __init__(self) -> None:
+        self.run: EpochPass | None = None
+        self.pulled = False
+        self.exhausted = False
+
+
+class SamplerIterator(itertools.chain):  # type: ignore[type-arg]
+    """The iterator of one :class:`EpisodeAwareSampler` pass: ``next()`` runs at C speed (no Python per item).
+
+    It is *Stateful* (``state_dict``/``load_state_dict``) for torchdata's ``StatefulDataLoader``, whose
+    batch sampler saves both the sampler's state and its iterator's. The sampler's state after the
+    last sample of an epoch is ``(epoch + 1, 0)``; the iterator's state adds whether *this* pass is
+    exhausted, so a loader restored from a state taken right after an epoch's last batch first ends
+    that (empty) pass, as the uninterrupted loader would, instead of running the next epoch inside it.
+    The position itself always comes from the sampler's state.
+    """
+
+    __slots__ = ("_handle",)
+    _handle: _PassHandle
+
+    def state_dict(self) -> dict[str, bool]:
+        """``{"exhausted": bool}``: whether this pass has handed out its last sample."""
+        handle = self._handle
+        run = handle.run
+        return {"exhausted": bool(handle.exhausted or (run is not None and run.position >= run.total))}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Mark this fresh (never pulled) pass exhausted when ``state["exhausted"]`` is true.
+
+        Raises:
+            TypeError: ``state`` is not a dict with a bool ``"exhausted"``.
+            ValueError: the pass was already pulled from.
+        """
+        if not isinstance(state, Mapping) or not isinstance(state.get("exhausted"), (bool, np.bool_)):
+            raise ArgumentTypeError(f"iterator state must be {{'exhausted': bool}}, got {state!r}")
+        if self._handle.pulled:
+            raise ValueError("load_state_dict on a sampler iterator that was already pulled from")
+        self._handle.exhausted = bool(state["exhausted"])
 
 
 def compute_sampler_state(step: int, num_frames: int, batch_size: int, num_processes: int) -> dict[str, int]:

@@ -1,0 +1,320 @@
+"""``EpisodeSamplerNode``: the episode-aware sampler as a resumable ``torchdata.nodes.BaseNode``.
+
+The node is a thin cursor over the same :class:`~episode_sampler.cursor.ShardedOrder` /
+:class:`~episode_sampler.cursor.EpochPass` core as :class:`~episode_sampler.sampler.EpisodeAwareSampler`:
+it yields exactly the sampler's stream and its ``get_state()`` is the sampler's ``state_dict()`` format.
+See ``docs/torchdata.md`` for composing it into a ``torchdata.nodes`` graph.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from torchdata.nodes import BaseNode
+
+from ._validate import check_bool, check_int
+from .cursor import FIRST_CHUNK, MAX_CHUNK, EpochPass, ShardedOrder, check_epoch
+from .distributed import get_rank_and_world_size
+from .sampler import EpisodeAwareSampler
+from .seeding import sample_seed
+
+__all__ = ["EpisodeSamplerNode"]
+
+# Keyword arguments of from_lerobot that belong to the node rather than to the sampler.
+_NODE_KWARGS = ("batch_size", "drop_last_batch", "emit_seed")
+
+
+def _rank_and_world_size(rank: int | None, world_size: int | None) -> tuple[int, int]:
+    """Fill ``None`` from the initialized default ``torch.distributed`` group, else 0 / 1."""
+    if rank is None or world_size is None:
+        dist_rank, dist_world = get_rank_and_world_size()
+        rank = dist_rank if rank is None else rank
+        world_size = dist_world if world_size is None else world_size
+    return rank, world_size
+
+
+class EpisodeSamplerNode(BaseNode[Any]):
+    """Frame indices of an :class:`EpisodeAwareSampler`, as a resumable torchdata source node.
+
+    Yields the same ints, in the same epochs, as the equivalent sampler. The first ``reset(None)``
+    starts epoch 0 (or the epoch given to :meth:`set_epoch`, or where ``from_sampler``'s sampler
+    stood); every further ``reset(None)`` starts the next epoch, but only if the current one was
+    pulled from (a ``next()`` happened, even one that raised ``StopIteration``), so repeated resets
+    never skip an epoch. ``reset(state)`` seeks in O(1) for ``permutation="feistel"``.
+
+    ``get_state()`` is O(1), thread-safe against a concurrent ``next()``, and returns a fresh dict in
+    the sampler's state format (the position is always counted in samples, also in batch mode).
+
+    Args:
+        dataset_from_indices ... drop_last: as :class:`EpisodeAwareSampler`; ``rank`` and
+            ``world_size`` default to the initialized ``torch.distributed`` group, else 0 and 1.
+        batch_size: yield lists of up to ``batch_size`` indices (never mixing epochs) instead of ints.
+        drop_last_batch: drop an epoch's last batch when it is shorter than ``batch_size``.
+        emit_seed: yield ``(index, seed)`` pairs (``([indices], [seeds])`` in batch mode), with
+            ``seed = episode_sampler.seeding.sample_seed(sampler_seed, epoch, index)``.
+
+    Raises:
+        TypeError, ValueError: invalid arguments (naming the argument), as the sampler's.
+    """
+
+    def __init__(
+        self,
+        dataset_from_indices: Sequence[int] | np.ndarray,
+        dataset_to_indices: Sequence[int] | np.ndarray,
+        episode_indices_to_use: Sequence[int] | np.ndarray | None = None,
+        drop_n_first_frames: int = 0,
+        drop_n_last_frames: int = 0,
+        shuffle: bool = False,
+        seed: int = 0,
+        absolute_to_relative_idx: Mapping[int, int] | Sequence[int] | np.ndarray | None = None,
+        *,
+        permutation: str = "randperm",
+        order: str = "frames",
+        block_size: int | None = None,
+        rank: int | None = None,
+        world_size: int | None = None,
+        drop_last: bool = False,
+        batch_size: int | None = None,
+        drop_last_batch: bool = False,
+        emit_seed: bool = False,
+    ) -> None:
+        super().__init__()
+        rank, world_size = _rank_and_world_size(rank, world_size)
+        sampler = EpisodeAwareSampler(
+            dataset_from_indices,
+            dataset_to_indices,
+            episode_indices_to_use,
+            drop_n_first_frames,
+            drop_n_last_frames,
+            shuffle,
+            seed,
+            absolute_to_relative_idx,
+            permutation=permutation,
+            order=order,
+            block_size=block_size,
+            rank=rank,
+            world_size=world_size,
+            drop_last=drop_last,
+        )
+        self._setup(sampler, batch_size, drop_last_batch, emit_seed)
+
+    # ------------------------------------------------------------------ constructors
+    @classmethod
+    def from_sampler(
+        cls,
+        sampler: EpisodeAwareSampler,
+        *,
+        batch_size: int | None = None,
+        drop_last_batch: bool = False,
+        emit_seed: bool = False,
+    ) -> EpisodeSamplerNode:
+        """A node over ``sampler``'s order, rank and world size, starting where ``sampler`` stands.
+
+        The node shares the sampler's (immutable) order but keeps its own position: iterating one
+        does not move the other.
+
+        Raises:
+            TypeError: ``sampler`` is not an :class:`EpisodeAwareSampler`; TypeError/ValueError for
+                ``batch_size``, ``drop_last_batch`` or ``emit_seed``.
+        """
+        if not isinstance(sampler, EpisodeAwareSampler):
+            raise TypeError(f"sampler must be an EpisodeAwareSampler, got {type(sampler).__name__}")
+        self = cls.__new__(cls)
+        BaseNode.__init__(self)
+        self._setup(sampler, batch_size, drop_last_batch, emit_seed)
+        return self
+
+    @classmethod
+    def from_lerobot(cls, root: str | os.PathLike[str], **kwargs: Any) -> EpisodeSamplerNode:
+        """A node over a LeRobot v3 dataset on disk; keyword arguments as the constructor.
+
+        Raises:
+            FileNotFoundError: missing metadata; TypeError/ValueError: as the constructor.
+        """
+        node_kw = {k: kwargs.pop(k) for k in _NODE_KWARGS if k in kwargs}
+        kwargs["rank"], kwargs["world_size"] = _rank_and_world_size(
+            kwargs.pop("rank", None), kwargs.pop("world_size", None)
+        )
+        return cls.from_sampler(EpisodeAwareSampler.from_lerobot(root, **kwargs), **node_kw)
+
+    def _setup(
+        self, sampler: EpisodeAwareSampler, batch_size: Any, drop_last_batch: Any, emit_seed: Any
+    ) -> None:
+        if batch_size is not None:
+            batch_size = check_int("batch_size", batch_size, minimum=1)
+        self._batch_size: int | None = batch_size
+        self._drop_last_batch = check_bool("drop_last_batch", drop_last_batch)
+        if self._drop_last_batch and batch_size is None:
+            raise ValueError("drop_last_batch=True requires batch_size")
+        self._emit_seed = check_bool("emit_seed", emit_seed)
+        self._sharded: ShardedOrder = sampler._sharded
+        self._seed: int = sampler.seed
+        self._lock = threading.Lock()
+        self._start_pass(self._sharded.restore(sampler.state_dict()))
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def num_frames(self) -> int:
+        """Valid frames in one epoch (all ranks together)."""
+        return self._sharded.num_frames
+
+    @property
+    def rank(self) -> int:
+        """This node's shard in ``[0, world_size)``."""
+        return self._sharded.rank
+
+    @property
+    def world_size(self) -> int:
+        """Number of shards."""
+        return self._sharded.world_size
+
+    @property
+    def seed(self) -> int:
+        return self._seed
+
+    @property
+    def batch_size(self) -> int | None:
+        return self._batch_size
+
+    @property
+    def drop_last_batch(self) -> bool:
+        return self._drop_last_batch
+
+    @property
+    def emit_seed(self) -> bool:
+        return self._emit_seed
+
+    @property
+    def epoch(self) -> int:
+        """The epoch of the next item (as reported by :meth:`get_state`)."""
+        return self.get_state()["epoch"]
+
+    @property
+    def samples_per_epoch(self) -> int:
+        """Samples this rank yields in a full epoch (before batching)."""
+        return self._sharded.count(0)
+
+    # ------------------------------------------------------------------ BaseNode protocol
+    def _start_pass(self, position: tuple[int, int, int]) -> None:
+        """Make a fresh, not yet pulled pass at ``(epoch, start_index, global_start)``; caller locks."""
+        epoch, start, global_start = position
+        run = EpochPass(self._sharded, epoch, start, global_start)
+        if self._batch_size is not None:
+            it: Iterator[Any] = self._batches(run, self._batch_size, self._drop_last_batch, self._emit_seed)
+        elif self._emit_seed:
+            it = self._seeded(run)
+        else:  # flattened at C speed; the position stays exact (see EpochPass.chunks)
+            it = itertools.chain.from_iterable(run.chunks())
+        self._it = it
+        self._pass = run
+        self._pass_start = start
+
+    def _pulled(self) -> bool:
+        run = self._pass
+        return run.position != self._pass_start or run.finished
+
+    def reset(self, initial_state: dict[str, Any] | None = None) -> None:
+        """Restart: from ``initial_state`` if given, else the next epoch if the current one was pulled from.
+
+        Raises:
+            TypeError, ValueError: ``initial_state`` is not a valid state of this node's order (the
+                message names the field); the node is then left unchanged.
+        """
+        with self._lock:
+            if initial_state is not None:
+                position = self._sharded.restore(initial_state)
+            elif self._pulled():
+                position = (self._pass.epoch + 1, 0, 0)
+            else:  # nothing consumed yet: start the same pass again
+                position = (self._pass.epoch, self._pass_start, self._pass.global_start)
+            super().reset(initial_state)
+            self._start_pass(position)
+
+    def next(self) -> Any:
+        """The next index (a list with ``batch_size``, a pair with ``emit_seed``).
+
+        Raises:
+            StopIteration: the epoch is exhausted (until the next ``reset``).
+        """
+        return next(self._it)
+
+    def get_state(self) -> dict[str, Any]:
+        """A fresh state dict (the sampler's format): O(1), safe to call while another thread iterates."""
+        with self._lock:
+            run = self._pass
+            pos = run.position
+            remaining = run.total - pos
+            if remaining <= 0 or (self._drop_last_batch and remaining < self._batch_size):  # type: ignore[operator]
+                return self._sharded.state(run.epoch + 1, 0, 0)
+            return self._sharded.state(run.epoch, pos, run.global_start)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Start epoch ``epoch`` from its beginning now; a following ``reset(None)`` keeps it.
+
+        Raises:
+            TypeError, ValueError: ``epoch`` is not a non-negative int.
+        """
+        epoch = check_epoch(epoch)
+        with self._lock:
+            self._start_pass((epoch, 0, 0))
+
+    # ------------------------------------------------------------------ iteration helpers
+    def _batches(self, run: EpochPass, batch_size: int, drop_last: bool, emit_seed: bool) -> Iterator[Any]:
+        """Batches of one pass (``(batch, seeds)`` pairs with ``emit_seed``); never cross the epoch."""
+        seed, epoch = self._seed, run.epoch
+        while True:
+            try:
+                batch = run.next_batch(batch_size, drop_last)
+            except StopIteration:
+                return
+            if emit_seed:
+                yield batch, sample_seed(seed, epoch, np.asarray(batch, dtype=np.int64)).tolist()
+            else:
+                yield batch
+
+    def _seeded(self, run: EpochPass) -> Iterator[tuple[int, int]]:
+        """``(index, seed)`` pairs; seeds are computed vectorized for blocks of positions."""
+        seed, epoch, total = self._seed, run.epoch, run.total
+        frames = self._sharded.frames
+        seeds: list[int] = []
+        block_start = block_stop = 0
+        size = FIRST_CHUNK
+        for index in run:
+            pos = run.position - 1
+            if not block_start <= pos < block_stop:
+                block_start, block_stop = pos, min(pos + size, total)
+                block = frames(epoch, run.global_start, block_start, block_stop)
+                seeds = sample_seed(seed, epoch, block).tolist()
+                size = min(size * 4, MAX_CHUNK)
+            yield index, seeds[pos - block_start]
+
+    # ------------------------------------------------------------------ copy / pickle
+    def __getstate__(self) -> dict[str, Any]:
+        """Picklable copy: the position (and whether the current pass was pulled from), not the threads."""
+        with self._lock:
+            run = self._pass
+            state = {k: v for k, v in self.__dict__.items() if k not in ("_lock", "_it", "_pass")}
+            state["_position"] = (run.epoch, run.position, run.global_start)
+            return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        position = state.pop("_position")
+        pass_start = state.pop("_pass_start")
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+        self._start_pass(position)
+        self._pass_start = pass_start  # keeps "pulled from" as it was
+
+    def __repr__(self) -> str:
+        o = self._sharded.order
+        return (
+            f"EpisodeSamplerNode(num_frames={self.num_frames}, shuffle={o.shuffle}, seed={self._seed}, "
+            f"permutation={o.permutation!r}, order={o.order!r}, rank={self.rank}, "
+            f"world_size={self.world_size}, batch_size={self._batch_size})"
+        )
