@@ -1,0 +1,514 @@
+"""The training worker behind ``episode-sampler demo`` and the fault-injection tests (private module).
+
+Run as ``python -m episode_sampler._demo --root DATASET --checkpoint-dir DIR --log LOG.jsonl [...]``.
+It trains a linear model (``observation.state -> action``) through the canonical pipeline::
+
+    EpisodeSamplerNode(batch_size=B, shuffle=True, permutation=...) -> Mapper(LeRobotFrames.get_batch)
+        -> Prefetcher -> Loader
+
+and appends one JSON line per optimizer step to ``--log`` (``{"step", "epoch", "indices"}``, the frame
+``index`` column of the batch actually read), flushed at once, so a parent that SIGKILLs the process
+knows exactly which samples it consumed.
+
+Checkpoints (every ``--checkpoint-every`` steps and at the end) are crash-consistent at every instant:
+
+1. ``model-<step>.pt`` (model + optimizer) is written to a temporary file, fsynced and renamed;
+2. ``checkpoint.json`` -- ``{"step", "model", "loader": Loader.state_dict()}`` -- is written with
+   :func:`episode_sampler.checkpoint.save_state` (temporary file, fsync, rename). This rename is the
+   commit point: until it happens the previous ``checkpoint.json`` names the previous model file;
+3. model files no longer named by ``checkpoint.json`` (and stale temporary files) are deleted.
+
+``--resume`` continues from ``checkpoint.json`` when it exists (from scratch otherwise).
+
+Test hooks: ``--pause-at STEP:PHASE`` prints ``paused STEP PHASE`` on stdout and sleeps (so that the
+parent can SIGKILL the process at a precise point). Phases: ``step`` (the step is logged, not yet
+checkpointed), ``model-tmp`` (temporary model file written, not renamed), ``model-renamed`` (model file
+in place, ``checkpoint.json`` not yet written), ``json-tmp`` (inside ``save_state``: the temporary JSON
+file is written and fsynced, the rename has not happened), ``json-renamed`` (committed, old files not
+yet removed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+CHECKPOINT_NAME = "checkpoint.json"
+CHECKPOINT_FORMAT = "episode-sampler-demo/1"
+PHASES = ("step", "model-tmp", "model-renamed", "json-tmp", "json-renamed")
+PERMUTATION_CHOICES = ("feistel", "randperm")
+ORDER_CHOICES = ("frames", "episodes", "blocks")
+
+
+@dataclass
+class TrainConfig:
+    """What defines a run: two runs with equal configs consume the same samples in the same order."""
+
+    root: str
+    batch_size: int = 32
+    seed: int = 0
+    permutation: str = "feistel"
+    order: str = "frames"
+    block_size: int | None = None
+    epochs: int = 2
+    checkpoint_every: int = 20
+    lr: float = 0.05
+
+    def argv(self) -> list[str]:
+        """The worker command-line arguments that reproduce this config."""
+        pairs = {
+            "--root": self.root,
+            "--batch-size": self.batch_size,
+            "--seed": self.seed,
+            "--permutation": self.permutation,
+            "--order": self.order,
+            "--epochs": self.epochs,
+            "--checkpoint-every": self.checkpoint_every,
+            "--lr": repr(self.lr),
+        }
+        out = [str(x) for pair in pairs.items() for x in pair]
+        if self.block_size is not None:
+            out += ["--block-size", str(self.block_size)]
+        return out
+
+
+@dataclass
+class TrainResult:
+    """Summary of one (possibly resumed) run."""
+
+    start_step: int
+    steps: int  # global step count at the end
+    samples: int  # samples consumed by this process
+    seconds: float
+    weights_sha256: str
+    loss: float
+    checkpoints: int
+    checkpoint_bytes: int  # size of the last checkpoint.json written
+
+
+# ---------------------------------------------------------------------------------------------- states
+def find_sampler_state(obj: Any) -> dict[str, Any] | None:
+    """The first episode-sampler state nested anywhere in ``obj`` (dicts and lists), else ``None``."""
+    if isinstance(obj, Mapping):
+        if "fingerprint" in obj and "epoch" in obj and "start_index" in obj:
+            return dict(obj)
+        values: Any = obj.values()
+    elif isinstance(obj, (list, tuple)):
+        values = obj
+    else:
+        return None
+    for value in values:
+        found = find_sampler_state(value)
+        if found is not None:
+            return found
+    return None
+
+
+def steps_per_epoch(samples_per_epoch: int, batch_size: int) -> int:
+    return -(-samples_per_epoch // batch_size)
+
+
+# ---------------------------------------------------------------------------------------------- pipeline
+def build_pipeline(cfg: TrainConfig) -> tuple[Any, Any, Any]:
+    """``(loader, node, dataset)``: the canonical single-process graph for ``cfg``."""
+    from torchdata.nodes import Loader, Mapper, Prefetcher
+
+    from .lerobot import LeRobotFrames
+    from .nodes import EpisodeSamplerNode
+
+    dataset = LeRobotFrames(cfg.root, columns=["index", "observation.state", "action"])
+    node = EpisodeSamplerNode.from_lerobot(
+        cfg.root,
+        batch_size=cfg.batch_size,
+        shuffle=True,
+        seed=cfg.seed,
+        permutation=cfg.permutation,
+        order=cfg.order,
+        block_size=cfg.block_size,
+        rank=0,
+        world_size=1,
+    )
+    graph = Prefetcher(Mapper(node, dataset.get_batch), prefetch_factor=4)
+    return Loader(graph, restart_on_stop_iteration=True), node, dataset
+
+
+# ---------------------------------------------------------------------------------------------- checkpoints
+class Pauser:
+    """Stop (sleep until killed) at one ``(step, phase)``; a no-op without a spec."""
+
+    def __init__(self, spec: str | None, out: Any = None) -> None:
+        self.step: int | None = None
+        self.phase: str | None = None
+        self.hit = False
+        self.out = out if out is not None else sys.stdout
+        if spec:
+            step, _, phase = spec.partition(":")
+            self.step, self.phase = int(step), phase or "step"
+
+    def __call__(self, step: int, phase: str) -> None:
+        if step == self.step and phase == self.phase:
+            self.hit = True
+            print(f"paused {step} {phase}", file=self.out, flush=True)
+            while True:  # until SIGKILL
+                time.sleep(3600)
+
+
+@contextmanager
+def _pause_inside_rename(pauser: Pauser, step: int) -> Iterator[None]:
+    """Pause inside ``save_state`` between its temporary file and its rename (phase ``json-tmp``)."""
+    if pauser.phase != "json-tmp" or pauser.step != step:
+        yield
+        return
+    real_replace = os.replace
+
+    def replace(src: Any, dst: Any, *args: Any, **kwargs: Any) -> None:
+        if Path(dst).name == CHECKPOINT_NAME:
+            pauser(step, "json-tmp")
+        real_replace(src, dst, *args, **kwargs)
+
+    os.replace = replace  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        os.replace = real_replace  # type: ignore[assignment]
+    raise RuntimeError(
+        "--pause-at ...:json-tmp was not reached: save_state no longer renames with os.replace"
+    )
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def save_checkpoint(ckpt_dir: Path, step: int, model: Any, optimizer: Any, loader: Any, pause: Pauser) -> int:
+    """Write a crash-consistent checkpoint of ``step``; return the size of ``checkpoint.json``."""
+    import torch
+
+    from .checkpoint import save_state
+
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    name = f"model-{step:08d}.pt"
+    tmp = ckpt_dir / f".{name}.{os.getpid()}.tmp"
+    with open(tmp, "wb") as f:
+        torch.save({"step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict()}, f)
+        f.flush()
+        os.fsync(f.fileno())
+    pause(step, "model-tmp")
+    os.replace(tmp, ckpt_dir / name)
+    _fsync_dir(ckpt_dir)
+    pause(step, "model-renamed")
+    record = {"format": CHECKPOINT_FORMAT, "step": step, "model": name, "loader": loader.state_dict()}
+    with _pause_inside_rename(pause, step):
+        size = save_state(ckpt_dir / CHECKPOINT_NAME, record)
+    pause(step, "json-renamed")
+    _remove_stale(ckpt_dir, keep=name)
+    return size
+
+
+def _remove_stale(ckpt_dir: Path, keep: str | None) -> None:
+    for path in ckpt_dir.iterdir():
+        stale_model = path.name.startswith("model-") and path.name.endswith(".pt") and path.name != keep
+        if stale_model or (path.name.startswith(".") and path.name.endswith(".tmp")):
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                pass
+
+
+def load_checkpoint(ckpt_dir: Path) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """``(record, model_payload)`` of the committed checkpoint in ``ckpt_dir``, or ``None``.
+
+    Raises:
+        ValueError: ``checkpoint.json`` is unreadable or names a missing model file.
+    """
+    import torch
+
+    from .checkpoint import load_state
+
+    path = ckpt_dir / CHECKPOINT_NAME
+    if not path.exists():
+        return None
+    record = load_state(path)
+    if not isinstance(record, dict) or record.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{str(path)!r} is not a demo checkpoint")
+    model_path = ckpt_dir / record["model"]
+    if not model_path.exists():
+        raise ValueError(f"{str(path)!r} names {record['model']!r}, which does not exist")
+    payload = torch.load(model_path, map_location="cpu", weights_only=True)
+    if payload.get("step") != record["step"]:
+        raise ValueError(f"{str(model_path)!r} holds step {payload.get('step')}, not {record['step']}")
+    return record, payload
+
+
+# ---------------------------------------------------------------------------------------------- training
+class MomentumSGD:
+    """SGD with heavy-ball momentum (as ``torch.optim.SGD(momentum=m)``), with a checkpointable state.
+
+    Written out rather than taken from ``torch.optim``: constructing a ``torch.optim`` optimizer imports
+    ``torch._dynamo``, which costs more than a second in every fresh worker process.
+    """
+
+    def __init__(self, params: Any, lr: float, momentum: float = 0.9) -> None:
+        self.params = list(params)
+        self.lr, self.momentum = lr, momentum
+        self.buffers: list[Any] = [None] * len(self.params)
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+    def step(self) -> None:
+        import torch
+
+        with torch.no_grad():
+            for i, p in enumerate(self.params):
+                buf = self.buffers[i]
+                if buf is None:
+                    buf = self.buffers[i] = p.grad.detach().clone()
+                else:
+                    buf.mul_(self.momentum).add_(p.grad)
+                p.add_(buf, alpha=-self.lr)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"lr": self.lr, "momentum": self.momentum, "buffers": list(self.buffers)}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.lr, self.momentum = state["lr"], state["momentum"]
+        self.buffers = list(state["buffers"])
+
+
+def weights_digest(model: Any) -> str:
+    h = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def train(
+    cfg: TrainConfig,
+    *,
+    ckpt_dir: str | os.PathLike[str],
+    log_path: str | os.PathLike[str],
+    resume: bool = False,
+    bar: str | None = None,
+    on_step: Callable[[int], None] | None = None,
+    pause: Pauser | None = None,
+) -> TrainResult:
+    """Train ``cfg`` (resuming from ``ckpt_dir`` if asked and a checkpoint exists); see the module doc."""
+    import torch
+    from tqdm import tqdm
+
+    pause = pause or Pauser(None)
+    ckpt_dir = Path(ckpt_dir)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # bit-identical numerics in every process, and no oversubscription
+    try:
+        torch.manual_seed(cfg.seed)
+        loader, node, dataset = build_pipeline(cfg)
+        scale = float(len(dataset))
+        state_dim = int(dataset.info["features"]["observation.state"]["shape"][0])
+        action_dim = int(dataset.info["features"]["action"]["shape"][0])
+        model = torch.nn.Linear(state_dim, action_dim)
+        optimizer = MomentumSGD(model.parameters(), lr=cfg.lr, momentum=0.9)
+        per_epoch = steps_per_epoch(node.samples_per_epoch, cfg.batch_size)
+        step, epoch = 0, 0
+        found = load_checkpoint(ckpt_dir) if resume else None
+        if found is not None:
+            record, payload = found
+            model.load_state_dict(payload["model"])
+            optimizer.load_state_dict(payload["optimizer"])
+            loader.load_state_dict(record["loader"])
+            step = int(record["step"])
+            state = find_sampler_state(record["loader"])
+            epoch = int(state["epoch"]) if state is not None else 0
+        if ckpt_dir.exists():
+            _remove_stale(ckpt_dir, keep=found[0]["model"] if found else None)
+        start_step = step
+        total = cfg.epochs * per_epoch
+        samples = checkpoints = ckpt_bytes = 0
+        loss_value = float("nan")
+        progress: Any = _NoBar()  # no tqdm object at all: tqdm allocates a multiprocessing lock
+        if bar is not None:
+            progress = tqdm(
+                total=total, initial=step, desc=bar, unit="step", file=sys.stderr, dynamic_ncols=True
+            )
+        t0 = time.perf_counter()
+        Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+        with open(log_path, "a", encoding="utf-8") as log:
+            while epoch < cfg.epochs:
+                for batch in loader:
+                    x = batch["observation.state"] / scale
+                    y = batch["action"] / scale
+                    loss = torch.nn.functional.mse_loss(model(x), y)
+                    optimizer.zero_grad()
+                    loss.backward()
+                    optimizer.step()
+                    step += 1
+                    indices = batch["index"].tolist()
+                    samples += len(indices)
+                    log.write(json.dumps({"step": step, "epoch": epoch, "indices": indices}) + "\n")
+                    log.flush()
+                    if on_step is not None:
+                        on_step(step)
+                    pause(step, "step")
+                    if step % cfg.checkpoint_every == 0:
+                        ckpt_bytes = save_checkpoint(ckpt_dir, step, model, optimizer, loader, pause)
+                        checkpoints += 1
+                    progress.update(1)
+                loss_value = float(loss.detach()) if samples else loss_value
+                epoch += 1
+        if step % cfg.checkpoint_every != 0 or checkpoints == 0:
+            ckpt_bytes = save_checkpoint(ckpt_dir, step, model, optimizer, loader, pause)
+            checkpoints += 1
+        seconds = time.perf_counter() - t0
+        progress.close()
+        return TrainResult(
+            start_step=start_step,
+            steps=step,
+            samples=samples,
+            seconds=seconds,
+            weights_sha256=weights_digest(model),
+            loss=loss_value,
+            checkpoints=checkpoints,
+            checkpoint_bytes=ckpt_bytes,
+        )
+    finally:
+        torch.set_num_threads(threads)
+
+
+class _NoBar:
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def read_log(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The complete lines of a step log (a torn last line, if any, is ignored)."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines(keepends=True):
+        if not line.endswith("\n"):
+            break
+        out.append(json.loads(line))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- CLI
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _pause_spec(text: str) -> str:
+    step, _, phase = text.partition(":")
+    if not step.isdigit() or (phase and phase not in PHASES):
+        raise argparse.ArgumentTypeError(f"expected STEP[:PHASE] with PHASE in {', '.join(PHASES)}")
+    return text
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m episode_sampler._demo",
+        description="Training worker of `episode-sampler demo` (and of the fault-injection tests).",
+    )
+    p.add_argument("--root", required=True, help="LeRobot v3 dataset directory")
+    p.add_argument("--checkpoint-dir", required=True, help="where checkpoint.json and model files go")
+    p.add_argument("--log", required=True, help="JSON-lines file: one line per step, appended and flushed")
+    p.add_argument("--batch-size", type=_positive, default=32)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--permutation", choices=PERMUTATION_CHOICES, default="feistel")
+    p.add_argument("--order", choices=ORDER_CHOICES, default="frames")
+    p.add_argument("--block-size", type=_positive, default=None)
+    p.add_argument("--epochs", type=_positive, default=2)
+    p.add_argument("--checkpoint-every", type=_positive, default=20)
+    p.add_argument("--lr", type=float, default=0.05)
+    p.add_argument("--resume", action="store_true", help="continue from checkpoint.json if it exists")
+    p.add_argument("--progress", action="store_true", help="print 'step N' on stdout after every step")
+    p.add_argument("--bar", default=None, help="show a tqdm bar (on stderr) with this label")
+    p.add_argument("--status", default=None, help="write 'paused STEP PHASE' here instead of stdout")
+    p.add_argument("--summary", default=None, help="write the final JSON summary here instead of stdout")
+    p.add_argument(
+        "--pause-at",
+        type=_pause_spec,
+        default=None,
+        metavar="STEP[:PHASE]",
+        help=f"test hook: sleep until killed at STEP, phase one of {', '.join(PHASES)}",
+    )
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    cfg = TrainConfig(
+        root=args.root,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        permutation=args.permutation,
+        order=args.order,
+        block_size=args.block_size,
+        epochs=args.epochs,
+        checkpoint_every=args.checkpoint_every,
+        lr=args.lr,
+    )
+
+    def report(step: int) -> None:
+        sys.stdout.write(f"step {step}\n")
+        sys.stdout.flush()
+
+    result = train(
+        cfg,
+        ckpt_dir=args.checkpoint_dir,
+        log_path=args.log,
+        resume=args.resume,
+        bar=args.bar,
+        on_step=report if args.progress else None,
+        pause=Pauser(args.pause_at, out=open(args.status, "a") if args.status else None),
+    )
+    summary = {
+        "done": True,
+        "start_step": result.start_step,
+        "steps": result.steps,
+        "samples": result.samples,
+        "seconds": result.seconds,
+        "weights_sha256": result.weights_sha256,
+        "loss": result.loss,
+        "checkpoint_bytes": result.checkpoint_bytes,
+    }
+    if args.summary:
+        Path(args.summary).write_text(json.dumps(summary) + "\n", encoding="utf-8")
+    else:
+        print(json.dumps(summary), flush=True)
+    if args.pause_at:  # reaching it would have slept until killed
+        print(f"error: --pause-at {args.pause_at} was never reached", file=sys.stderr)
+        return 3
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
