@@ -165,10 +165,22 @@ class EpisodeAwareSampler(Sampler[int]):
     ) -> EpisodeAwareSampler:
         """A sampler over a LeRobot v3 dataset on disk (keyword arguments as the constructor).
 
+        It yields item numbers of :class:`LeRobotFrames` over the same ``root``: these are the frame
+        indices when the dataset's ``index`` column runs from 0 without gaps (the usual case); when
+        episodes leave gaps, frame indices are mapped to item numbers (``absolute_to_relative_idx``,
+        unless you pass your own), so ``LeRobotFrames[i]`` always reads the sampled frame.
+
         Raises:
             FileNotFoundError: missing metadata; ValueError/TypeError: as the constructor.
         """
         index = EpisodeIndex.from_lerobot(root)
+        starts, ends = index.starts, index.ends
+        contiguous = starts.size == 0 or (starts[0] == 0 and np.array_equal(starts[1:], ends[:-1]))
+        if not contiguous and kwargs.get("absolute_to_relative_idx") is None:
+            relative = np.full(int(ends.max()), -1, dtype=np.int64)
+            frames = index.frame_at(np.arange(index.num_frames, dtype=np.int64))
+            relative[frames] = np.arange(index.num_frames, dtype=np.int64)
+            kwargs["absolute_to_relative_idx"] = relative
         return cls(
             index.starts,
             index.ends,
