@@ -435,3 +435,51 @@ def test_scale_feistel_1e12_frames_resume_near_end_small_memory():
 
     assert tail == [feistel_reference(n, 7, 3, p) for p in range(n - 5, n)]  # contiguous layout from 0
     assert s.state_dict()["epoch"] == 4 and s.state_dict()["start_index"] == 0
+
+
+def test_drop_last_changed_at_same_world_size_lands_on_next_epoch():
+    # 41 frames, 2 ranks: saved with drop_last=False (21 per rank) after 20 samples, loaded with
+    # drop_last=True (20 per rank): that epoch is over for the loading rank.
+    ei = EpisodeIndex.from_lengths([41])
+    saver = EpisodeAwareSampler.from_index(ei, shuffle=True, permutation="feistel", world_size=2)
+    saver.load_state_dict({"epoch": 0, "start_index": 20})
+    loader = EpisodeAwareSampler.from_index(
+        ei, shuffle=True, permutation="feistel", world_size=2, drop_last=True
+    )
+    loader.load_state_dict(saver.state_dict())
+    assert (loader.state_dict()["epoch"], loader.state_dict()["start_index"]) == (1, 0)
+    assert take(loader) == loader.frame_indices(1).tolist()
+
+
+def test_randperm_refuses_absurd_sizes_up_front():
+    with pytest.raises(ValueError, match="use permutation='feistel'"):
+        EpisodeAwareSampler.from_index(EpisodeIndex.from_lengths([10**12]), shuffle=True)
+    EpisodeAwareSampler.from_index(EpisodeIndex.from_lengths([10**12]), shuffle=False)  # no permutation
+
+
+def test_zero_dim_tensor_scalars_accepted():
+    a = EpisodeAwareSampler(
+        torch.tensor(FROM),
+        torch.tensor(TO),
+        drop_n_first_frames=torch.tensor(1),
+        shuffle=True,
+        seed=torch.tensor(3),
+    )
+    b = EpisodeAwareSampler(FROM, TO, drop_n_first_frames=1, shuffle=True, seed=3)
+    assert take(a) == take(b)
+    a.load_state_dict({"epoch": torch.tensor(2), "start_index": torch.tensor(4)})
+    b.load_state_dict({"epoch": 2, "start_index": 4})
+    assert take(a) == take(b)
+    with pytest.raises(TypeError):
+        EpisodeAwareSampler(FROM, TO, seed=torch.tensor(1.5))
+
+
+def test_two_cursors_one_epoch_apart_share_the_cache():
+    s = EpisodeAwareSampler.from_index(EpisodeIndex.from_lengths([50, 50]), shuffle=True)
+    order = s._order
+    t0 = order.epoch_table(0)
+    t1 = order.epoch_table(1)
+    assert order.epoch_table(0) is t0 and order.epoch_table(1) is t1
+    order.epoch_table(2)
+    assert order.epoch_table(1) is t1  # most recently used survives, epoch 0 is dropped
+    assert order.epoch_table(0) is not t0

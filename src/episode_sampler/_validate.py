@@ -16,6 +16,7 @@ class ArgumentTypeError(TypeError, ValueError):
 
 def check_int(name: str, value: Any, *, minimum: int | None = None, maximum: int | None = None) -> int:
     """Return ``value`` as a Python int; TypeError for non-integers (bools included), ValueError for range."""
+    value = _unwrap_tensor(value)
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Integral, np.integer)):
         raise ArgumentTypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
     value = int(value)
@@ -73,3 +74,17 @@ def int_array(name: str, values: Any) -> np.ndarray:
     if arr.dtype == np.uint64 and arr.size and int(arr.max()) > _INT64_MAX:
         raise ValueError(f"{name} holds a value larger than int64 max: {int(arr.max())}")
     return arr.astype(np.int64, copy=True)
+
+
+def _unwrap_tensor(value: Any) -> Any:
+    """A 0-d integer torch tensor as a Python int (LeRobot code often passes those); else unchanged."""
+    if type(value).__name__ == "Tensor" and hasattr(value, "dim") and value.dim() == 0:
+        if not value.dtype.is_floating_point and not value.dtype.is_complex and value.dtype != _torch_bool():
+            return int(value.item())
+    return value
+
+
+def _torch_bool() -> Any:
+    import torch
+
+    return torch.bool

@@ -22,6 +22,7 @@ from .episodes import EpisodeIndex
 from .permutation import PERMUTATIONS, Permutation, check_seed, make_permutation
 
 ORDERS = ("frames", "episodes", "blocks")
+RANDPERM_MAX_UNITS = 2**33  # 64 GiB of int64 per epoch: beyond, randperm cannot be what the user wants
 
 
 class EpochOrder:
@@ -46,7 +47,7 @@ class EpochOrder:
         block_size: int | None = None,
         permutation: str = "randperm",
         seed: int = 0,
-        shuffle: bool = True,
+        shuffle: bool = False,
     ) -> None:
         if not isinstance(index, EpisodeIndex):
             raise TypeError(f"index must be an EpisodeIndex, got {type(index).__name__}")
@@ -83,16 +84,29 @@ class EpochOrder:
             short = np.flatnonzero(rem)
             self._short_ids = self._block_cum[short] - 1  # last block of each episode with a remainder
             self._short_len = rem[short]
-        self._cache: tuple[int, _EpochTable] | None = None
+        if self.shuffle and self.permutation == "randperm" and self.num_units > RANDPERM_MAX_UNITS:
+            raise ValueError(
+                f"permutation='randperm' would materialize {self.num_units} int64 per epoch "
+                f"({self.num_units * 8 / 2**30:.0f} GiB); use permutation='feistel' (O(1) memory)"
+            )
+        self._cache: dict[int, _EpochTable] = {}
 
     def epoch_table(self, epoch: int) -> _EpochTable:
-        """The (cached) per-epoch lookup for ``epoch``; only the latest epoch is kept."""
-        cached = self._cache
-        if cached is not None and cached[0] == epoch:
-            return cached[1]
-        perm = make_permutation(self.permutation, self.num_units, self.seed, epoch) if self.shuffle else None
-        table = _EpochTable(self, perm)
-        self._cache = (epoch, table)
+        """The per-epoch lookup for ``epoch``, cached for the two most recently used epochs.
+
+        Two, so that cursors sharing this order one epoch apart (a sampler and a node built from it,
+        or a pass and ``frame_indices`` of the next epoch) do not rebuild it for every chunk.
+        """
+        cache = self._cache
+        table = cache.get(epoch)
+        if table is None:
+            perm = make_permutation(self.permutation, self.num_units, self.seed, epoch) if self.shuffle else None
+            table = _EpochTable(self, perm)
+            if len(cache) >= 2:
+                cache.pop(next(iter(cache)))
+        else:
+            del cache[epoch]
+        cache[epoch] = table  # most recently used last
         return table
 
     def frames(self, epoch: int, positions: np.ndarray) -> np.ndarray:

@@ -115,6 +115,8 @@ def restore_position(
     if start == per_rank:  # the epoch was finished: resume at the next one
         return epoch + 1, 0, 0
     if saved_ws == world_size:
+        if start >= samples_per_rank(num_frames, global_start, world_size, drop_last):
+            return epoch + 1, 0, 0  # e.g. saved with drop_last=False, loaded with True: epoch is over
         return epoch, start, global_start
     consumed = min(global_start + start * saved_ws, num_frames)
     if samples_per_rank(num_frames, consumed, world_size, drop_last) == 0:
