@@ -100,7 +100,9 @@ class EpochOrder:
         cache = self._cache
         table = cache.get(epoch)
         if table is None:
-            perm = make_permutation(self.permutation, self.num_units, self.seed, epoch) if self.shuffle else None
+            perm = None
+            if self.shuffle:
+                perm = make_permutation(self.permutation, self.num_units, self.seed, epoch)
             table = _EpochTable(self, perm)
             if len(cache) >= 2:
                 cache.pop(next(iter(cache)))
