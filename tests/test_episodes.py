@@ -177,3 +177,9 @@ def test_lookup_skewed_lengths(lengths, seed):
     expected_ep = np.searchsorted(cum, pos, side="right")
     assert ei.frame_at(pos).tolist() == pos.tolist()  # contiguous from 0
     assert ei.episode_of(pos).tolist() == expected_ep.tolist()
+
+
+def test_frame_indices_capped_far_from_int64_overflow():
+    with pytest.raises(ValueError, match=r"to_indices must be <= 2\*\*62"):
+        EpisodeIndex.from_bounds([0], [2**63 - 1])
+    assert EpisodeIndex.from_bounds([0], [2**62]).num_frames == 2**62

@@ -14,6 +14,7 @@ from .state import build_state, restore_position, samples_per_rank
 
 MAX_EPOCH = 2**62
 FIRST_CHUNK = 256
+_FRAMES_BLOCK = 1 << 20  # positions per block when ShardedOrder.frames maps a long range
 MAX_CHUNK = 1 << 16
 
 
@@ -64,10 +65,27 @@ class ShardedOrder:
         return samples_per_rank(self.num_frames, global_start, self.world_size, self.drop_last)
 
     def frames(self, epoch: int, global_start: int, start: int, stop: int) -> np.ndarray:
-        """This rank's samples ``[start, stop)`` of ``epoch`` (int64 frame indices, relabelled)."""
-        g = np.arange(start, stop, dtype=np.int64)
-        g *= self.world_size
-        g += global_start + self.rank
+        """This rank's samples ``[start, stop)`` of ``epoch`` (int64 frame indices, relabelled).
+
+        Long ranges run block by block into one output array: every temporary stays cache-sized
+        and only the result is a fresh large allocation.
+        """
+        if stop - start <= _FRAMES_BLOCK:
+            return self._frames(epoch, global_start, start, stop)
+        out = np.empty(stop - start, dtype=np.int64)
+        for lo in range(start, stop, _FRAMES_BLOCK):
+            hi = min(stop, lo + _FRAMES_BLOCK)
+            out[lo - start : hi - start] = self._frames(epoch, global_start, lo, hi)
+        return out
+
+    def _frames(self, epoch: int, global_start: int, start: int, stop: int) -> np.ndarray:
+        first = global_start + self.rank
+        if self.world_size == 1:
+            g = np.arange(start + first, stop + first, dtype=np.int64)
+        else:
+            g = np.arange(start, stop, dtype=np.int64)
+            g *= self.world_size
+            g += first
         n = self.num_frames
         if stop > start and int(g[-1]) >= n:
             over = g >= n
@@ -100,7 +118,7 @@ class EpochPass:
     it is derived from the iterator's remaining length, so iteration does no per-item bookkeeping.
     """
 
-    __slots__ = ("sharded", "epoch", "global_start", "total", "_chunk")
+    __slots__ = ("sharded", "epoch", "global_start", "total", "_chunk", "_buf", "_buf_size")
 
     def __init__(self, sharded: ShardedOrder, epoch: int, start: int, global_start: int) -> None:
         self.sharded = sharded
@@ -108,6 +126,8 @@ class EpochPass:
         self.global_start = global_start
         self.total = sharded.count(global_start)
         self._chunk: tuple[int, int, Any] = (start, 0, iter(()))
+        self._buf: tuple[int, list[int]] = (start, [])  # next_batch's frames for [lo, lo + len(buf))
+        self._buf_size = FIRST_CHUNK
 
     @property
     def position(self) -> int:
@@ -164,7 +184,14 @@ class EpochPass:
         if stop <= start or (drop_last and stop - start < batch_size):
             self._chunk = (self.total, 0, iter(()))
             raise StopIteration
-        batch = self.sharded.frames(self.epoch, self.global_start, start, stop).tolist()
+        lo, buf = self._buf
+        if start < lo or stop > lo + len(buf):  # sliced from growing chunks, not mapped batch by batch
+            end = min(start + max(stop - start, self._buf_size), self.total)
+            buf = self.sharded.frames(self.epoch, self.global_start, start, end).tolist()
+            lo = start
+            self._buf = (lo, buf)
+            self._buf_size = min(self._buf_size * 4, MAX_CHUNK)
+        batch = buf[start - lo : stop - lo]
         self._chunk = (stop, 0, iter(()))
         return batch
 

@@ -14,6 +14,9 @@ from ._validate import check_int, int_array
 logger = logging.getLogger(__name__)
 
 _FINGERPRINT_TAG = b"episode-sampler/layout/v1\0"
+MAX_FRAME = 2**62  # frame indices and positions stay far from int64 overflow in every computation
+_BLOCK = 1 << 16  # positions per vectorized block in _Lookup (cache-sized temporaries)
+_MAX_STEPS = 2  # correction steps after the bucket table before falling back to a binary search
 
 
 class EpisodeIndex:
@@ -270,9 +273,7 @@ class EpisodeIndex:
 
     def _frame_at(self, pos: np.ndarray) -> np.ndarray:
         """Unchecked vectorized position -> frame (``pos`` int64 in range)."""
-        lk = self._get_lookup()
-        ep = lk.episode(pos)
-        return pos + lk.offset[ep]
+        return self._get_lookup().frame(pos)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, EpisodeIndex):
@@ -300,39 +301,96 @@ class _Lookup:
     """Position -> episode search structure: cumulative ends plus a coarse bucket table.
 
     ``table[b]`` is the first episode whose cumulative end exceeds ``b << shift``; a position in
-    bucket ``b`` lies in that episode or a few after it, so most lookups need one gather and a
-    couple of vectorized correction steps instead of a binary search over all episodes.
+    bucket ``b`` lies in that episode or at most ``steps`` after it (counted when the table is
+    built), so a lookup is one gather plus ``steps`` vectorized correction steps, each a gather,
+    a compare and an add. When some bucket holds more than ``_MAX_STEPS`` episode ends, the few
+    positions still unresolved after ``_MAX_STEPS`` steps fall back to a binary search.
+
+    ``_cum`` is ``cum_end`` plus one sentinel entry past the last episode, so stepping needs no
+    clipping. A layout without gaps (every ``offset`` equal, the usual case) maps positions to
+    frames with one add and never builds the table.
     """
 
-    __slots__ = ("cum_end", "offset", "shift", "table")
+    __slots__ = ("cum_end", "offset", "shift", "table", "steps", "exact", "_cum", "_base")
 
     def __init__(self, starts: np.ndarray, ends: np.ndarray) -> None:
-        lengths = ends - starts
-        self.cum_end = np.cumsum(lengths)
-        self.offset = starts - (self.cum_end - lengths)  # frame = position + offset[episode]
-        n = int(self.cum_end[-1]) if self.cum_end.size else 0
-        e = max(1, int(np.count_nonzero(lengths)))
-        mean = max(1, n // e)
-        self.shift = max(0, mean.bit_length() - 1)  # bucket width <= mean episode length
-        nb = (n >> self.shift) + 1
-        marks = np.arange(nb, dtype=np.int64) << self.shift
-        idx_dtype = np.int32 if starts.size < 2**31 - 1 else np.int64
-        self.table = np.searchsorted(self.cum_end, marks, side="right").astype(idx_dtype)
+        e = int(starts.size)
+        cum = np.empty(e + 1, dtype=np.int64)
+        np.subtract(ends, starts, out=cum[:e])
+        np.cumsum(cum[:e], out=cum[:e])
+        cum[e] = np.iinfo(np.int64).max  # sentinel: never <= a position
+        self._cum = cum
+        self.cum_end = cum[:e]
+        offset = ends - self.cum_end  # frame = position + offset[episode]
+        self._base: int | None = None
+        if e and bool((offset == offset[0]).all()):
+            self._base = int(offset[0])
+            offset = np.broadcast_to(offset[:1].copy(), (e,))  # read-only, O(1) memory
+        self.offset = offset
+        self.table: np.ndarray | None = None
+        self.shift = 0
+        self.steps = 0
+        self.exact = True
+
+    def _build_table(self) -> np.ndarray:
+        cum_end = self.cum_end
+        e = int(cum_end.size)
+        n = int(cum_end[-1]) if e else 0
+        mean = max(1, n // max(1, int(np.count_nonzero(np.diff(cum_end, prepend=0)))))
+        shift = max(0, mean.bit_length() - 1)  # bucket width <= mean episode length
+        nb = (n >> shift) + 1
+        table = np.empty(nb, dtype=np.int32 if e < 2**31 - 1 else np.int64)
+        block = 1 << 18  # bounded temporaries while building
+        for lo in range(0, nb, block):
+            marks = np.arange(lo, min(nb, lo + block), dtype=np.int64)
+            marks <<= shift
+            table[lo : lo + block] = np.searchsorted(cum_end, marks, side="right")
+        # ends inside bucket b: at most table[b + 1] - table[b]; the last bucket reaches episode e - 1
+        steps = e - 1 - int(table[-1])
+        for lo in range(0, nb - 1, block):
+            hi = min(nb - 1, lo + block)
+            steps = max(steps, int((table[lo + 1 : hi + 1] - table[lo:hi]).max()))
+        self.shift = shift
+        self.steps = min(max(steps, 0), _MAX_STEPS)
+        self.exact = steps <= _MAX_STEPS
+        self.table = table
+        return table
+
+    def _episode(self, pos: np.ndarray) -> np.ndarray:
+        table = self.table if self.table is not None else self._build_table()
+        cum = self._cum
+        ep = table[pos >> self.shift].astype(np.int64, copy=False)
+        for _ in range(self.steps):
+            ep += cum[ep] <= pos
+        if not self.exact:
+            bad = np.flatnonzero(cum[ep] <= pos)
+            if bad.size:
+                ep[bad] = np.searchsorted(self.cum_end, pos[bad], side="right")
+        return ep
 
     def episode(self, pos: np.ndarray) -> np.ndarray:
-        cum_end = self.cum_end
-        ep = self.table[pos >> self.shift].astype(np.int64)
-        np.minimum(ep, cum_end.size - 1, out=ep)
-        for _ in range(2):
-            adv = cum_end[ep] <= pos
-            if not adv.any():
-                return ep
-            ep += adv
-            np.minimum(ep, cum_end.size - 1, out=ep)
-        bad = cum_end[ep] <= pos
-        if bad.any():
-            ep[bad] = np.searchsorted(cum_end, pos[bad], side="right")
-        return ep
+        """Episode (row) of each position in ``[0, num_frames)`` (int64, same shape)."""
+        pos = np.asarray(pos, dtype=np.int64)
+        flat = pos.ravel()
+        if flat.size <= _BLOCK:
+            return self._episode(flat).reshape(pos.shape)
+        out = np.empty(flat.size, dtype=np.int64)
+        for lo in range(0, flat.size, _BLOCK):
+            out[lo : lo + _BLOCK] = self._episode(flat[lo : lo + _BLOCK])
+        return out.reshape(pos.shape)
+
+    def frame(self, pos: np.ndarray) -> np.ndarray:
+        """Frame index of each position in ``[0, num_frames)`` (int64, same shape), block by block."""
+        pos = np.asarray(pos, dtype=np.int64)
+        if self._base is not None:
+            return pos + self._base
+        flat = pos.ravel()
+        out = np.empty(flat.size, dtype=np.int64)
+        offset = self.offset
+        for lo in range(0, flat.size, _BLOCK):
+            p = flat[lo : lo + _BLOCK]
+            np.add(p, offset[self._episode(p)], out=out[lo : lo + _BLOCK])
+        return out.reshape(pos.shape)
 
 
 def _check_bounds(starts: np.ndarray, ends: np.ndarray) -> None:
@@ -341,6 +399,9 @@ def _check_bounds(starts: np.ndarray, ends: np.ndarray) -> None:
     if starts.min() < 0:
         bad = int(np.flatnonzero(starts < 0)[0])
         raise ValueError(f"from_indices must be >= 0, episode {bad} starts at {int(starts[bad])}")
+    if ends.max() > MAX_FRAME:
+        bad = int(np.flatnonzero(ends > MAX_FRAME)[0])
+        raise ValueError(f"to_indices must be <= 2**62, episode {bad} ends at {int(ends[bad])}")
     rev = starts > ends
     if rev.any():
         bad = int(np.flatnonzero(rev)[0])

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ._validate import ArgumentTypeError, check_choice, check_int
+from ._validate import ArgumentTypeError, _unwrap_tensor, check_choice, check_int
 
 PERMUTATIONS = ("randperm", "feistel")
 FEISTEL_ROUNDS = 4
@@ -25,6 +25,8 @@ _M2 = np.uint64(0x94D049BB133111EB)
 _CHUNK = 1 << 16  # elements per vectorized block: keeps the working set in L2 cache
 _WALK_DEFER = 1024  # cycle-walking values left per chunk below this are finished after the last chunk
 _S30 = np.uint64(30)
+_TABLE_MAX_BITS = 16  # tabulate the round function for half widths up to this (4 x 512 KiB at most)
+_TABLE_MIN_SIZE = 1 << 14  # ... and only for calls at least this long (small calls: arithmetic is cheaper)
 _U64 = (1 << 64) - 1
 
 
@@ -34,6 +36,7 @@ def check_seed(seed: Any, name: str = "seed") -> int:
     Raises:
         ValueError: not an int (also a TypeError), or outside ``[0, 2**64)``.
     """
+    seed = _unwrap_tensor(seed)
     if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
         raise ArgumentTypeError(f"{name} must be an int in [0, 2**64), got {type(seed).__name__} {seed!r}")
     seed = int(seed)
@@ -137,27 +140,62 @@ class FeistelPermutation(Permutation):
         self.keys = feistel_keys(self.seed, self.epoch, rounds)
         self._ekeys = tuple(self.keys)  # numpy uint64 scalars, in round order
         self._dkeys = self._ekeys[::-1]
+        self._tables: tuple[np.ndarray, ...] | None = None
 
-    def _pass(self, x: np.ndarray, out: np.ndarray, work: tuple[np.ndarray, ...], decrypt: bool) -> None:
-        """One pass of the network: ``out = E(x)`` over uint64 arrays (``out`` may be ``x``).
+    def _f(self, r: np.ndarray, k: np.integer, out: np.ndarray, tmp: np.ndarray) -> None:
+        """``out = F(r, k)``: top ``h`` bits of the SplitMix64 finalizer of ``r ^ k`` (uint64)."""
+        np.bitwise_xor(r, k, out=out)
+        np.multiply(out, _M1, out=out)
+        np.right_shift(out, _S30, out=tmp)
+        np.bitwise_xor(out, tmp, out=out)
+        np.multiply(out, _M2, out=out)
+        np.right_shift(out, self._top, out=out)
 
-        ``work`` holds four uint64 buffers at least as long as ``x``; nothing is allocated.
+    def _round_tables(self) -> tuple[np.ndarray, ...]:
+        """``F(., k_i)`` for every half value, one table per round (built once, for ``h <= 16``)."""
+        tables = self._tables
+        if tables is None:
+            r = np.arange(1 << self.half_bits, dtype=np.uint64)
+            tmp = np.empty_like(r)
+            built = []
+            for k in self._ekeys:
+                tab = np.empty_like(r)
+                self._f(r, k, tab, tmp)
+                built.append(tab)
+            tables = self._tables = tuple(built)
+        return tables
+
+    def _pass(
+        self,
+        x: np.ndarray,
+        out: np.ndarray,
+        work: tuple[np.ndarray, ...],
+        decrypt: bool,
+        tables: tuple[np.ndarray, ...] | None,
+    ) -> None:
+        """One pass of the network: ``out = E(x)`` (or ``D(x)``) over uint64 arrays; ``out`` may be ``x``.
+
+        ``work`` holds four uint64 buffers at least as long as ``x``, so nothing is allocated. With
+        ``tables``, ``F`` is one gather per round (the same values, tabulated) instead of six ops.
         """
         m = x.size
-        left, right, t, u = (w[:m] for w in work)
-        top = self._top
+        left, right, t, u = (w[:m] for w in work[:4])
         np.right_shift(x, self._h, out=left)
         np.bitwise_and(x, self._mask, out=right)
-        for k in self._dkeys if decrypt else self._ekeys:
-            src, dst = (left, right) if decrypt else (right, left)  # F reads src, xors into dst
-            np.bitwise_xor(src, k, out=t)
-            np.multiply(t, _M1, out=t)
-            np.right_shift(t, _S30, out=u)
-            np.bitwise_xor(t, u, out=t)
-            np.multiply(t, _M2, out=t)
-            np.right_shift(t, top, out=t)
-            np.bitwise_xor(dst, t, out=dst)
-            left, right = right, left
+        keys = self._dkeys if decrypt else self._ekeys
+        if tables is not None:
+            tabs = tables[::-1] if decrypt else tables
+            for tab in tabs:
+                src, dst = (left, right) if decrypt else (right, left)  # F reads src, xors into dst
+                np.take(tab, src.view(np.int64), out=t, mode="wrap")  # src < len(tab): no wrapping
+                np.bitwise_xor(dst, t, out=dst)
+                left, right = right, left
+        else:
+            for k in keys:
+                src, dst = (left, right) if decrypt else (right, left)
+                self._f(src, k, t, u)
+                np.bitwise_xor(dst, t, out=dst)
+                left, right = right, left
         np.left_shift(left, self._h, out=left)
         np.bitwise_or(left, right, out=out)
 
@@ -167,37 +205,41 @@ class FeistelPermutation(Permutation):
         Per chunk, the first pass runs over all values and further passes only over those still
         ``>= n``; once fewer than ``_WALK_DEFER`` remain, they are set aside and finished together
         after the last chunk, so the long tail of short walks costs a few numpy calls per *call*
-        instead of per chunk. The result is the same as walking every value to its end in place.
+        instead of per chunk. Every value still walks to the first element of its cycle in
+        ``[0, n)``: the result is exactly the element-by-element definition.
         """
         flat = np.asarray(positions, dtype=np.int64).ravel()
         size = flat.size
         out = np.empty(size, dtype=np.int64)
         if size == 0:
             return out.reshape(np.shape(positions))
+        tables = None
+        if self.half_bits <= _TABLE_MAX_BITS and size >= max(_TABLE_MIN_SIZE, 2 << self.half_bits):
+            tables = self._round_tables()  # only when the call amortizes building them
         src = flat.view(np.uint64)  # positions are >= 0: same bits
         dst = out.view(np.uint64)
         n = self._n
-        work = tuple(np.empty(min(size, _CHUNK), dtype=np.uint64) for _ in range(4))
+        work = tuple(np.empty(min(size, _CHUNK), dtype=np.uint64) for _ in range(5))
         pending = []
         for lo in range(0, size, _CHUNK):
             y = dst[lo : lo + _CHUNK]
-            self._pass(src[lo : lo + _CHUNK], y, work, decrypt)
+            self._pass(src[lo : lo + _CHUNK], y, work, decrypt, tables)
             idx = np.flatnonzero(y >= n)
             while idx.size > _WALK_DEFER:
-                z = y[idx]
-                self._pass(z, z, work, decrypt)
+                z = np.take(y, idx, out=work[4][: idx.size])  # take/compress: faster than fancy indexing
+                self._pass(z, z, work, decrypt, tables)
                 y[idx] = z
-                idx = idx[z >= n]
+                idx = np.compress(z >= n, idx)
             if idx.size:
                 pending.append(idx + lo if lo else idx)
         if pending:
             idx = np.concatenate(pending) if len(pending) > 1 else pending[0]
             tail = tuple(np.empty(idx.size, dtype=np.uint64) for _ in range(4))
             while idx.size:
-                z = dst[idx]
-                self._pass(z, z, tail, decrypt)
+                z = np.take(dst, idx)
+                self._pass(z, z, tail, decrypt, tables)
                 dst[idx] = z
-                idx = idx[z >= n]
+                idx = np.compress(z >= n, idx)
         return out.reshape(np.shape(positions))
 
     def __call__(self, positions: np.ndarray) -> np.ndarray:

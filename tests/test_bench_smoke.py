@@ -1,0 +1,128 @@
+"""The benchmark suite runs end to end at tiny sizes and writes a well-formed report (no timing asserts)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from episode_sampler import bench
+
+ROOT = Path(__file__).resolve().parents[1]
+TARGETS = {
+    "fullepoch_vs_materialized",
+    "iter_vs_randomsampler",
+    "iter_vs_lerobot",
+    "loader_vs_samplerwrapper",
+    "restore_position_ratio",
+    "restore_size_ratio",
+    "memory_peak",
+    "e2e_vs_dataloader",
+    "state_size",
+}
+
+
+@pytest.fixture(scope="module")
+def smoke_report(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench")
+    code = bench.main(["--smoke", "--quiet", "--no-plots", "--out", str(out)])
+    assert code == 0
+    return json.loads((out / "bench-smoke.json").read_text()), out
+
+
+def test_report_structure(smoke_report):
+    report, _ = smoke_report
+    assert report["schema"] == 1 and report["mode"] == "smoke"
+    assert set(report["sections"]) == set(bench.SECTIONS)
+    for key in ("python", "torch", "torchdata", "numpy", "cpu_count"):
+        assert key in report["machine"]
+    assert report["config"]["reps"] >= 3
+
+
+def test_every_target_is_evaluated(smoke_report, capsys):
+    report, _ = smoke_report
+    targets = {t["name"]: t for t in report["targets"]}
+    assert set(targets) == TARGETS
+    for t in targets.values():
+        assert isinstance(t["value"], float) and t["value"] > 0
+        assert isinstance(t["pass"], bool)
+        assert t["op"] in (">=", "<=", "<")
+        assert bench.format_target(t).startswith(("PASS", "FAIL"))
+
+
+def test_section_rows(smoke_report):
+    sec = smoke_report[0]["sections"]
+    methods = {r["method"] for r in sec["fullepoch"]["rows"]}
+    for m in ("feistel/frames", "feistel/episodes", "feistel/blocks", "randperm/frames", "materialized"):
+        assert m in methods
+    for m in (
+        "torch.randperm",
+        "DistributedSampler list",
+        "Loader(SamplerWrapper(RandomSampler))",
+        "LeRobot-style per-item",
+    ):
+        assert m in methods
+    for r in sec["fullepoch"]["rows"]:
+        assert len(r["times_s"]) >= 3 and r["median_s"] > 0
+    assert all(r["items_per_s"] > 0 for r in sec["iteration"]["rows"])
+    restore = sec["restore"]["rows"]
+    assert {r["N"] for r in restore} >= {10**3, 10**12}
+    assert all(r["sampler_restore_s"] > 0 and r["node_restore_s"] > 0 for r in restore)
+    mem = sec["memory"]["rows"]
+    assert {r["N"] for r in mem} >= {10**12}
+    assert all(r["tracemalloc_peak_bytes"] > 0 for r in mem)
+    assert {r["method"] for r in sec["e2e"]["rows"]} >= {
+        "Loader(Prefetcher(Mapper(EpisodeSamplerNode, get_batch)))",
+        "DataLoader(batch_size, RandomSampler, num_workers=0)",
+    }
+    assert all(0 < r["json_bytes"] for r in sec["state"]["rows"])
+
+
+def test_docs_render_from_json(smoke_report, tmp_path):
+    pytest.importorskip("matplotlib")
+    _, out = smoke_report
+    docs = tmp_path / "docs"
+    code = bench.main(
+        [
+            "--from-json",
+            str(out / "bench-smoke.json"),
+            "--out",
+            str(tmp_path / "plots"),
+            "--docs",
+            "--docs-dir",
+            str(docs),
+        ]
+    )
+    assert code == 0
+    text = (docs / "performance.md").read_text()
+    assert "## Targets" in text and "| target | measured | threshold | result |" in text
+    for name in (
+        "perf_fullepoch.png",
+        "perf_iteration.png",
+        "perf_restore.png",
+        "perf_memory.png",
+        "perf_e2e.png",
+    ):
+        assert (docs / "img" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert f"img/{name}" in text
+
+
+def test_layout_is_exact_at_any_size():
+    for n, e in ((5, 3), (10**4, 10**4), (10**7, 10**4), (10**12, 10**3), (10**18, 10)):
+        index = bench.make_layout(n, e)
+        assert index.num_frames == n and index.num_episodes == e
+        assert int(index.lengths.min()) >= 1
+
+
+def test_pipelines_runner_help():
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "pipelines" / "bench.py"), "--help"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0
+    assert "--quick" in proc.stdout and "--docs" in proc.stdout
