@@ -483,3 +483,17 @@ def test_two_cursors_one_epoch_apart_share_the_cache():
     order.epoch_table(2)
     assert order.epoch_table(1) is t1  # most recently used survives, epoch 0 is dropped
     assert order.epoch_table(0) is not t0
+
+
+def test_relabel_mapping_with_float_keys_is_refused():
+    frames = lerobot_indices(FROM, TO)
+    with pytest.raises(TypeError, match="absolute_to_relative_idx keys"):
+        EpisodeAwareSampler(FROM, TO, absolute_to_relative_idx={float(f): f for f in frames})
+
+
+def test_dropped_episode_warning_names_the_episode_id(caplog):
+    ei = EpisodeIndex.from_episode_column([7, 7, 7, 3, 9, 9])
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        ei.select(drop_first=1)
+    assert "Episode 3 has 1 frames" in caplog.text

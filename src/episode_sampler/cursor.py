@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ._validate import ArgumentTypeError, check_bool, check_int
+from ._validate import ArgumentTypeError, check_bool, check_int, int_array
 from .order import EpochOrder
 from .state import build_state, restore_position, samples_per_rank
 
@@ -217,8 +217,8 @@ class _Relabel:
         if isinstance(table, Mapping):
             if len(table) == 0:
                 raise ValueError("absolute_to_relative_idx is empty")
-            keys = np.fromiter((int(k) for k in table.keys()), dtype=np.int64, count=len(table))
-            values = np.fromiter((int(v) for v in table.values()), dtype=np.int64, count=len(table))
+            keys = int_array("absolute_to_relative_idx keys", list(table.keys()))
+            values = int_array("absolute_to_relative_idx values", list(table.values()))
             order = np.argsort(keys, kind="stable")
             keys, values = keys[order], values[order]
             have = np.searchsorted(keys, ends) - np.searchsorted(keys, starts)
@@ -234,8 +234,6 @@ class _Relabel:
             raise ArgumentTypeError(
                 f"absolute_to_relative_idx must be a mapping or a sequence, got {type(table).__name__}"
             )
-        from ._validate import int_array
-
         values = int_array("absolute_to_relative_idx", table)
         if int(ends.max()) > values.size:
             raise ValueError(

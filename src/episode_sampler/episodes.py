@@ -47,16 +47,16 @@ class EpisodeIndex:
             raise ValueError(
                 f"from_indices and to_indices must have the same length, got {starts.size} and {ends.size}"
             )
-        if episode_ids is None:
-            ids = np.arange(starts.size, dtype=np.int64)
-        else:
+        ids = None  # None: 0 .. num_episodes - 1, built only when asked for
+        if episode_ids is not None:
             ids = int_array("episode_ids", episode_ids)
             if ids.shape != starts.shape:
                 raise ValueError(
                     f"episode_ids must have one entry per episode, got {ids.size} for {starts.size} episodes"
                 )
+            ids.flags.writeable = False
         _check_bounds(starts, ends)
-        for arr in (starts, ends, ids):
+        for arr in (starts, ends):
             arr.flags.writeable = False
         self._starts = starts
         self._ends = ends
@@ -153,6 +153,10 @@ class EpisodeIndex:
     @property
     def episode_ids(self) -> np.ndarray:
         """Original episode id of each row (``arange`` unless given, kept through :meth:`select`)."""
+        if self._ids is None:
+            ids = np.arange(self._starts.size, dtype=np.int64)
+            ids.flags.writeable = False
+            return ids
         return self._ids
 
     @property
@@ -169,10 +173,16 @@ class EpisodeIndex:
     def fingerprint(self) -> str:
         """Stable hex digest (BLAKE2b-128) of the non-empty frame ranges, identical on every platform."""
         if self._fingerprint is None:
-            keep = self._ends > self._starts
             h = hashlib.blake2b(_FINGERPRINT_TAG, digest_size=16)
-            h.update(np.ascontiguousarray(self._starts[keep], dtype="<i8").tobytes())
-            h.update(np.ascontiguousarray(self._ends[keep], dtype="<i8").tobytes())
+            step = 1 << 16  # hash in pieces: no O(episodes) temporary copies
+            for arr in (self._starts, self._ends):
+                for lo in range(0, arr.size, step):
+                    a, b = self._starts[lo : lo + step], self._ends[lo : lo + step]
+                    piece = arr[lo : lo + step]
+                    keep = b > a
+                    if not keep.all():
+                        piece = piece[keep]
+                    h.update(np.ascontiguousarray(piece, dtype="<i8").tobytes())
             self._fingerprint = h.hexdigest()
         return self._fingerprint
 
@@ -198,6 +208,9 @@ class EpisodeIndex:
             raise ValueError(f"drop_n_first_frames must be >= 0, got {drop_first}")
         if drop_last < 0:
             raise ValueError(f"drop_n_last_frames must be >= 0, got {drop_last}")
+        untouched = episodes is None and drop_first == 0 and drop_last == 0
+        if untouched and bool((self._ends > self._starts).all()):
+            return self  # immutable: nothing to select, trim or remove
         used = np.ones(self.num_episodes, dtype=bool)
         if episodes is not None:
             chosen = int_array("episode_indices_to_use", episodes)
@@ -212,11 +225,12 @@ class EpisodeIndex:
         starts = self._starts + drop_first
         ends = self._ends - drop_last
         empty = used & (ends <= starts)
+        ids = self.episode_ids
         for ep in np.flatnonzero(empty)[:1000].tolist():
             logger.warning(
                 "Episode %d has %d frames but drop_n_first_frames=%d and "
                 "drop_n_last_frames=%d removes all frames. Skipping.",
-                ep,
+                int(ids[ep]),
                 int(self._ends[ep] - self._starts[ep]),
                 drop_first,
                 drop_last,
@@ -224,7 +238,7 @@ class EpisodeIndex:
         if int(empty.sum()) > 1000:
             logger.warning("%d more episodes had all frames removed.", int(empty.sum()) - 1000)
         used &= ~empty
-        return EpisodeIndex(starts[used], ends[used], self._ids[used])
+        return EpisodeIndex(starts[used], ends[used], ids[used])
 
     def frame_at(self, positions: Any) -> np.ndarray:
         """Frame index of each position in ``[0, num_frames)`` (vectorized, int64 array).
@@ -281,7 +295,7 @@ class EpisodeIndex:
         return (
             np.array_equal(self._starts, other._starts)
             and np.array_equal(self._ends, other._ends)
-            and np.array_equal(self._ids, other._ids)
+            and np.array_equal(self.episode_ids, other.episode_ids)
         )
 
     def __hash__(self) -> int:

@@ -67,12 +67,15 @@ class EpochOrder:
                 raise ValueError(f"block_size is only valid with order='blocks', got order={order!r}")
             self.block_size = None
         self.num_frames = index.num_frames
-        lengths = index.lengths
-        keep = lengths > 0
-        self._starts = index.starts[keep]
-        self._lengths = lengths[keep]
-        if self.order == "frames":
+        if self.order == "frames":  # positions map through the layout's own lookup: no extra table
             self.num_units = self.num_frames
+        else:
+            lengths = index.lengths
+            keep = lengths > 0
+            self._starts = index.starts if keep.all() else index.starts[keep]
+            self._lengths = lengths if keep.all() else lengths[keep]
+        if self.order == "frames":
+            pass
         elif self.order == "episodes":
             self.num_units = int(self._starts.size)
         else:
