@@ -16,7 +16,7 @@ import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 PROG = "episode-sampler"
 PERMUTATIONS = ("feistel", "randperm")
@@ -390,17 +390,21 @@ def _child_env() -> dict[str, str]:
     return env
 
 
+def _child_io(err: IO[bytes], quiet: bool) -> dict[str, Any]:
+    """How a worker runs: stdout piped as text, no stdin, stderr to ``err`` when ``quiet``, our env."""
+    return {
+        "stdout": subprocess.PIPE,
+        "stderr": err if quiet else None,
+        "stdin": subprocess.DEVNULL,
+        "text": True,
+        "env": _child_env(),
+    }
+
+
 def _run_until_kill(cmd: list[str], kill_at: int, quiet: bool, stderr_path: Path) -> tuple[int, bool]:
     """Run the worker, SIGKILL it once it reports step ``kill_at``; ``(returncode, killed)``."""
     with open(stderr_path, "wb") as err:
-        proc = subprocess.Popen(
-            cmd,
-            stdout=subprocess.PIPE,
-            stderr=err if quiet else None,
-            stdin=subprocess.DEVNULL,
-            text=True,
-            env=_child_env(),
-        )
+        proc = subprocess.Popen(cmd, **_child_io(err, quiet))
         killed = False
         try:
             assert proc.stdout is not None
@@ -419,14 +423,7 @@ def _run_until_kill(cmd: list[str], kill_at: int, quiet: bool, stderr_path: Path
 
 def _run_to_end(cmd: list[str], quiet: bool, stderr_path: Path) -> tuple[int, dict[str, Any] | None]:
     with open(stderr_path, "wb") as err:
-        proc = subprocess.run(
-            cmd,
-            stdout=subprocess.PIPE,
-            stderr=err if quiet else None,
-            stdin=subprocess.DEVNULL,
-            text=True,
-            env=_child_env(),
-        )
+        proc = subprocess.run(cmd, **_child_io(err, quiet))
     summary = None
     for line in proc.stdout.splitlines():
         if line.startswith("{"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import operator
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -140,19 +141,7 @@ class EpochPass:
         return self.position >= self.total
 
     def __iter__(self) -> Iterator[int]:
-        size = FIRST_CHUNK
-        total = self.total
-        frames = self.sharded.frames
-        while True:
-            base, length, _ = self._chunk
-            stop = base + length
-            if stop >= total:
-                return
-            n = min(size, total - stop)
-            it = iter(frames(self.epoch, self.global_start, stop, stop + n).tolist())
-            self._chunk = (stop, n, it)
-            yield from it
-            size = min(size * 4, MAX_CHUNK)
+        return itertools.chain.from_iterable(self.chunks())
 
     def chunks(self) -> Iterator[Iterator[int]]:
         """The pass as one list iterator per chunk; ``itertools.chain.from_iterable`` flattens it at C speed.

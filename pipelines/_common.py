@@ -1,0 +1,283 @@
+"""What ``train_loader.py`` and ``stateful_dataloader.py`` share: flags, process group, synthetic dataset,
+checkpoint files, the training step and loop, and logging.
+
+Not a script: both pipelines import it from their own directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import IO, Any
+
+import torch
+import torch.distributed as dist
+
+from episode_sampler import LeRobotFrames, load_state, save_state, write_lerobot_dataset
+
+TrainFn = Callable[[argparse.Namespace, str, int, int], int]
+"""``train(args, root, rank, world) -> exit code``."""
+
+InputsFn = Callable[[dict[str, Any]], tuple[torch.Tensor, torch.Tensor]]
+"""A loader batch -> model input ``x`` and target ``y``."""
+
+
+def parse_args(description: str, workers_help: str, argv: list[str] | None = None) -> argparse.Namespace:
+    """The flags both pipelines take (validated; ``--synthetic 60`` when no dataset is given)."""
+    p = argparse.ArgumentParser(description=description)
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--root", help="LeRobot v3 dataset directory")
+    src.add_argument(
+        "--synthetic",
+        type=int,
+        metavar="N",
+        default=None,
+        help="write a synthetic dataset of N episodes to a temporary directory (default: 60)",
+    )
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--workers", type=int, default=0, help=workers_help)
+    p.add_argument("--permutation", choices=("feistel", "randperm"), default="feistel")
+    p.add_argument("--order", choices=("frames", "episodes", "blocks"), default="frames")
+    p.add_argument("--block-size", type=int, default=None, help="frames per block for --order blocks")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="stop once the global step count (including steps before a resume) reaches this",
+    )
+    p.add_argument("--checkpoint", default=None, help="checkpoint JSON path; resumed from if it exists")
+    p.add_argument("--checkpoint-every", type=int, default=50, help="steps between checkpoints")
+    p.add_argument("--lr", type=float, default=0.05)
+    p.add_argument(
+        "--log-indices",
+        default=None,
+        metavar="PATH",
+        help="append each step's frame indices as JSON lines here ('{rank}' is replaced; "
+        "with several ranks and no '{rank}', '.rank<r>' is appended)",
+    )
+    args = p.parse_args(argv)
+    for name in ("batch_size", "epochs", "checkpoint_every"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name.replace('_', '-')} must be >= 1")
+    if args.workers < 0:
+        p.error("--workers must be >= 0")
+    if args.steps is not None and args.steps < 0:
+        p.error("--steps must be >= 0")
+    if args.order == "blocks" and args.block_size is None:
+        p.error("--order blocks needs --block-size")
+    if args.root is None and args.synthetic is None:
+        args.synthetic = 60
+    if args.synthetic is not None and args.synthetic < 1:
+        p.error("--synthetic must be >= 1")
+    return args
+
+
+def init_distributed() -> tuple[int, int]:
+    """Join the process group when launched by torchrun with WORLD_SIZE > 1 (gloo works on CPU)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+        dist.init_process_group("gloo")
+    if dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def sampler_options(args: argparse.Namespace, rank: int, world: int) -> dict[str, Any]:
+    """The ``from_lerobot`` options both samplers take from the flags: shuffled, this rank's shard, no
+    drop_last (every rank gets ceil(N / W) samples: equal step counts for DDP)."""
+    return {
+        "shuffle": True,
+        "seed": args.seed,
+        "permutation": args.permutation,
+        "order": args.order,
+        "block_size": args.block_size if args.order == "blocks" else None,
+        "rank": rank,
+        "world_size": world,
+        "drop_last": False,
+    }
+
+
+def run(args: argparse.Namespace, tmp_prefix: str, train: TrainFn) -> int:
+    """Join the process group, write the ``--synthetic`` dataset if asked, ``train``, then clean up."""
+    rank, world = init_distributed()
+    tmp = None
+    if args.root is None:  # every rank writes the same deterministic dataset: no shared disk needed
+        tmp = tempfile.mkdtemp(prefix=f"{tmp_prefix}-r{rank}-")
+        write_lerobot_dataset(tmp, num_episodes=args.synthetic, seed=0)
+    try:
+        return train(args, args.root or tmp, rank, world)
+    finally:
+        if tmp:
+            shutil.rmtree(tmp, ignore_errors=True)
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def sampler_state(obj: Any) -> dict[str, Any] | None:
+    """The episode-sampler state nested in a loader state_dict (wherever the loader puts it)."""
+    if isinstance(obj, Mapping):
+        if "fingerprint" in obj and "start_index" in obj:
+            return dict(obj)
+        obj = list(obj.values())
+    if isinstance(obj, list):
+        for value in obj:
+            found = sampler_state(value)
+            if found is not None:
+                return found
+    return None
+
+
+def build_model(
+    dataset: LeRobotFrames, world: int, lr: float
+) -> tuple[torch.nn.Module, torch.optim.Optimizer, torch.nn.Module]:
+    """``(model, optimizer, net)``: a linear state -> action model (DDP-wrapped when ``world > 1``) and the
+    bare module whose state is saved."""
+    features = dataset.info["features"]
+    model: Any = torch.nn.Linear(features["observation.state"]["shape"][0], features["action"]["shape"][0])
+    if world > 1:
+        model = torch.nn.parallel.DistributedDataParallel(model)
+    optim = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
+    net = model.module if world > 1 else model
+    return model, optim, net
+
+
+def save_checkpoint(
+    path: Path,
+    step: int,
+    epoch: int,
+    args: argparse.Namespace,
+    model: Any,
+    optim: Any,
+    loader: Any,
+    world: int | None = None,
+) -> int:
+    """Model file first (tmp + rename), then the JSON that names it (the commit), then old files go.
+
+    ``world`` is recorded as ``world_size`` when given. Returns the JSON's size in bytes.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model_path = path.with_name(f"{path.name}.step-{step:08d}.pt")
+    tmp = model_path.with_name(model_path.name + f".{os.getpid()}.tmp")
+    net = model.module if hasattr(model, "module") else model
+    torch.save({"model": net.state_dict(), "optimizer": optim.state_dict(), "step": step}, tmp)
+    os.replace(tmp, model_path)
+    loader_state = loader.state_dict()
+    record: dict[str, Any] = {
+        "step": step,
+        "epoch": epoch,  # the training loop's epoch (the pass the loader is in)
+        "model": model_path.name,
+        "workers": args.workers,
+    }
+    if world is not None:
+        record["world_size"] = world
+    record["loader"] = loader_state
+    record["sampler"] = sampler_state(loader_state)
+    size = save_state(path, record)
+    for old in path.parent.glob(f"{path.name}.step-*.pt"):
+        if old != model_path:
+            old.unlink(missing_ok=True)
+    return size
+
+
+def load_checkpoint(path: Path, net: torch.nn.Module, optim: torch.optim.Optimizer) -> dict[str, Any]:
+    """Restore model and optimizer from the file ``path`` names; return the checkpoint record."""
+    record = load_state(path)
+    payload = torch.load(path.with_name(record["model"]), map_location="cpu", weights_only=True)
+    net.load_state_dict(payload["model"])
+    optim.load_state_dict(payload["optimizer"])
+    return record
+
+
+def report_resume(path: Path, step: int, epoch: int, saved_world: int, world: int, rank: int) -> None:
+    """Rank 0 says where training resumes from."""
+    if rank == 0:
+        print(
+            f"resumed from {path} at step {step} (epoch {epoch}, saved by {saved_world} rank(s), "
+            f"now {world})",
+            flush=True,
+        )
+
+
+def open_log(args: argparse.Namespace, rank: int, world: int) -> IO[str] | None:
+    """This rank's ``--log-indices`` file, opened for appending (``None`` without the flag)."""
+    if args.log_indices is None:
+        return None
+    path = args.log_indices.format(rank=rank) if "{rank}" in args.log_indices else args.log_indices
+    if world > 1 and "{rank}" not in args.log_indices:
+        path += f".rank{rank}"
+    return open(path, "a", encoding="utf-8")
+
+
+def log_step(log: IO[str], step: int, epoch: int, rank: int, indices: torch.Tensor) -> None:
+    """Append one step's frame indices as a JSON line and flush."""
+    log.write(json.dumps({"step": step, "epoch": epoch, "rank": rank, "indices": indices.tolist()}) + "\n")
+    log.flush()
+
+
+def train_step(model: Any, optim: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """One SGD step on the MSE of ``model(x)`` against ``y``; returns the loss."""
+    loss = torch.nn.functional.mse_loss(model(x), y)
+    optim.zero_grad(set_to_none=True)
+    loss.backward()
+    optim.step()
+    return loss
+
+
+def fit(
+    args: argparse.Namespace,
+    loader: Any,
+    model: Any,
+    optim: torch.optim.Optimizer,
+    inputs: InputsFn,
+    *,
+    step: int,
+    epoch: int,
+    rank: int,
+    world: int,
+    record_world: bool = False,
+) -> int:
+    """Train from ``(step, epoch)`` until ``--epochs`` / ``--steps``, checkpointing every
+    ``--checkpoint-every`` steps and at the end on rank 0 (``record_world``: save ``world_size`` too),
+    logging indices if asked, then print this rank's summary. Returns 0."""
+    ckpt = Path(args.checkpoint) if args.checkpoint else None
+    saved_world = world if record_world else None
+    log = open_log(args, rank, world)
+    samples, t0, loss = 0, time.perf_counter(), torch.zeros(())
+    stop = False
+    while epoch < args.epochs and not stop:
+        if args.steps is not None and step >= args.steps:
+            break
+        for batch in loader:
+            x, y = inputs(batch)
+            loss = train_step(model, optim, x, y)
+            step += 1
+            samples += len(batch["index"])
+            if log is not None:
+                log_step(log, step, epoch, rank, batch["index"])
+            if ckpt is not None and rank == 0 and step % args.checkpoint_every == 0:
+                save_checkpoint(ckpt, step, epoch, args, model, optim, loader, saved_world)
+            if args.steps is not None and step >= args.steps:
+                stop = True
+                break
+        else:
+            epoch += 1
+    if ckpt is not None and rank == 0:
+        size = save_checkpoint(ckpt, step, epoch, args, model, optim, loader, saved_world)
+        print(f"checkpoint {ckpt} ({size} bytes) at step {step}", flush=True)
+    if log is not None:
+        log.close()
+    seconds = time.perf_counter() - t0
+    print(
+        f"rank {rank}/{world}: {samples} samples in {seconds:.2f} s "
+        f"({samples / max(seconds, 1e-9):,.0f}/s), step {step}, epoch {epoch}, "
+        f"loss {float(loss.detach()):.3e}",
+        flush=True,
+    )
+    return 0
