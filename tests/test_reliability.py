@@ -123,8 +123,10 @@ def test_load_state_non_dict_or_partial(value):
     legit_lerobot = (
         isinstance(value, dict)
         and set(value) == {"epoch", "start_index"}
-        and all(isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)) and 0 <= v
-                for v in value.values())
+        and all(
+            isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)) and 0 <= v
+            for v in value.values()
+        )
         and value["start_index"] <= len(s)
         and value["epoch"] <= 2**62
     )
@@ -239,3 +241,85 @@ def test_state_dict_from_another_thread_is_never_torn():
         fresh.load_state_dict(st_)
         nxt = list(iter(fresh))[:3]
         assert nxt == consumed[reached : reached + 3] or reached == len(consumed)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    key=st.sampled_from(
+        [
+            "epoch",
+            "start_index",
+            "global_start",
+            "world_size",
+            "rank",
+            "drop_last",
+            "version",
+            "seed",
+            "fingerprint",
+            "permutation",
+            "shuffle",
+            "num_frames",
+        ]
+    ),
+    value=GARBAGE,
+)
+def test_node_reset_garbage_is_refused_and_leaves_the_node_unchanged(key, value):
+    from episode_sampler import EpisodeSamplerNode
+
+    kw = dict(shuffle=True, seed=3, permutation="feistel", rank=0, world_size=2)
+    node = EpisodeSamplerNode(FROM, TO, **kw)
+    node.reset()
+    head = [node.next() for _ in range(3)]
+    state = node.get_state()
+    bad = dict(state)
+    bad[key] = value
+    try:
+        node.reset(bad)
+    except (ValueError, TypeError) as exc:
+        assert key in str(exc), (key, str(exc))
+        assert node.get_state() == state  # unchanged, still usable
+        full = reference_epoch(episodes_lists(FROM, TO), "frames", None, "feistel", 3, 0)
+        assert head + [node.next() for _ in range(4)] == shard(full, 0, 2, False)[:7]
+        return
+    st_ = node.get_state()
+    full = reference_epoch(episodes_lists(FROM, TO), "frames", None, "feistel", 3, st_["epoch"])
+    expected = shard(full, 0, 2, False, st_["global_start"])[st_["start_index"] :]
+    got = []
+    try:
+        while True:
+            got.append(node.next())
+    except StopIteration:
+        pass
+    assert got == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(name=st.sampled_from(sorted(ARGS) + ["batch_size"]), value=GARBAGE)
+def test_node_constructor_garbage_is_refused_or_exact(name, value):
+    from episode_sampler import EpisodeSamplerNode
+
+    kw = dict(ARGS)
+    kw[name] = value
+    if name == "block_size" and value is not None:
+        kw["order"] = "blocks"
+    try:
+        node = EpisodeSamplerNode(FROM, TO, **kw)
+        node.reset()
+        got = []
+        try:
+            while True:
+                got.append(node.next())
+        except StopIteration:
+            pass
+    except (ValueError, TypeError) as exc:
+        assert str(exc)
+        return
+    if name == "batch_size":
+        got = [x for b in got for x in b] if value is not None else got
+        kw.pop("batch_size")
+    for key, default in (("rank", 0), ("world_size", 1)):  # None: discovered from torch.distributed
+        if kw[key] is None:
+            kw[key] = default
+    assert got == _expected_stream(kw)[0][: len(got)] and len(got) >= len(_expected_stream(kw)[0]) - int(
+        kw.get("batch_size") or 0
+    )
