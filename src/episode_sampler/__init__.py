@@ -6,6 +6,7 @@ from .lerobot import LeRobotFrames, read_episode_index
 from .nodes import EpisodeSamplerNode
 from .order import ORDERS, EpochOrder
 from .permutation import PERMUTATIONS, FeistelPermutation, RandpermPermutation, make_permutation
+from .pipeline_check import check_exactness
 from .sampler import EpisodeAwareSampler, compute_sampler_state
 from .seeding import sample_seed
 from .state import STATE_VERSION
@@ -24,6 +25,7 @@ __all__ = [
     "LeRobotFrames",
     "FeistelPermutation",
     "RandpermPermutation",
+    "check_exactness",
     "compute_sampler_state",
     "load_state",
     "make_permutation",
