@@ -15,16 +15,16 @@ from .synthetic import write_lerobot_dataset
 __version__ = "0.1.0"
 
 __all__ = [
-    "ORDERS",
-    "PERMUTATIONS",
-    "STATE_VERSION",
     "EpisodeAwareSampler",
     "EpisodeIndex",
     "EpisodeSamplerNode",
     "EpochOrder",
-    "LeRobotFrames",
     "FeistelPermutation",
+    "LeRobotFrames",
+    "ORDERS",
+    "PERMUTATIONS",
     "RandpermPermutation",
+    "STATE_VERSION",
     "check_exactness",
     "compute_sampler_state",
     "load_state",
