@@ -300,7 +300,7 @@ class LeRobotFrames(Dataset):
         self._plain = _check_columns(columns, available, self._deltas)
         self._specs = {n: available[n] for n in (*self._plain, *self._deltas)}
         self._files, self._first, self._rows_index = self._scan(files)
-        self._tables: list[pa.Table | None] = [None] * len(self._files)
+        self._tables: list[dict[str, np.ndarray] | None] = [None] * len(self._files)
         starts, ends = self.episodes.starts, self.episodes.ends
         # positions are frame indices when episodes tile 0 .. num_frames - 1 (the usual case)
         self._identity = bool(starts.size == 0 or (starts[0] == 0 and np.array_equal(starts[1:], ends[:-1])))
@@ -474,18 +474,21 @@ class LeRobotFrames(Dataset):
         first = np.array([f[0] for f in found], dtype=np.int64)
         return [f[2] for f in found], first, [f[3] for f in found]
 
-    def _table(self, k: int) -> pa.Table:
+    def _columns(self, k: int) -> dict[str, np.ndarray]:
+        """File ``k``'s needed columns, read once per process (memory-mapped) and kept as numpy arrays."""
         if self._tables is None:
             self._tables = [None] * len(self._files)
-        table = self._tables[k]
-        if table is None:
+        cols = self._tables[k]
+        if cols is None:
             table = pq.read_table(self._files[k], columns=list(self._specs), memory_map=True)
-            self._tables[k] = table
-        return table
+            cols = {n: _to_numpy(self._specs[n], table.column(n), self._files[k]) for n in self._specs}
+            self._tables[k] = cols
+        return cols
 
-    def _take_rows(self, k: int, rows: np.ndarray, names: list[str]) -> pa.Table:
-        """The one Arrow ``take`` per file touched by a request."""
-        return self._table(k).select(names).take(pa.array(rows, type=pa.int64()))
+    def _take_rows(self, k: int, rows: np.ndarray, names: list[str]) -> dict[str, np.ndarray]:
+        """The one vectorized gather per file touched by a request: ``{column: values at rows}``."""
+        cols = self._columns(k)
+        return {n: cols[n][rows] for n in names}
 
     def _locate(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """File number and row of each global frame index (frames known to exist)."""
@@ -501,31 +504,42 @@ class LeRobotFrames(Dataset):
         return k, rows
 
     def _fetch(self, groups: list[tuple[np.ndarray, tuple[str, ...]]]) -> list[dict[str, np.ndarray]]:
-        """Values of each group's columns at its frames, with one ``take`` per file touched."""
+        """Values of each group's columns at its frames, with one gather per file touched."""
         sizes = [g[0].size for g in groups]
         names = list(dict.fromkeys(n for g in groups for n in g[1]))
         frames = np.concatenate([g[0] for g in groups]) if groups else np.zeros(0, np.int64)
-        file_of, rows = self._locate(frames)
-        order = np.argsort(file_of, kind="stable")
-        cuts = np.flatnonzero(np.diff(file_of[order])) + 1
-        where = np.empty(frames.size, dtype=np.int64)  # row of each request in the concatenated pieces
-        pieces: dict[str, list[np.ndarray]] = {n: [] for n in names}
-        offset = 0
-        for sel in np.split(order, cuts) if frames.size else []:
-            k = int(file_of[sel[0]])
-            uniq, inv = np.unique(rows[sel], return_inverse=True)
-            taken = self._take_rows(k, uniq, names)
-            for n in names:
-                pieces[n].append(_to_numpy(self._specs[n], taken.column(n), self._files[k]))
-            where[sel] = inv.reshape(-1) + offset
-            offset += uniq.size
-        merged = {n: self._merge(n, p) for n, p in pieces.items()}
-        out, start = [], 0
+        if frames.size == 0:
+            merged = {n: self._merge(n, []) for n in names}
+        else:
+            file_of, rows = self._locate(frames)
+            merged = {}
+            if file_of[0] == file_of[-1] and (file_of == file_of[0]).all():
+                parts = [np.arange(frames.size)]
+            else:
+                order = np.argsort(file_of, kind="stable")
+                parts = np.split(order, np.flatnonzero(np.diff(file_of[order])) + 1)
+            for sel in parts:
+                k = int(file_of[sel[0]])
+                taken = self._take_rows(k, rows[sel], names)
+                for n in names:
+                    arr = taken[n]
+                    out = merged.get(n)
+                    if out is None:
+                        if len(parts) == 1:
+                            merged[n] = arr
+                            continue
+                        out = merged[n] = np.empty((frames.size, *arr.shape[1:]), dtype=arr.dtype)
+                    elif out.shape[1:] != arr.shape[1:]:
+                        shapes = sorted({out.shape[1:], arr.shape[1:]})
+                        raise ValueError(
+                            f"column {n!r} holds lists of different lengths across files: {shapes}"
+                        )
+                    out[sel] = arr
+        result, start = [], 0
         for (_, cols), size in zip(groups, sizes):
-            sl = where[start : start + size]
-            out.append({n: merged[n][sl] for n in cols})
+            result.append({n: merged[n][start : start + size] for n in cols})
             start += size
-        return out
+        return result
 
     def _merge(self, name: str, pieces: list[np.ndarray]) -> np.ndarray:
         if not pieces:
