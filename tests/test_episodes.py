@@ -20,7 +20,11 @@ def test_from_bounds_frame_at_matches_materialized_list():
     assert ei.num_frames == len(frames) == 36
     assert ei.num_episodes == 4
     assert ei.frame_at(np.arange(ei.num_frames)).tolist() == frames
-    assert ei.frame_at(5).tolist() == [5]
+    assert ei.frame_at(5) == 5 and isinstance(ei.frame_at(5), np.integer)
+    grid = np.array([[0, 10], [20, 35]])
+    assert ei.frame_at(grid).tolist() == [[0, 10], [25, 40]]
+    assert ei.episode_of(np.array([[0], [40]])).tolist() == [[0], [3]]
+    assert ei.position_of(25) == 20
     assert ei.episode_of([0, 9, 10, 19, 25, 39, 40]).tolist() == [0, 0, 1, 1, 2, 2, 3]
     assert ei.position_of(frames).tolist() == list(range(len(frames)))
 

@@ -14,7 +14,7 @@ from .order import EpochOrder
 from .state import build_state, restore_position, samples_per_rank
 
 MAX_EPOCH = 2**62
-FIRST_CHUNK = 256
+FIRST_CHUNK = 64
 _FRAMES_BLOCK = 1 << 20  # positions per block when ShardedOrder.frames maps a long range
 MAX_CHUNK = 1 << 16
 

@@ -241,26 +241,32 @@ class EpisodeIndex:
         return EpisodeIndex(starts[used], ends[used], ids[used])
 
     def frame_at(self, positions: Any) -> np.ndarray:
-        """Frame index of each position in ``[0, num_frames)`` (vectorized, int64 array).
+        """Frame index of each position in ``[0, num_frames)``.
+
+        Vectorized like numpy: an array of any shape gives an int64 array of that shape, a scalar an
+        ``np.int64``.
 
         Raises:
             TypeError: non-integer positions.
             ValueError: a position outside ``[0, num_frames)``.
         """
-        pos = int_array("positions", np.atleast_1d(np.asarray(positions)))
+        pos, shape = _flat_ints("positions", positions)
         if pos.size and (pos.min() < 0 or pos.max() >= self._num_frames):
             bad = pos[(pos < 0) | (pos >= self._num_frames)][0]
             raise ValueError(f"positions must be in [0, {self._num_frames}), got {int(bad)}")
-        return self._frame_at(pos)
+        return self._frame_at(pos).reshape(shape)[()]
 
     def episode_of(self, frames: Any) -> np.ndarray:
-        """Row position of the episode holding each frame index (vectorized, int64 array).
+        """Row position of the episode holding each frame index (same shape as ``frames``).
 
         Raises:
             TypeError: non-integer frames.
             ValueError: a frame that belongs to no episode.
         """
-        f = int_array("frames", np.atleast_1d(np.asarray(frames)))
+        f, shape = _flat_ints("frames", frames)
+        return self._episode_of(f).reshape(shape)[()]
+
+    def _episode_of(self, f: np.ndarray) -> np.ndarray:
         ep = np.searchsorted(self._starts, f, side="right") - 1
         ok = ep >= 0
         ok[ok] = f[ok] < self._ends[ep[ok]]
@@ -269,15 +275,15 @@ class EpisodeIndex:
         return ep.astype(np.int64)
 
     def position_of(self, frames: Any) -> np.ndarray:
-        """Inverse of :meth:`frame_at`: the position of each frame index (vectorized).
+        """Inverse of :meth:`frame_at`: the position of each frame index (same shape as ``frames``).
 
         Raises:
             ValueError: a frame that belongs to no episode.
         """
-        f = int_array("frames", np.atleast_1d(np.asarray(frames)))
-        ep = self.episode_of(f)
+        f, shape = _flat_ints("frames", frames)
+        ep = self._episode_of(f)
         lk = self._get_lookup()
-        return f - lk.offset[ep]
+        return (f - lk.offset[ep]).reshape(shape)[()]
 
     # ------------------------------------------------------------------ internals
     def _get_lookup(self) -> _Lookup:
@@ -405,6 +411,14 @@ class _Lookup:
             p = flat[lo : lo + _BLOCK]
             np.add(p, offset[self._episode(p)], out=out[lo : lo + _BLOCK])
         return out.reshape(pos.shape)
+
+
+def _flat_ints(name: str, values: Any) -> tuple[np.ndarray, tuple[int, ...]]:
+    """``values`` (scalar or array of any shape) as a flat int64 array, plus its shape."""
+    if isinstance(values, (str, bytes)):
+        int_array(name, values)  # raises the usual TypeError
+    arr = values.detach().cpu().numpy() if hasattr(values, "detach") else np.asarray(values)
+    return int_array(name, arr.reshape(-1)), arr.shape
 
 
 def _check_bounds(starts: np.ndarray, ends: np.ndarray) -> None:
