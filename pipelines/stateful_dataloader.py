@@ -5,7 +5,7 @@
 
 ``torchdata.stateful_dataloader.sampler.BatchSampler`` saves the sampler's ``state_dict()`` inside the
 loader's, so a restore seeks the sampler in O(1) (``permutation="feistel"``) instead of replaying the
-epoch. ``LeRobotFrames.__getitems__`` reads each batch with one Arrow ``take`` per file touched.
+epoch. ``LeRobotFrames.__getitems__`` reads each batch with one vectorized gather per file touched.
 
 One process::
 

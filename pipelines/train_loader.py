@@ -2,7 +2,7 @@
 """Train through the canonical torchdata graph, resumably, on one process or under torchrun.
 
     EpisodeSamplerNode(batch_size=B, shuffle=True)        frame indices of this rank, in batches
-      -> Mapper / ParallelMapper(LeRobotFrames.get_batch)  one Arrow take per file touched
+      -> Mapper / ParallelMapper(LeRobotFrames.get_batch)  one gather per file touched
       -> Mapper(collate)                                   model-ready tensors
       -> Prefetcher -> PinMemory (only with CUDA) -> Loader
 

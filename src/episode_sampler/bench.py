@@ -1390,10 +1390,10 @@ def write_docs(report: dict[str, Any], docs: Path) -> Path:
     ]
     if "e2e" in sec:
         caveats += [
-            "- End to end is bound by the dataset: `LeRobotFrames.get_batch` does one Arrow `take` per data",
-            "  file a batch touches, which is most of the time at small batches. The sampler can only win",
-            "  what the `__getitems__` + `default_collate` round trip costs, so the margin is thin at B=32",
-            "  and wide at B=256; an episode-aware order (`blocks`) is what cuts the I/O itself.",
+            "- End to end, both sides read through the same `LeRobotFrames` (one vectorized gather per data",
+            "  file a batch touches, from columns decoded once per file); the difference is what the",
+            "  `__getitems__` + `default_collate` round trip costs against `get_batch`, which returns",
+            "  stacked tensors directly. An episode-aware order (`blocks`) touches fewer files per batch.",
         ]
     if "memory" in sec:
         worst = max(r["from_bounds_peak_bytes"] for r in sec["memory"]["rows"]) / MiB

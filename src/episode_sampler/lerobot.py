@@ -342,7 +342,7 @@ class LeRobotFrames(Dataset):
         return self.__getitems__([position])[0]
 
     def __getitems__(self, indices: Sequence[int]) -> list[dict[str, Any]]:
-        """Several frames at once (used by torch's DataLoader): one Arrow ``take`` per file touched.
+        """Several frames at once (used by torch's DataLoader): one vectorized gather per file touched.
 
         Raises:
             TypeError: non-integer indices.
