@@ -497,3 +497,14 @@ def test_dropped_episode_warning_names_the_episode_id(caplog):
     with caplog.at_level(logging.WARNING):
         ei.select(drop_first=1)
     assert "Episode 3 has 1 frames" in caplog.text
+
+
+def test_iterators_created_together_take_consecutive_epochs_in_pull_order():
+    ref = EpisodeAwareSampler(FROM, TO, shuffle=True, seed=1)
+    e0, e1 = lerobot_epoch(ref.indices, 1, 0), lerobot_epoch(ref.indices, 1, 1)
+    s = EpisodeAwareSampler(FROM, TO, shuffle=True, seed=1)
+    it1, it2 = iter(s), iter(s)
+    assert list(it1) == e0 and list(it2) == e1
+    s = EpisodeAwareSampler(FROM, TO, shuffle=True, seed=1)
+    it1, it2 = iter(s), iter(s)
+    assert list(it2) == e0 and list(it1) == e1
