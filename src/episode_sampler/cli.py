@@ -18,26 +18,11 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-PROG = "episode-sampler"
-PERMUTATIONS = ("feistel", "randperm")
-ORDERS = ("frames", "episodes", "blocks")
+from .order import ORDERS
+from .permutation import PERMUTATIONS
+from .state import STATE_KEYS
 
-_STATE_KEYS = (
-    "version",
-    "epoch",
-    "start_index",
-    "global_start",
-    "world_size",
-    "rank",
-    "drop_last",
-    "fingerprint",
-    "num_frames",
-    "seed",
-    "shuffle",
-    "permutation",
-    "order",
-    "block_size",
-)
+PROG = "episode-sampler"
 
 
 class UsageError(Exception):
@@ -224,8 +209,8 @@ def _is_int(value: Any) -> bool:
 def _check_full(state: Mapping[str, Any]) -> None:
     """Validate a full state's keys and types (the loader's rules); raise UsageError naming the field."""
     keys = set(state)
-    missing = [k for k in _STATE_KEYS if k not in keys]
-    unknown = sorted(str(k) for k in keys - set(_STATE_KEYS))
+    missing = [k for k in STATE_KEYS if k not in keys]
+    unknown = sorted(str(k) for k in keys - set(STATE_KEYS))
     if missing:
         raise UsageError(f"not a valid episode-sampler state: missing keys {missing}")
     if unknown:
