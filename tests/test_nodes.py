@@ -238,7 +238,7 @@ def test_first_next_without_reset_and_set_epoch():
         fresh.set_epoch(1.0)
 
 
-def test_reset_state_then_reset_none_keeps_the_restored_position():
+def test_reset_state_then_reset_none_acts_as_the_saved_node():
     kw = dict(shuffle=True, seed=8, order="blocks", block_size=3, permutation="feistel")
     ref = sampler_epochs(EpisodeAwareSampler(FROM, TO, **kw), 3)
     node = EpisodeSamplerNode(FROM, TO, **kw)
@@ -246,10 +246,15 @@ def test_reset_state_then_reset_none_keeps_the_restored_position():
     for _ in range(20):
         next(node)
     state = node.get_state()
-    assert (state["epoch"], state["start_index"]) == (0, 20)
+    assert (state["epoch"], state["start_index"], state["pulled"]) == (0, 20, True)
     fresh = EpisodeSamplerNode(FROM, TO, **kw)
     fresh.reset(state)
-    fresh.reset(None)  # nothing pulled since the restore: same position
+    fresh.reset(None)  # the saved node was pulled since its reset: both move on to epoch 1
+    node.reset(None)
+    assert drain(fresh) == drain(node) == ref[1]
+    # a position that was not pulled from (a bare LeRobot state) stays put on reset(None)
+    fresh.reset({"epoch": 0, "start_index": 20})
+    fresh.reset(None)
     assert drain(fresh) == ref[0][20:]
     fresh.reset(None)
     assert drain(fresh) == ref[1]
