@@ -249,3 +249,23 @@ def test_issue_snippet_loader_without_restart(native):
     restored.load_state_dict(state)
     assert list(restored) == rest == []
     assert list(restored) == following == list(range(5))
+
+
+def test_load_state_dict_carries_only_the_position_into_a_new_loader():
+    node = EpisodeSamplerNode(FROM, TO, **KW)
+    node.reset(None)
+    [node.next() for _ in range(6)]
+    state = node.get_state()
+    assert state["pulled"] is True
+    fresh = EpisodeSamplerNode(FROM, TO, **KW, batch_size=4)  # another graph: batched
+    fresh.load_state_dict(state)
+    loader = Loader(fresh)
+    assert [x for b in loader for x in b] == reference(0)[6:]
+    assert [x for b in loader for x in b] == reference(1)
+    # an exhausted state: one empty pass, then the next epoch (LeRobot's reading)
+    [node.next() for _ in range(14)]
+    end = node.get_state()
+    other = EpisodeSamplerNode(FROM, TO, **KW)
+    other.load_state_dict(end)
+    assert _drain(other) == []
+    assert list(Loader(other)) == reference(1)

@@ -279,6 +279,27 @@ class EpisodeSamplerNode(BaseNode[Any]):
             pulled = self._restored_pulled or pos != self._pass_start
             return self._sharded.state(run.epoch, pos, run.global_start, pulled=pulled)
 
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Resume at ``state``'s position as a fresh pass: the sampler-only restore.
+
+        Unlike ``reset(state)`` (which restores the saved node exactly, including whether its pass was
+        pulled from), the restored pass counts as not pulled yet, so the first ``reset(None)`` -- a new
+        ``Loader``'s first ``iter()`` over a rebuilt graph -- keeps the position instead of moving on
+        to the next epoch. Use it to carry only the sampler position into another graph or world
+        size. An exhausted state (taken after an epoch's last item) stays exhausted: ``next()``
+        raises ``StopIteration`` and ``reset(None)`` starts the following epoch, as LeRobot does
+        for ``{"epoch": e, "start_index": len(sampler)}``.
+
+        Raises:
+            TypeError, ValueError: as :meth:`reset`.
+        """
+        with self._lock:
+            resume = self._sharded.restore_state(state)
+            if not resume.exhausted:
+                resume = resume._replace(pulled=False)
+            super().reset(state)
+            self._start_pass(resume)
+
     def set_epoch(self, epoch: int) -> None:
         """Start epoch ``epoch`` from its beginning now; a following ``reset(None)`` keeps it.
 
