@@ -129,6 +129,9 @@ def test_pipelines_runner_help():
 
 
 def test_bench_is_outside_the_core_import_path():
-    code = "import sys, episode_sampler; print(sorted(m for m in sys.modules if 'bench' in m or 'matplotlib' in m))"
+    code = (
+        "import sys, episode_sampler; "
+        "print(sorted(m for m in sys.modules if m.startswith(('episode_sampler.bench', 'matplotlib'))))"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert proc.stdout.strip() == "[]"
