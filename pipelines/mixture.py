@@ -51,7 +51,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--weight", action="append", default=[], help="NAME=W sampling weight (default 1 each)")
     p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--stop", choices=[str(s) for s in STOP_CRITERIA], default="ALL_DATASETS_EXHAUSTED")
+    p.add_argument(
+        "--stop", choices=[str(s) for s in STOP_CRITERIA], default="CYCLE_UNTIL_ALL_DATASETS_EXHAUSTED"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, required=True, help="stop at this global step count")
     p.add_argument("--checkpoint", default=None, help="checkpoint JSON path; resumed from if it exists")

@@ -15,19 +15,20 @@ Expectations come from one uninterrupted run of the same graph (a materialized l
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Callable
 from typing import Any
 
 from torchdata.nodes import BaseNode, Loader
 
+from episode_sampler.mixture import state_from_json, state_to_json
+
 Build = Callable[[], BaseNode]
 
 
 def _roundtrip(state: Any) -> Any:
-    """A detached copy of a state (MultiNodeWeightedSampler's holds a torch generator state tensor)."""
-    return copy.deepcopy(state)
+    """The state through a JSON checkpoint (MultiNodeWeightedSampler's RNG state tensor via state_to_json)."""
+    return state_from_json(json.loads(json.dumps(state_to_json(state))))
 
 
 def _norm(items: list[Any]) -> Any:

@@ -60,15 +60,19 @@ def mixture(
     sources: Mapping[str, BaseNode],
     weights: Mapping[str, float],
     *,
-    stop_criteria: str = StopCriteria.ALL_DATASETS_EXHAUSTED,
+    stop_criteria: str = StopCriteria.CYCLE_UNTIL_ALL_DATASETS_EXHAUSTED,
     seed: int = 0,
     rank: int | None = None,
     world_size: int | None = None,
 ) -> MultiNodeWeightedSampler:
     """``MultiNodeWeightedSampler`` over ``sources`` with validated weights (ints are fine).
 
-    Each ``iter(loader)`` is one pass of the mixture as ``stop_criteria`` defines it; the mixing RNG
-    is seeded from ``seed``, the rank and the pass number (torchdata's rule).
+    Each ``iter(loader)`` is one pass of the mixture as ``stop_criteria`` defines it (torchdata's
+    default, ``CYCLE_UNTIL_ALL_DATASETS_EXHAUSTED``: a dataset that runs out starts its next epoch
+    until every dataset ran out once, so the batch counts follow the weights;
+    ``ALL_DATASETS_EXHAUSTED`` reads every dataset exactly once per pass, the weights then only
+    shape the interleaving). The mixing RNG is seeded from ``seed``, the rank and the pass number
+    (torchdata's rule).
 
     Raises:
         TypeError, ValueError: no sources, weights that do not match the sources or are not > 0, an
@@ -96,7 +100,7 @@ def lerobot_mixture(
     batch_size: int,
     columns: Sequence[str] | None = None,
     tag: str | None = "dataset",
-    stop_criteria: str = StopCriteria.ALL_DATASETS_EXHAUSTED,
+    stop_criteria: str = StopCriteria.CYCLE_UNTIL_ALL_DATASETS_EXHAUSTED,
     seed: int = 0,
     mix_seed: int | None = None,
     rank: int | None = None,
