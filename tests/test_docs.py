@@ -330,3 +330,13 @@ def test_mkdocs_strict_build(tmp_path):
         + "\n".join(problems or proc.stderr.splitlines()[-30:])
     )
     assert (tmp_path / "site" / "reference" / "sampler" / "index.html").is_file()
+
+
+def test_readme_test_command_is_what_ci_runs():
+    """The README's first block holds the two commands a newcomer runs; CI runs the second verbatim."""
+    first = next(b for b in fenced_blocks(ROOT / "README.md"))
+    commands = [line.strip() for line in first.code.splitlines() if line.strip()]
+    assert commands == ["pip install -e . && episode-sampler demo", 'pip install -e ".[test]" && pytest']
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert re.search(r"^\s*" + re.escape(commands[1]) + r"\s*$", ci, re.M), ".ci/run no longer runs it"
+    assert "mkdocs build --strict" in ci
