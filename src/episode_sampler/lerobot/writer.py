@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 
 from .._validate import check_int
 from ..episodes import EpisodeIndex
+from .tasks import write_tasks
 
 __all__ = ["TASKS", "write_lerobot_dataset"]
 
@@ -48,7 +49,8 @@ def write_lerobot_dataset(
     ``numpy.random.default_rng(seed)``, so the output is identical for equal arguments. Data files hold
     ``episodes_per_file`` whole episodes each, metadata files ``2 * episodes_per_file`` episodes, and
     each ``chunk-XXX`` directory holds at most ``files_per_chunk`` files. Frame values follow the
-    formulas in the module docstring; ``meta/tasks.parquet`` lists :data:`TASKS`.
+    formulas in the module docstring; ``meta/tasks.parquet`` lists :data:`TASKS` in LeRobot's layout
+    (see :mod:`.tasks`), task ``j`` with ``task_index`` ``j``.
 
     Args:
         root: target directory; created if missing, must not already hold ``meta/`` or ``data/``.
@@ -128,10 +130,7 @@ def write_lerobot_dataset(
         )
         _write(meta, root / "meta" / "episodes" / _path(f, files_per_chunk))
 
-    _write(
-        pa.table({"task_index": pa.array(np.arange(len(TASKS), dtype=np.int64)), "task": list(TASKS)}),
-        root / "meta" / "tasks.parquet",
-    )
+    write_tasks(root, TASKS)
     info = {
         "codebase_version": "v3.0",
         "robot_type": "synthetic",
