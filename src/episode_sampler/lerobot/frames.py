@@ -23,6 +23,7 @@ from .columns import Column, describe
 from .data_files import DataFiles
 from .episode_table import read_episodes
 from .meta import read_info
+from .stats import read_stats
 from .tasks import read_tasks
 
 __all__ = ["LeRobotFrames"]
@@ -46,6 +47,9 @@ class LeRobotFrames(Dataset):
     ``k`` as the frames ``i + d`` clamped to the frame's episode, stacked to ``[len(d), ...]``, and
     ``k + "_is_pad"``, a bool tensor True where ``i + d`` fell outside the episode. A windowed key
     replaces the plain column of the same name.
+
+    ``stats`` holds the dataset's normalization statistics (``meta/stats.json``) as LeRobot's
+    ``dataset.meta.stats`` does, ``info`` the parsed ``meta/info.json``.
 
     Data files are opened lazily (memory-mapped) in each process and are not pickled, so instances
     can be sent to DataLoader workers or process pools cheaply.
@@ -74,6 +78,8 @@ class LeRobotFrames(Dataset):
         """
         self.root = Path(root)
         self.info = read_info(self.root)
+        #: ``meta/stats.json`` as LeRobot loads it (``{feature: {stat: np.ndarray}}``), ``None`` if absent
+        self.stats = read_stats(self.root)
         self.episodes = read_episodes(self.root, self.info)
         files = sorted((self.root / "data").glob("chunk-*/file-*.parquet"))
         if not files:
