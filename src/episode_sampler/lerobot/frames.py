@@ -19,6 +19,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .._validate import int_array
+from .column_cache import DEFAULT_COLUMN_CACHE_BYTES, check_cache_bytes
 from .columns import Column, describe
 from .data_files import DataFiles
 from .episode_table import read_episodes
@@ -60,6 +61,8 @@ class LeRobotFrames(Dataset):
         root: str | os.PathLike[str],
         columns: Sequence[str] | None = None,
         delta_indices: Mapping[str, Sequence[int]] | None = None,
+        *,
+        column_cache_bytes: int | None = DEFAULT_COLUMN_CACHE_BYTES,
     ) -> None:
         """Open the dataset at ``root``.
 
@@ -69,13 +72,18 @@ class LeRobotFrames(Dataset):
                 supported type (numbers, strings, numeric lists), then ``task`` when the dataset has
                 tasks. ``"task"`` may be listed like a column. Keys of ``delta_indices`` are added.
             delta_indices: per key, integer frame offsets (e.g. ``{"action": range(16)}``).
+            column_cache_bytes: bound, per process, of the decoded Parquet columns kept between
+                reads (default 512 MiB; each DataLoader worker holds its own). Files are kept whole
+                and evicted least recently used first; the file being read is always kept. ``None``
+                keeps every file touched; ``0`` keeps only the last one.
 
         Raises:
             FileNotFoundError: missing metadata or data files.
             ValueError: unknown or unsupported columns (available ones are listed), empty or duplicate
                 entries, or data files that disagree with the episode table.
-            TypeError: non-string column names or non-integer offsets.
+            TypeError: non-string column names, non-integer offsets or ``column_cache_bytes``.
         """
+        column_cache_bytes = check_cache_bytes(column_cache_bytes)
         self.root = Path(root)
         self.info = read_info(self.root)
         #: ``meta/stats.json`` as LeRobot loads it (``{feature: {stat: np.ndarray}}``), ``None`` if absent
@@ -112,7 +120,7 @@ class LeRobotFrames(Dataset):
             read.append("task_index")
         self._read_plain = tuple(read)
         specs = {n: available[n] for n in (*self._read_plain, *self._deltas)}
-        self._data = DataFiles(files, self.episodes, specs)
+        self._data = DataFiles(files, self.episodes, specs, column_cache_bytes)
         starts, ends = self.episodes.starts, self.episodes.ends
         # positions are frame indices when episodes tile 0 .. num_frames - 1 (the usual case)
         self._identity = bool(starts.size == 0 or (starts[0] == 0 and np.array_equal(starts[1:], ends[:-1])))
@@ -132,6 +140,11 @@ class LeRobotFrames(Dataset):
     def files(self) -> tuple[Path, ...]:
         """Data files, sorted by their first frame index."""
         return tuple(self._data.files)
+
+    def column_cache_info(self) -> dict[str, Any]:
+        """This process's Parquet column cache: ``files`` (indices into :attr:`files`, least recently
+        used first), ``bytes``, ``max_bytes``, ``hits``, ``misses``, ``evictions``."""
+        return self._data.cache.info()
 
     def __len__(self) -> int:
         return self.episodes.num_frames
