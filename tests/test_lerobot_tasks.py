@@ -11,6 +11,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import torch
 
 from episode_sampler.lerobot import TASKS, LeRobotFrames, write_lerobot_dataset
 from episode_sampler.lerobot.tasks import read_tasks, write_tasks
@@ -166,3 +167,23 @@ def test_bad_tasks_files(tmp_path):
         ds.get_batch(range(len(ds)))
     ok = np.flatnonzero(used < 2)
     assert ds.get_batch(ok)["task"] == [["a", "b"][i] for i in used[ok]]
+
+
+# ---------------------------------------------------------------------------------------------- vs LeRobot
+@pytest.mark.parametrize("deltas", [None, {"action": [-3, -1, 0, 2, 7], "observation.state": [-1, 0]}])
+def test_items_equal_lerobot_reference(synthetic, deltas):
+    from reference_lerobot_reader import LeRobotReference
+
+    ref = LeRobotReference(synthetic, deltas)
+    ds = LeRobotFrames(synthetic, delta_indices=deltas)
+    assert len(ds) == len(ref)
+    ours = ds.__getitems__(list(range(len(ds))))
+    for i in range(len(ds)):
+        want, got = ref[i], ours[i]
+        assert set(got) == set(want), i
+        for k, w in want.items():
+            g = got[k]
+            if isinstance(w, str):
+                assert g == w, (i, k)
+            else:
+                assert g.dtype == w.dtype and g.shape == w.shape and torch.equal(g, w), (i, k)
