@@ -12,8 +12,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from episode_sampler.episodes import EpisodeIndex
-from episode_sampler.lerobot import LeRobotFrames, read_episode_index
-from episode_sampler.synthetic import write_lerobot_dataset
+from episode_sampler.lerobot import LeRobotFrames, read_episode_index, write_lerobot_dataset
 
 # ---------------------------------------------------------------------------------------------- helpers
 # A dataset written by hand with pyarrow: 5 episodes, 2 metadata files, 3 data files.
@@ -288,17 +287,17 @@ def test_batched_equals_per_item(synthetic):
 def test_one_take_per_file(synthetic, monkeypatch):
     ds = LeRobotFrames(synthetic, delta_indices={"action": range(-5, 20), "observation.state": [-1, 0]})
     calls = []
-    original = ds._take_rows
+    original = ds._data.take_rows
 
     def counting(k, rows, names):
         calls.append(k)
         return original(k, rows, names)
 
-    monkeypatch.setattr(ds, "_take_rows", counting)
+    monkeypatch.setattr(ds._data, "take_rows", counting)
     eps = read_episode_index(synthetic)
     idx = np.arange(len(ds))[::7]
     ds.get_batch(idx)
-    files = np.searchsorted([int(ds_first) for ds_first in ds._first], idx, side="right") - 1
+    files = np.searchsorted([int(ds_first) for ds_first in ds._data.first], idx, side="right") - 1
     assert sorted(calls) == sorted(set(calls)) == sorted(set(files.tolist()))
     calls.clear()
     ds.__getitems__([int(eps.starts[2]), int(eps.starts[2]) + 1])
@@ -321,11 +320,11 @@ def test_pickle_roundtrip(synthetic):
     ds = LeRobotFrames(synthetic, delta_indices={"action": range(4)})
     fresh = pickle.loads(pickle.dumps(ds))
     before = ds.get_batch([0, 50, 200])  # opens some tables
-    assert any(t is not None for t in ds._tables)
+    assert any(t is not None for t in ds._data.tables)
     data = pickle.dumps(ds)
     assert len(data) < 20_000  # tables are not pickled
     clone = pickle.loads(data)
-    assert all(t is None for t in clone._tables)
+    assert all(t is None for t in clone._data.tables)
     for other in (clone, fresh):
         after = other.get_batch([0, 50, 200])
         for k in before:
@@ -342,7 +341,7 @@ def test_non_contiguous_index_within_a_file(tmp_path):
     ds = LeRobotFrames(root, columns=["index", "note"], delta_indices={"observation.state": [-1, 0, 1]})
     rows, bounds = reference_rows(root), reference_bounds(root)
     assert len(ds) == 8
-    assert ds._rows_index[0] is not None  # per-file index fallback
+    assert ds._data.rows_index[0] is not None  # per-file index fallback
     frames = [0, 1, 2, 5, 6, 7, 11, 12]
     batch = ds.get_batch(range(8))
     assert batch["index"].tolist() == frames

@@ -8,8 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from episode_sampler.episodes import EpisodeIndex
-from episode_sampler.lerobot import read_episode_index
-from episode_sampler.synthetic import TASKS, write_lerobot_dataset
+from episode_sampler.lerobot import TASKS, read_episode_index, write_lerobot_dataset
 
 
 def _read_dir(path):

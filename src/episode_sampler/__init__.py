@@ -2,7 +2,7 @@
 
 from .checkpoint import load_state, save_state
 from .episodes import EpisodeIndex
-from .lerobot import LeRobotFrames, read_episode_index
+from .lerobot import LeRobotFrames, read_episode_index, write_lerobot_dataset
 from .nodes import EpisodeSamplerNode
 from .order import ORDERS, EpochOrder
 from .permutation import PERMUTATIONS, FeistelPermutation, RandpermPermutation, make_permutation
@@ -10,7 +10,6 @@ from .pipeline_check import check_exactness
 from .sampler import EpisodeAwareSampler, compute_sampler_state
 from .seeding import sample_seed
 from .state import STATE_VERSION
-from .synthetic import write_lerobot_dataset
 
 __version__ = "0.1.0"
 

@@ -1,0 +1,24 @@
+"""LeRobot v3 datasets on disk, read with pyarrow, and small synthetic ones written for tests.
+
+Layout (``codebase_version`` ``v3.x``)::
+
+    root/meta/info.json
+    root/meta/episodes/chunk-*/file-*.parquet   one row per episode
+    root/data/chunk-*/file-*.parquet            one row per frame, whole episodes, sorted by ``index``
+
+Modules, in the order data flows through them:
+
+- :mod:`.meta`: dataset-level metadata (``meta/info.json``).
+- :mod:`.episode_table`: the episode table -> :class:`~episode_sampler.episodes.EpisodeIndex`.
+- :mod:`.columns`: how an Arrow column converts to numpy rows.
+- :mod:`.data_files`: frame reads from the Parquet data files (file/row lookup, column cache, gathers).
+- :mod:`.frames`: :class:`LeRobotFrames`, items and ``delta_indices`` windows collated per batch.
+- :mod:`.writer`: :func:`write_lerobot_dataset`, deterministic datasets for tests and examples.
+"""
+
+from .episode_table import read_episode_index
+from .frames import LeRobotFrames
+from .meta import read_info
+from .writer import TASKS, write_lerobot_dataset
+
+__all__ = ["TASKS", "LeRobotFrames", "read_episode_index", "read_info", "write_lerobot_dataset"]

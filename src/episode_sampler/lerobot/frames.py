@@ -1,0 +1,230 @@
+"""Frames and windows of a LeRobot v3 dataset as a map-style torch dataset (:class:`LeRobotFrames`).
+
+Reads flow one way: metadata (``info.json``, episode table) -> episode index -> frame reads from the
+data files (:mod:`.data_files`) -> items and ``delta_indices`` windows, collated per batch here.
+"""
+
+from __future__ import annotations
+
+import operator
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow.parquet as pq
+import torch
+from torch.utils.data import Dataset
+
+from .._validate import int_array
+from .columns import Column, describe
+from .data_files import DataFiles
+from .episode_table import read_episodes
+from .meta import read_info
+
+__all__ = ["LeRobotFrames"]
+
+
+# ---------------------------------------------------------------------------------------------- dataset
+class LeRobotFrames(Dataset):
+    """Map-style torch dataset over the frames of a LeRobot v3 dataset, read memory-mapped with pyarrow.
+
+    Item ``i`` is the ``i``-th frame in global ``index`` order, that is
+    ``episodes.frame_at(i)``; for the usual datasets whose ``index`` runs ``0 .. total_frames - 1``
+    item ``i`` is the frame with ``index == i``. An item is a dict: numeric scalar columns as 0-d
+    tensors, fixed-size (or equal-length) list columns as 1-d tensors (dtype kept from the file),
+    strings as ``str``.
+
+    ``delta_indices`` follows LeRobot's convention: for key ``k`` with offsets ``d`` the item holds
+    ``k`` as the frames ``i + d`` clamped to the frame's episode, stacked to ``[len(d), ...]``, and
+    ``k + "_is_pad"``, a bool tensor True where ``i + d`` fell outside the episode. A windowed key
+    replaces the plain column of the same name.
+
+    Data files are opened lazily (memory-mapped) in each process and are not pickled, so instances
+    can be sent to DataLoader workers or process pools cheaply.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        columns: Sequence[str] | None = None,
+        delta_indices: Mapping[str, Sequence[int]] | None = None,
+    ) -> None:
+        """Open the dataset at ``root``.
+
+        Args:
+            root: dataset directory (holding ``meta/`` and ``data/``).
+            columns: data columns returned per item, in this order; ``None`` means every column of a
+                supported type (numbers, strings, numeric lists). Keys of ``delta_indices`` are added.
+            delta_indices: per key, integer frame offsets (e.g. ``{"action": range(16)}``).
+
+        Raises:
+            FileNotFoundError: missing metadata or data files.
+            ValueError: unknown or unsupported columns (available ones are listed), empty or duplicate
+                entries, or data files that disagree with the episode table.
+            TypeError: non-string column names or non-integer offsets.
+        """
+        self.root = Path(root)
+        self.info = read_info(self.root)
+        self.episodes = read_episodes(self.root, self.info)
+        files = sorted((self.root / "data").glob("chunk-*/file-*.parquet"))
+        if not files:
+            raise FileNotFoundError(
+                f"no data files matching {str(self.root / 'data' / 'chunk-*/file-*.parquet')!r}"
+            )
+        schema = pq.read_schema(files[0], memory_map=True)
+        available = {n: describe(n, schema.field(n).type) for n in schema.names}
+        self._deltas = _check_deltas(delta_indices, available)
+        self._plain = _check_columns(columns, available, self._deltas)
+        specs = {n: available[n] for n in (*self._plain, *self._deltas)}
+        self._data = DataFiles(files, self.episodes, specs)
+        starts, ends = self.episodes.starts, self.episodes.ends
+        # positions are frame indices when episodes tile 0 .. num_frames - 1 (the usual case)
+        self._identity = bool(starts.size == 0 or (starts[0] == 0 and np.array_equal(starts[1:], ends[:-1])))
+
+    # ------------------------------------------------------------------ public API
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """Names of the plain (non-windowed) columns of each item."""
+        return self._plain
+
+    @property
+    def delta_indices(self) -> dict[str, tuple[int, ...]]:
+        """Window offsets per key."""
+        return {k: tuple(v.tolist()) for k, v in self._deltas.items()}
+
+    @property
+    def files(self) -> tuple[Path, ...]:
+        """Data files, sorted by their first frame index."""
+        return tuple(self._data.files)
+
+    def __len__(self) -> int:
+        return self.episodes.num_frames
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        """Frame ``index`` as a dict of tensors (and strings).
+
+        Raises:
+            TypeError: ``index`` is not an int.
+            IndexError: ``index`` outside ``[0, len(self))``.
+        """
+        try:
+            if isinstance(index, (bool, np.bool_)):
+                raise TypeError
+            position = operator.index(index)
+        except TypeError:
+            raise TypeError(
+                f"LeRobotFrames index must be an int, got {type(index).__name__} {index!r}"
+            ) from None
+        return self.__getitems__([position])[0]
+
+    def __getitems__(self, indices: Sequence[int]) -> list[dict[str, Any]]:
+        """Several frames at once (used by torch's DataLoader): one vectorized gather per file touched.
+
+        Raises:
+            TypeError: non-integer indices.
+            IndexError: an index outside ``[0, len(self))``.
+        """
+        pos = int_array("indices", indices)
+        batch = self.get_batch(pos)
+        n = pos.size
+        split = {k: (v.unbind(0) if isinstance(v, torch.Tensor) else v) for k, v in batch.items()}
+        return [{k: v[j] for k, v in split.items()} for j in range(n)]
+
+    def get_batch(self, indices: Sequence[int]) -> dict[str, Any]:
+        """Several frames already collated: tensors stacked on a new first dim, strings as lists.
+
+        Windowed keys have shape ``[len(indices), len(offsets), ...]`` with ``<key>_is_pad`` of shape
+        ``[len(indices), len(offsets)]``.
+
+        Raises:
+            TypeError: non-integer indices.
+            IndexError: an index outside ``[0, len(self))``.
+        """
+        pos = int_array("indices", indices)
+        n = len(self)
+        if pos.size and (pos.min() < 0 or pos.max() >= n):
+            bad = int(pos[(pos < 0) | (pos >= n)][0])
+            raise IndexError(f"index {bad} is out of range for LeRobotFrames of length {n}")
+        frames = pos if self._identity else self.episodes.frame_at(pos)
+        groups: list[tuple[np.ndarray, tuple[str, ...]]] = [(frames, self._plain)]
+        pads: dict[str, np.ndarray] = {}
+        if self._deltas:
+            ep = self.episodes.episode_of(frames) if frames.size else np.zeros(0, np.int64)
+            lo = self.episodes.starts[ep][:, None]
+            hi = self.episodes.ends[ep][:, None] - 1
+            for key, offs in self._deltas.items():
+                query = frames[:, None] + offs[None, :]
+                pads[key] = (query < lo) | (query > hi)
+                groups.append((np.clip(query, lo, hi).reshape(-1), (key,)))
+        values = self._data.fetch(groups)
+        out: dict[str, Any] = {}
+        for name in self._plain:
+            out[name] = _as_output(values[0][name])
+        for g, (key, offs) in enumerate(self._deltas.items(), start=1):
+            arr = values[g][key]
+            out[key] = _as_output(arr.reshape(pos.size, offs.size, *arr.shape[1:]))
+            out[f"{key}_is_pad"] = torch.from_numpy(pads[key])
+        return out
+
+    def __repr__(self) -> str:
+        return (
+            f"LeRobotFrames(root={str(self.root)!r}, frames={len(self)}, "
+            f"episodes={self.episodes.num_episodes}, files={len(self._data.files)}, "
+            f"columns={list(self._plain)}, delta_indices={self.delta_indices})"
+        )
+
+
+def _as_output(arr: np.ndarray) -> torch.Tensor | list[Any]:
+    if arr.dtype == object:
+        return arr.tolist()
+    return torch.from_numpy(np.ascontiguousarray(arr))
+
+
+def _check_deltas(
+    delta_indices: Mapping[str, Sequence[int]] | None, available: dict[str, Column | None]
+) -> dict[str, np.ndarray]:
+    if delta_indices is None:
+        return {}
+    if not isinstance(delta_indices, Mapping):
+        raise TypeError(
+            f"delta_indices must be a mapping of column -> offsets, got {type(delta_indices).__name__}"
+        )
+    out: dict[str, np.ndarray] = {}
+    for key, offsets in delta_indices.items():
+        _check_name("delta_indices", key, available)
+        offs = int_array(f"delta_indices[{key!r}]", offsets)
+        if offs.size == 0:
+            raise ValueError(f"delta_indices[{key!r}] must hold at least one offset")
+        out[key] = offs
+    return out
+
+
+def _check_columns(
+    columns: Sequence[str] | None, available: dict[str, Column | None], deltas: dict[str, np.ndarray]
+) -> tuple[str, ...]:
+    if columns is None:
+        names = [n for n, spec in available.items() if spec is not None]
+    else:
+        if isinstance(columns, str) or not isinstance(columns, Sequence):
+            raise TypeError(f"columns must be a sequence of column names, got {type(columns).__name__}")
+        names = list(columns)
+        for name in names:
+            _check_name("columns", name, available)
+        if len(set(names)) != len(names):
+            dup = next(n for n in names if names.count(n) > 1)
+            raise ValueError(f"columns lists {dup!r} twice")
+    return tuple(n for n in names if n not in deltas)
+
+
+def _check_name(what: str, name: Any, available: dict[str, Column | None]) -> None:
+    if not isinstance(name, str):
+        raise TypeError(f"{what} must name columns with str, got {type(name).__name__} {name!r}")
+    usable = sorted(n for n, spec in available.items() if spec is not None)
+    if name not in available:
+        raise ValueError(f"{what}: unknown column {name!r}; available columns: {usable}")
+    if available[name] is None:
+        raise ValueError(
+            f"{what}: column {name!r} has unsupported type for LeRobotFrames; supported columns: {usable}"
+        )
