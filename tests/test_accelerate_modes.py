@@ -13,6 +13,7 @@ samples from the first batches *of the pass*, and a resumed pass starts elsewher
 from __future__ import annotations
 
 import itertools
+import math
 from collections import Counter
 
 import pytest
@@ -167,3 +168,44 @@ def test_resume_with_another_number_of_processes_loses_and_repeats_nothing(old, 
             nxt = list(itertools.islice(iter(sampler), N))
             assert nxt == lerobot_epoch(INDICES, SEED, epoch + 1)  # the next epoch is untouched
         assert before + after == Counter(lerobot_epoch(INDICES, SEED, epoch)), (old, new, step)
+
+
+@pytest.mark.parametrize(("first", "second"), [((2, 4), (1, 4)), ((1, 4), (3, 5)), ((3, 5), (2, 4))])
+def test_origin_maps_steps_after_a_resize(first, second) -> None:
+    """(P, B) for steps [0, s1), then (P', B') from s1 on: a checkpoint at s2 with the origin is exact."""
+    (p1, b1), (p2, b2) = first, second
+    for s1, s2 in [(3, 9), (5, 20), (1, 2)]:
+        state1 = compute_sampler_state(s1, N, b1, p1)
+        origin = {"step": s1, **state1}
+        # the resized run, uninterrupted from s1: every process's own sampler, all in lockstep
+        samplers = [EpisodeAwareSampler(FROM, TO, shuffle=True, seed=SEED) for _ in range(p2)]
+        for s in samplers:
+            s.load_state_dict(state1)
+        streams = []
+        for r in range(p2):
+            out = []
+            while len(out) < s2 - s1 + 30:
+                out += list(shard(BatchSampler(samplers[r], b2, False), p2, r, False, True))
+            streams.append(out)
+        # resume at s2 with the origin: every process continues with the same batches
+        state2 = compute_sampler_state(s2, N, b2, p2, origin=origin)
+        epoch_pass = math.ceil(math.ceil((N - state2["start_index"]) / b2) / p2)  # steps left in the epoch
+        for r in range(p2):
+            resumed = EpisodeAwareSampler(FROM, TO, shuffle=True, seed=SEED)
+            resumed.load_state_dict(state2)
+            got = []
+            while len(got) < 20:
+                got += list(shard(BatchSampler(resumed, b2, False), p2, r, False, True))
+            want = streams[r][s2 - s1 : s2 - s1 + 20]
+            for k, (g, w) in enumerate(zip(got, want)):
+                real = (
+                    max(0, min(b2, N - state2["start_index"] - (k * p2 + r) * b2)) if k < epoch_pass else b2
+                )
+                assert len(g) == len(w) and g[:real] == w[:real], (first, second, s1, s2, r, k)
+        # without the origin the step means something else (unless nothing was resized)
+        if (p1, b1) != (p2, b2) and compute_sampler_state(s2, N, b2, p2) == state2:
+            pytest.fail("origin made no difference")
+    with pytest.raises(ValueError, match=r"origin\['step'\] must be <= 3"):
+        compute_sampler_state(3, N, 4, 2, origin={"step": 4, "epoch": 0, "start_index": 0})
+    with pytest.raises(TypeError, match="origin must be a dict"):
+        compute_sampler_state(3, N, 4, 2, origin={"step": 1})

@@ -459,6 +459,7 @@ def compute_sampler_state(
     even_batches: bool = True,
     drop_last: bool = False,
     process_index: int | None = None,
+    origin: Mapping[str, int] | None = None,
 ) -> dict[str, int]:
     """The sampler state after ``step`` optimizer steps of a run under accelerate's batch sharding.
 
@@ -480,6 +481,11 @@ def compute_sampler_state(
     Every process keeps a world-size-1 sampler; the state is the same on every process except with
     ``even_batches=False``. ``len(sampler)`` is ``num_frames``.
 
+    ``origin`` (``{"step", "epoch", "start_index"}``): where this mapping starts, for runs resumed with
+    another ``num_processes`` or ``batch_size``: at step ``origin["step"]`` the sampler was at
+    ``(epoch, start_index)`` and every later step used this ``batch_size`` and ``num_processes``.
+    Default: step 0 at ``(0, 0)``.
+
     Raises:
         TypeError, ValueError: non-int arguments, negative ``step``, non-positive others, a
             ``batch_size`` not divisible by ``num_processes`` with ``split_batches``, a missing or
@@ -500,17 +506,36 @@ def compute_sampler_state(
             "process_index is required with even_batches=False: the processes get different numbers of "
             "batches per epoch, so each one resumes at its own epoch and position"
         )
-    per_step, per_epoch = _accelerate_steps(
-        num_frames, batch_size, num_processes, split_batches, even_batches, drop_last, rank
-    )
+    args = (batch_size, num_processes, split_batches, even_batches, drop_last, rank)
+    per_step, per_epoch = _accelerate_steps(num_frames, *args)
+    epoch = 0
+    if origin is not None:
+        step, epoch, start = _check_origin(origin, step, num_frames)
+        if start > 0:  # the pass that resumed at ``start`` is a pass over the rest of that epoch
+            partial = _accelerate_steps(num_frames - start, *args)[1]
+            if step < partial:
+                return {"epoch": epoch, "start_index": min(start + step * per_step, num_frames)}
+            step, epoch = step - partial, epoch + 1
     if per_epoch == 0:
         raise ValueError(
             f"process {rank} gets no batch in an epoch of num_frames={num_frames} with batch_size="
             f"{batch_size}, num_processes={num_processes}, split_batches={split_batches}, "
             f"even_batches={even_batches}, drop_last={drop_last}: a training loop would never get a step"
         )
-    epoch, into = divmod(step, per_epoch)
-    return {"epoch": epoch, "start_index": min(into * per_step, num_frames)}
+    epochs, into = divmod(step, per_epoch)
+    return {"epoch": epoch + epochs, "start_index": min(into * per_step, num_frames)}
+
+
+def _check_origin(origin: Any, step: int, num_frames: int) -> tuple[int, int, int]:
+    """(steps since the origin, its epoch, its start_index), validated."""
+    if not isinstance(origin, Mapping) or set(origin) != {"step", "epoch", "start_index"}:
+        raise ArgumentTypeError(
+            f"origin must be a dict with keys 'step', 'epoch', 'start_index', got {origin!r}"
+        )
+    since = check_int("origin['step']", origin["step"], minimum=0, maximum=step)
+    epoch = check_int("origin['epoch']", origin["epoch"], minimum=0, maximum=MAX_EPOCH)
+    start = check_int("origin['start_index']", origin["start_index"], minimum=0, maximum=num_frames)
+    return step - since, epoch, start
 
 
 def _accelerate_steps(

@@ -58,6 +58,7 @@ def resume_dataloader(
     step: int,
     num_processes: int,
     batch_size: int,
+    origin: Any = None,
 ) -> dict[str, int]:
     """Restore ``sampler`` and accelerate's pass counter after ``step`` steps of a checkpointed run.
 
@@ -71,7 +72,9 @@ def resume_dataloader(
     The checkpointed run must have used the same sharding mode. Another ``num_processes`` or
     ``batch_size`` resumes at the same global position (no sample lost or repeated; the per-process
     split of the remaining batches changes), except with ``even_batches=False`` when the processes'
-    epochs had drifted apart (refused).
+    epochs had drifted apart (refused). After such a resize, ``step`` no longer maps to a position by
+    itself: store ``{"step": step, **state}`` as the run's ``origin`` with its later checkpoints and pass
+    it back here (see :func:`compute_sampler_state`).
 
     Raises:
         TypeError, ValueError: bad arguments; ``sampler`` is not the dataloader's sampler or is
@@ -99,7 +102,7 @@ def resume_dataloader(
     }
     if num_processes == mode["num_processes"]:
         state = compute_sampler_state(
-            step, n, batch_size, num_processes, process_index=mode["process_index"], **kw
+            step, n, batch_size, num_processes, process_index=mode["process_index"], origin=origin, **kw
         )
     else:
         per_rank = {
@@ -115,7 +118,9 @@ def resume_dataloader(
                 "of batches per epoch, so they were at different positions; resume with the same number of "
                 "processes, or train with even_batches=True"
             )
-        state = compute_sampler_state(step, n, batch_size, num_processes, process_index=0, **kw)
+        state = compute_sampler_state(
+            step, n, batch_size, num_processes, process_index=0, origin=origin, **kw
+        )
     sampler.load_state_dict(state)
     if hasattr(dataloader, "set_epoch"):
         dataloader.set_epoch(state["epoch"])  # accelerate's pass counter = the sampler's epoch
