@@ -281,12 +281,13 @@ class EpisodeAwareSampler(Sampler[int]):
         ``iter()`` twice) skips nothing. :meth:`state_dict` follows the latest pass.
         """
         self._active = None  # the next sample comes from the new pass: report ``self._next``
-        handle = _PassHandle()
+        handle = _PassHandle(self)
         it = SamplerIterator.from_iterable(self._chunks(handle))
         it._handle = handle
         return it
 
-    def _chunks(self, handle: _PassHandle) -> Iterator[Iterator[int]]:
+    def _bind(self, handle: _PassHandle) -> None:
+        """The pass of ``handle`` takes the sampler's next (epoch, position) and the sampler moves on."""
         handle.pulled = True
         if handle.exhausted:  # restored as an already exhausted pass: nothing; its epoch stays next
             return
@@ -300,7 +301,12 @@ class EpisodeAwareSampler(Sampler[int]):
         handle.run = run
         self._active = run
         self._next = (epoch + 1, 0, 0)
-        yield from run.chunks()
+
+    def _chunks(self, handle: _PassHandle) -> Iterator[Iterator[int]]:
+        if not handle.pulled:
+            self._bind(handle)
+        if handle.run is not None:
+            yield from handle.run.chunks()
 
     def set_epoch(self, epoch: int) -> None:
         """Make the next ``iter()`` run epoch ``epoch``, keeping the position (LeRobot's semantics).
@@ -407,9 +413,10 @@ SET_EPOCH_POLICIES = ("keep_resumed", "follow")
 class _PassHandle:
     """What a :class:`SamplerIterator` knows of its pass (shared with the generator that feeds it)."""
 
-    __slots__ = ("run", "pulled", "exhausted")
+    __slots__ = ("sampler", "run", "pulled", "exhausted")
 
-    def __init__(self) -> None:
+    def __init__(self, sampler: EpisodeAwareSampler) -> None:
+        self.sampler = sampler
         self.run: EpochPass | None = None
         self.pulled = False
         self.exhausted = False
@@ -430,23 +437,41 @@ class SamplerIterator(itertools.chain):  # type: ignore[type-arg]
     _handle: _PassHandle
 
     def state_dict(self) -> dict[str, bool]:
-        """``{"exhausted": bool}``: whether this pass has handed out its last sample."""
+        """``{"exhausted": bool, "pulled": bool}``: whether this pass handed out its last sample, and
+        whether it was pulled from (then it holds its epoch and the sampler has moved on)."""
         handle = self._handle
         run = handle.run
-        return {"exhausted": bool(handle.exhausted or (run is not None and run.position >= run.total))}
+        return {
+            "exhausted": bool(handle.exhausted or (run is not None and run.position >= run.total)),
+            "pulled": handle.pulled,
+        }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Mark this fresh (never pulled) pass exhausted when ``state["exhausted"]`` is true.
+        """Restore a fresh (never pulled) pass: exhausted, and/or already started.
+
+        Call it right after ``sampler.load_state_dict(...)`` and ``iter(sampler)``. ``"exhausted"``: the
+        pass yields nothing (it ended before the save). ``"pulled"`` (optional, default false; states
+        of 0.1.0 lack it): the pass had started, so it takes the restored position now and the
+        sampler moves on to the next epoch at once, as the original had.
 
         Raises:
-            TypeError: ``state`` is not a dict with a bool ``"exhausted"``.
+            TypeError: ``state`` is not a dict with a bool ``"exhausted"`` (and a bool ``"pulled"`` if any).
             ValueError: the pass was already pulled from.
         """
-        if not isinstance(state, Mapping) or not isinstance(state.get("exhausted"), (bool, np.bool_)):
-            raise ArgumentTypeError(f"iterator state must be {{'exhausted': bool}}, got {state!r}")
+        if (
+            not isinstance(state, Mapping)
+            or not isinstance(state.get("exhausted"), (bool, np.bool_))
+            or not isinstance(state.get("pulled", False), (bool, np.bool_))
+            or set(state) - {"exhausted", "pulled"}
+        ):
+            raise ArgumentTypeError(
+                f"iterator state must be {{'exhausted': bool, 'pulled': bool}}, got {state!r}"
+            )
         if self._handle.pulled:
             raise ValueError("load_state_dict on a sampler iterator that was already pulled from")
         self._handle.exhausted = bool(state["exhausted"])
+        if state.get("pulled", False):
+            self._handle.sampler._bind(self._handle)
 
 
 def compute_sampler_state(
