@@ -16,9 +16,10 @@ def dataloader_mode(dataloader: Any) -> dict[str, Any]:
     """How an accelerate-prepared dataloader shards batches: what ``compute_sampler_state`` needs.
 
     Returns ``{"num_processes", "process_index", "split_batches", "even_batches", "drop_last",
-    "batch_size"}`` (``batch_size``: the ``DataLoader``'s own, i.e. the global batch with
-    ``split_batches=True``). A dataloader without ``BatchSamplerShard`` (one process, or a plain
-    ``DataLoader``) is one process with accelerate's defaults.
+    "batch_size", "sampler"}`` (``batch_size``: the ``DataLoader``'s own, i.e. the global batch with
+    ``split_batches=True``; ``sampler``: the sampler its batches are drawn from). A dataloader
+    without ``BatchSamplerShard`` (one process, or a plain ``DataLoader``) is one process with
+    accelerate's defaults.
 
     Raises:
         ValueError: a ``dispatch_batches=True`` dataloader (process 0 reads every batch and sends
