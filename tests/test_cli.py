@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 import types
@@ -368,6 +369,106 @@ def test_bench_missing_module_is_a_clean_error(monkeypatch, capsys) -> None:
     assert code == 2
     assert "episode_sampler.bench" in err and "Traceback" not in err
     assert run(["bench", "--help"], capsys)[0] == 0
+
+
+def _bench_files(tmp_path: Path) -> dict[str, Path]:
+    good_target = {
+        "name": "t",
+        "pass": True,
+        "value": 2.0,
+        "unit": "x",
+        "threshold": 1.0,
+        "op": ">=",
+        "description": "d",
+    }
+    base = {"schema": 1, "mode": "smoke", "sections": {}, "targets": [good_target]}
+    texts = {
+        "empty": "",
+        "garbage": "not json at all {",
+        "truncated": json.dumps(base)[:30],
+        "keyless": "{}",
+        "list": "[1, 2]",
+        "foreign": json.dumps(consume(sampler(), 3).state_dict()),
+        "schema 2": json.dumps({**base, "schema": 2}),
+        "bad target": json.dumps({**base, "targets": [{"name": "t"}]}),
+        "bad section": json.dumps({**base, "sections": {"fullepoch": {"rows": 7}}}),
+    }
+    files = {name: tmp_path / f"{name.replace(' ', '_')}.json" for name in texts}
+    for name, text in texts.items():
+        files[name].write_text(text)
+    files["binary"] = tmp_path / "binary.json"
+    files["binary"].write_bytes(bytes(range(256)))
+    files["missing"] = tmp_path / "missing.json"
+    files["directory"] = tmp_path
+    return files
+
+
+BENCH_FILE_CASES = [
+    "missing",
+    "directory",
+    "empty",
+    "garbage",
+    "truncated",
+    "binary",
+    "keyless",
+    "list",
+    "foreign",
+    "schema 2",
+    "bad target",
+    "bad section",
+]
+
+
+@pytest.mark.parametrize("case", BENCH_FILE_CASES)
+def test_bench_from_json_errors_are_one_line(case: str, tmp_path: Path, capsys) -> None:
+    path = _bench_files(tmp_path)[case]
+    code, out, err = run(["bench", "--from-json", str(path), "--out", str(tmp_path / "out")], capsys)
+    assert code == 2
+    assert "--from-json" in _subcommand_error(err, "bench")
+    assert out == ""
+
+
+@pytest.mark.parametrize("argv", [["--from-json"], ["--nope"], ["--only", "nothing"]])
+def test_bench_usage_errors(argv: list[str], capsys) -> None:
+    code, out, err = run(["bench", *argv], capsys)
+    assert code == 2
+    _subcommand_error(err, "bench")
+    assert err.startswith("usage: episode-sampler bench")
+
+
+def _bad_roots(tmp_path: Path) -> dict[str, Path]:
+    from episode_sampler import write_lerobot_dataset
+
+    good = tmp_path / "good"
+    write_lerobot_dataset(good, num_episodes=4)
+    roots = {}
+    for name in ("empty info", "garbage info", "keyless info", "no data", "corrupt parquet"):
+        root = tmp_path / name.replace(" ", "_")
+        shutil.copytree(good, root)
+        roots[name] = root
+    (roots["empty info"] / "meta" / "info.json").write_text("")
+    (roots["garbage info"] / "meta" / "info.json").write_text("{not json")
+    (roots["keyless info"] / "meta" / "info.json").write_text("{}")
+    shutil.rmtree(roots["no data"] / "data")
+    for f in (roots["corrupt parquet"] / "meta" / "episodes").rglob("*.parquet"):
+        f.write_bytes(f.read_bytes()[: len(f.read_bytes()) // 2])
+    roots["file"] = tmp_path / "afile"
+    roots["file"].write_text("x")
+    roots["foreign dir"] = tmp_path / "foreign"
+    (roots["foreign dir"] / "data").mkdir(parents=True)
+    return roots
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["empty info", "garbage info", "keyless info", "no data", "corrupt parquet", "file", "foreign dir"],
+)
+def test_demo_bad_root_is_one_line(case: str, tmp_path: Path, capsys) -> None:
+    root = _bad_roots(tmp_path)[case]
+    code, out, err = run(["demo", "--root", str(root), "--quiet"], capsys)
+    assert code == 2, err
+    assert str(root) in _subcommand_error(err, "demo")
+    assert out == ""
 
 
 # ---------------------------------------------------------------------------------------------- demo
