@@ -542,7 +542,6 @@ def test_demo_options_and_exact_verdict(tmp_path: Path, capsys) -> None:
         "7",
         "--epochs",
         "1",
-        "--quiet",
     ]
     code, out, err = run(argv, capsys)
     assert code == 0, out + err
@@ -551,6 +550,21 @@ def test_demo_options_and_exact_verdict(tmp_path: Path, capsys) -> None:
     last = int(field(out, "kill").split("after step ")[1].split()[0])
     assert ck_step % 7 == 0 and last - 7 <= ck_step <= last
     assert field(out, "verdict").startswith("EXACT")
+
+    # progress on stderr: a status line for each wait, and bars that end where the report says
+    total = int(field(out, "training").split(" = ")[1].split()[0])
+    for status in ("writing a synthetic LeRobot v3 dataset of 25 episodes", "starting the run to be killed",
+                   "starting the resumed run"):  # fmt: skip
+        assert re.search(re.escape(status) + r".*: done in \d+\.\d s", err), err
+    final = {}  # the last drawing of each bar (tqdm redraws with \r)
+    for part in re.split(r"[\r\n]", err):
+        label = part.split(":")[0]
+        if label in ("reference run", "run to be killed", "resumed run"):
+            final[label] = part
+    assert f" {total}/{total} " in final["reference run"]
+    assert f" {last}/{total} " in final["run to be killed"] and "SIGKILL" in final["run to be killed"]
+    assert f" {total}/{total} " in final["resumed run"]
+    assert "Traceback" not in err
 
 
 @pytest.mark.slow
