@@ -596,3 +596,33 @@ def test_compare_reports_the_first_difference() -> None:
     bad[2] = {"step": 3, "indices": [3, 5]}
     assert compare(ref, bad).startswith("step 3")
     assert "steps" in compare(ref, ref[:3])
+
+
+def test_a_failing_worker_is_one_line_naming_its_last_error(tmp_path: Path) -> None:
+    from episode_sampler.cli.demo import DemoFailed, Worker
+    from episode_sampler.cli.progress import Progress
+
+    crash = (
+        "import sys; print('ready 0', flush=True); print('step 1', flush=True); sys.exit('boom: disk full')"
+    )
+    worker = Worker([sys.executable, "-c", crash], tmp_path, Progress(enabled=False))
+    with pytest.raises(DemoFailed, match=r"exited \(code 1\) before step 5: boom: disk full"):
+        worker.run_until_kill("run to be killed", tmp_path / "k.jsonl", kill_at=5, total=10)
+    with pytest.raises(DemoFailed, match=r"the resumed run failed \(exit 1\): boom: disk full"):
+        worker.run_to_end("resumed run", tmp_path / "r.jsonl", total=10)
+
+
+def test_demo_keeps_the_run_directory_when_a_worker_fails(tmp_path: Path, capsys, monkeypatch) -> None:
+    from episode_sampler.cli import demo
+
+    def fail(self, *args, **kwargs):
+        raise demo.DemoFailed("the run to be killed exited (code 1) before step 3: boom")
+
+    monkeypatch.setattr(demo.Worker, "run_until_kill", fail)
+    monkeypatch.setattr(demo.tempfile, "mkdtemp", lambda prefix: str(tmp_path / "run"))
+    (tmp_path / "run").mkdir()
+    code, _, err = run(["demo", "--episodes", "3", "--batch-size", "8", "--epochs", "1", "--quiet"], capsys)
+    assert code == 1
+    assert err.count("\n") == 1 and err.startswith("episode-sampler demo: error: the run to be killed exited")
+    assert f"logs kept in {tmp_path / 'run'}" in err
+    assert (tmp_path / "run" / "reference.jsonl").exists()
