@@ -27,6 +27,7 @@ import functools
 import importlib.util
 import os
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
@@ -110,6 +111,20 @@ def _tolerance_error(
     )
 
 
+def _decode(container: Any, stream: Any, stats: DecodeStats):
+    """Frames and their times, decoded forward from the container's position. A free function, so
+    the generator holds no reference to its :class:`PyAVFile` (no cycle: freed files close at once)."""
+    tb = stream.time_base
+    for packet in container.demux(stream):
+        if packet.size:
+            stats.add(packets=1, packet_bytes=packet.size)
+        for frame in packet.decode():
+            if frame.pts is None:
+                continue
+            stats.add(frames_decoded=1)
+            yield frame, float(frame.pts * tb)
+
+
 class PyAVFile:
     """A video file kept open with PyAV, decoding forward from its current position when it can."""
 
@@ -128,27 +143,11 @@ class PyAVFile:
         self._key_gap_s = 0.0  # widest keyframe spacing seen: decoding forward that far beats a seek
         self._frames: Any = None  # generator of (frame, time) from the current position
         self._last: tuple[Any, float] | None = None  # last decoded frame and its time
+        self._last_key: float | None = None  # time of the last keyframe decoded since the last seek
         self.closed = False
         self._stats.add(opens=1)
 
     # -- decoding
-    def _decode(self):
-        stats, tb = self._stats, self._time_base
-        last_key = None
-        for packet in self._container.demux(self._stream):
-            if packet.size:
-                stats.add(packets=1, packet_bytes=packet.size)
-            for frame in packet.decode():
-                if frame.pts is None:
-                    continue
-                t = float(frame.pts * tb)
-                stats.add(frames_decoded=1)
-                if frame.key_frame:
-                    if last_key is not None and t - last_key > self._key_gap_s:
-                        self._key_gap_s = t - last_key
-                    last_key = t
-                yield frame, t
-
     def _seek(self, t: float) -> None:
         # decode_video_frames_pyav: nearest keyframe at or before t, with a one-tick margin
         self._close_frames()
@@ -156,8 +155,9 @@ class PyAVFile:
             round(t / self._time_base) - 1, backward=True, any_frame=False, stream=self._stream
         )
         self._stats.add(seeks=1)
-        self._frames = self._decode()
+        self._frames = _decode(self._container, self._stream, self._stats)
         self._last = None
+        self._last_key = None
 
     def _close_frames(self) -> None:
         if self._frames is not None:
@@ -190,6 +190,10 @@ class PyAVFile:
             for frame, ft in self._frames:
                 self._last = (frame, ft)
                 loaded.append(ft)
+                if frame.key_frame:
+                    if self._last_key is not None and ft - self._last_key > self._key_gap_s:
+                        self._key_gap_s = ft - self._last_key
+                    self._last_key = ft
                 if abs(t - ft) < tolerance_s:
                     arr = frame.to_ndarray(format="rgb24")
                     stats.add(frames_converted=1)
@@ -279,12 +283,28 @@ def _opener(backend: str) -> Callable[[str, DecodeStats], VideoFile]:
     raise ValueError(f"video_backend must be one of {BACKENDS}, got {backend!r}")
 
 
+_LIVE_CACHES: weakref.WeakSet[DecoderCache] = weakref.WeakSet()
+_INHERITED: list[Any] = []  # decoders inherited through fork(): kept, never touched nor freed
+
+
+def _after_fork_in_child() -> None:
+    """A forked child (e.g. a DataLoader worker) inherits open decoders whose threads did not survive
+    the fork: using or even freeing them can hang or crash. Park them for good; caches start empty."""
+    for cache in list(_LIVE_CACHES):
+        cache._forget_after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 class DecoderCache:
     """Open video files of one process, at most ``max_open`` of them, least recently used closed first.
 
     Thread-safe: files are handed out under a lock; each file has its own ``lock`` that callers hold
-    while reading, and an evicted file is closed only once its reader is done. Not picklable state:
-    owners drop the cache when pickled (DataLoader workers build their own).
+    while reading, and an evicted file is closed only once its reader is done. Per process: owners drop
+    the cache when pickled (spawned DataLoader workers build their own), and a forked child starts with
+    an empty cache (the parent's decoders are left untouched there).
     """
 
     def __init__(self, backend: str = "pyav", max_open: int = 32) -> None:
@@ -296,6 +316,19 @@ class DecoderCache:
         self.stats = DecodeStats()
         self._files: OrderedDict[str, VideoFile] = OrderedDict()
         self._lock = threading.Lock()
+        _LIVE_CACHES.add(self)
+
+    def __del__(self) -> None:  # close decoders in the process that opened them
+        try:
+            self.clear()
+        except Exception:
+            pass
+
+    def _forget_after_fork(self) -> None:
+        _INHERITED.append(list(self._files.values()))
+        self._files = OrderedDict()
+        self._lock = threading.Lock()
+        self.stats = DecodeStats()
 
     def __len__(self) -> int:
         with self._lock:

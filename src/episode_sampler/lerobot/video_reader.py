@@ -13,6 +13,7 @@ Frames come out as LeRobot returns them: ``[3, H, W]`` float32 in ``[0, 1]`` (``
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -105,13 +106,17 @@ class VideoReader:
             self._from[key] = table[f"videos/{key}/from_timestamp"]
         self._cache: DecoderCache | None = None
         self._pool: ThreadPoolExecutor | None = None
+        self._pid = os.getpid()
 
     # ------------------------------------------------------------------ reading
     @property
     def cache(self) -> DecoderCache:
         """This process's open decoders (created on first use, dropped when pickled)."""
-        if self._cache is None:
+        if self._cache is None or self._pid != os.getpid():
+            if self._pid != os.getpid():  # forked: the parent's decoding threads are gone
+                self._pool = None
             self._cache = DecoderCache(self.backend, self.max_open_files)
+            self._pid = os.getpid()
         return self._cache
 
     def files(self, key: str) -> tuple[str, ...]:
@@ -136,7 +141,7 @@ class VideoReader:
                     continue
                 uniq, inv = np.unique(times[sel], return_inverse=True)
                 tasks.append((key, self._paths[key][int(file_of[sel[0]])], uniq, sel, inv.reshape(-1)))
-        cache = self.cache
+        cache = self.cache  # first: resets the pool too after a fork
         tol = self.tolerance_s
 
         def run(task):
@@ -191,6 +196,7 @@ class VideoReader:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
+        self._pid = os.getpid()
 
 
 def _episode_video_columns(root: Path, episodes: EpisodeIndex, keys: Sequence[str]) -> dict[str, np.ndarray]:
