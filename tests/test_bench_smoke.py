@@ -126,3 +126,12 @@ def test_pipelines_runner_help():
     )
     assert proc.returncode == 0
     assert "--quick" in proc.stdout and "--docs" in proc.stdout
+
+
+def test_bench_is_outside_the_core_import_path():
+    code = (
+        "import sys, episode_sampler; "
+        "print(sorted(m for m in sys.modules if m.startswith(('episode_sampler.bench', 'matplotlib'))))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == "[]"

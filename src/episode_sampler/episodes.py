@@ -399,6 +399,13 @@ class _Lookup:
             out[lo : lo + _BLOCK] = self._episode(flat[lo : lo + _BLOCK])
         return out.reshape(pos.shape)
 
+    def frame_one(self, pos: int) -> int:
+        """Frame index of one position (Python ints): the value :meth:`frame` gives for it."""
+        if self._base is not None:
+            return pos + self._base
+        ep = int(self.cum_end.searchsorted(pos, side="right"))
+        return pos + int(self.offset[ep])
+
     def frame(self, pos: np.ndarray) -> np.ndarray:
         """Frame index of each position in ``[0, num_frames)`` (int64, same shape), block by block."""
         pos = np.asarray(pos, dtype=np.int64)

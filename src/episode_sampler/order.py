@@ -118,6 +118,10 @@ class EpochOrder:
         """Frame index at each global position (int64 array in ``[0, num_frames)``) of ``epoch``."""
         return self.epoch_table(epoch).frames(positions)
 
+    def frame_one(self, epoch: int, position: int) -> int:
+        """Frame index at one global position of ``epoch`` (Python ints; same value as :meth:`frames`)."""
+        return self.epoch_table(epoch).frame_one(position)
+
 
 class _EpochTable:
     """Per-epoch state of :class:`EpochOrder`: the permutation plus O(episodes) seek tables."""
@@ -140,6 +144,13 @@ class _EpochTable:
             self.deficit_incl = np.cumsum(deficit)
             deficit_excl = self.deficit_incl - deficit
             self.short_pos = self.short_slots * k - deficit_excl  # first position of each short block
+
+    def frame_one(self, g: int) -> int:
+        """One position, on Python ints where the order allows it (no numpy round trips for frames)."""
+        o, perm = self.o, self.perm
+        if o.order == "frames":
+            return o.index._get_lookup().frame_one(perm.one(g) if perm is not None else g)
+        return int(self.frames(np.array([g], dtype=np.int64))[0])
 
     def frames(self, g: np.ndarray) -> np.ndarray:
         o, perm = self.o, self.perm

@@ -1,0 +1,106 @@
+"""Command line of the suite: ``episode-sampler bench [--quick] [--out DIR] [--docs]``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .cases import BENCHES
+from .config import SECTIONS, make_config
+from .docs_page import write_docs
+from .machine import machine_info
+from .plots import plots
+from .targets import evaluate_targets, format_target
+from .timing import Log
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="episode-sampler bench",
+        description="Benchmark suite: full-epoch index generation, iteration, restore latency, memory, "
+        "end to end over LeRobotFrames and state size, each against its baselines, with PASS/FAIL targets.",
+    )
+    p.add_argument("--quick", action="store_true", help="fewer sizes and repetitions (well under a minute)")
+    p.add_argument("--smoke", action="store_true", help=argparse.SUPPRESS)  # tiny sizes, for the test suite
+    p.add_argument(
+        "--out", default="bench-results", help="directory for bench.json and plots (default: %(default)s/)"
+    )
+    p.add_argument(
+        "--docs", action="store_true", help="(re)write docs/performance.md and docs/img/perf_*.png"
+    )
+    p.add_argument("--docs-dir", default=None, help="docs directory for --docs (default: ./docs)")
+    p.add_argument("--only", action="append", choices=SECTIONS, help="run only this section (repeatable)")
+    p.add_argument(
+        "--from-json", metavar="FILE", help="measure nothing: re-render plots/docs from a saved bench JSON"
+    )
+    p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    p.add_argument("--strict", action="store_true", help="exit with status 1 when a target fails")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only the targets")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.from_json:
+        report = json.loads(Path(args.from_json).read_text())
+        for t in report["targets"]:
+            print(format_target(t))
+        plots(report, Path(args.out))
+        if args.docs:
+            docs = Path(args.docs_dir) if args.docs_dir else Path("docs")
+            write_docs(report, docs)
+            print(f"wrote {docs / 'performance.md'} and {docs / 'img'}/perf_*.png")
+        return 1 if (args.strict and any(t["pass"] is False for t in report["targets"])) else 0
+    mode = "smoke" if args.smoke else "quick" if args.quick else "full"
+    cfg = make_config(mode)
+    log = Log(args.quiet)
+    sections = list(args.only) if args.only else list(SECTIONS)
+    log(f"episode-sampler bench ({mode}): sections {', '.join(sections)}")
+    t0 = time.perf_counter()
+    results: dict[str, Any] = {}
+    for name in sections:
+        results[name] = BENCHES[name](cfg, log)
+    elapsed = time.perf_counter() - t0
+    targets = evaluate_targets(cfg, results)
+    report = {
+        "schema": 1,
+        "mode": mode,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "elapsed_s": elapsed,
+        "machine": machine_info(),
+        "config": {"reps": cfg.reps, "latency_reps": cfg.latency_reps, "sections": sections},
+        "sections": results,
+        "targets": targets,
+    }
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    json_path = out / ("bench.json" if mode == "full" else f"bench-{mode}.json")
+    json_path.write_text(json.dumps(report, indent=1, default=_json_default) + "\n")
+    print(f"\nepisode-sampler bench ({mode}) finished in {elapsed:.1f} s; results in {json_path}")
+    for t in targets:
+        print(format_target(t))
+    if not args.no_plots or args.docs:
+        plots(report, out)
+        if args.docs:
+            docs = Path(args.docs_dir) if args.docs_dir else Path("docs")
+            write_docs(report, docs)
+            print(f"wrote {docs / 'performance.md'} and {docs / 'img'}/perf_*.png")
+    failed = any(t["pass"] is False for t in targets)
+    return 1 if (failed and args.strict) else 0
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.floating):
+        return float(obj)
+    raise TypeError(f"not JSON serializable: {type(obj).__name__}")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

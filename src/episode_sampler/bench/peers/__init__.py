@@ -1,0 +1,1 @@
+"""Other samplers measured side by side with ours, one module per peer."""

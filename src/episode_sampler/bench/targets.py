@@ -1,0 +1,178 @@
+"""The suite's targets: measured ratio, threshold, PASS/FAIL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .config import Config, MiB
+
+
+def find_row(rows: list[dict[str, Any]], **match: Any) -> dict[str, Any] | None:
+    for r in rows:
+        if all(r.get(k) == v for k, v in match.items()):
+            return r
+    return None
+
+
+def evaluate_targets(cfg: Config, sections: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each target: measured value, threshold, PASS/FAIL (``None`` when its section did not run)."""
+    out: list[dict[str, Any]] = []
+
+    def add(name: str, what: str, value: float | None, op: str, threshold: float, unit: str = "x") -> None:
+        ok = (
+            None
+            if value is None
+            else (
+                value >= threshold if op == ">=" else value <= threshold if op == "<=" else value < threshold
+            )
+        )
+        out.append(
+            {
+                "name": name,
+                "description": what,
+                "value": value,
+                "op": op,
+                "threshold": threshold,
+                "unit": unit,
+                "pass": ok,
+            }
+        )
+
+    fe = sections.get("fullepoch")
+    if fe is not None:
+        n, e = cfg.targets["fullepoch"]
+        ours = find_row(fe["rows"], N=n, E=e, method="feistel/frames")
+        base = find_row(fe["rows"], N=n, E=e, method="materialized")
+        value = base["median_s"] / ours["median_s"] if ours and base else None
+        add(
+            "fullepoch_vs_materialized",
+            f"feistel full-epoch frame indices vs materialized permutation, N={n:.0e}, E={e:.0e}",
+            value,
+            ">=",
+            1.0,
+        )
+    it = sections.get("iteration")
+    if it is not None:
+        n = cfg.targets["iter"]
+        ours = find_row(it["rows"], N=n, method="for i in sampler (feistel)")
+        rs = find_row(it["rows"], N=n, method="for i in RandomSampler")
+        lr = find_row(it["rows"], N=n, method="LeRobot-style per-item")
+        add(
+            "iter_vs_randomsampler",
+            f"for i in sampler (feistel) vs RandomSampler iteration, N={n:.0e}",
+            rs["median_s"] / ours["median_s"] if ours and rs else None,
+            ">=",
+            1.0,
+        )
+        add(
+            "iter_vs_lerobot",
+            f"for i in sampler (feistel) vs LeRobot-style per-item loop, N={n:.0e}",
+            lr["median_s"] / ours["median_s"] if ours and lr else None,
+            ">=",
+            20.0,
+        )
+        node = next((r for r in it["rows"] if r["method"].startswith("Loader(EpisodeSamplerNode")), None)
+        sw = next((r for r in it["rows"] if r["method"] == "Loader(SamplerWrapper(RandomSampler))"), None)
+        add(
+            "loader_vs_samplerwrapper",
+            f"Loader(EpisodeSamplerNode) vs Loader(SamplerWrapper(RandomSampler)), N={cfg.loader_n:.0e}",
+            sw["median_s"] / node["median_s"] if node and sw else None,
+            ">=",
+            1.0,
+        )
+    rs_ = sections.get("restore")
+    if rs_ is not None:
+        rows = [r for r in rs_["rows"] if r["permutation"] == "feistel"]
+        big = [n for n in (10**9, 10**12) if n in cfg.restore_n]
+        ratios = []
+        for n in big:
+            a = find_row(rows, N=n, fraction=0.999)
+            b = find_row(rows, N=n, fraction=0.001)
+            if a and b:
+                ratios.append(
+                    max(a["sampler_restore_s"], b["sampler_restore_s"])
+                    / min(a["sampler_restore_s"], b["sampler_restore_s"])
+                )
+        add(
+            "restore_position_ratio",
+            "feistel restore latency, 99.9 % vs 0.1 % of the epoch (worst of N=1e9, 1e12)",
+            max(ratios) if ratios else None,
+            "<=",
+            2.0,
+        )
+        ratios = []
+        for frac in cfg.restore_fracs:
+            a = find_row(rows, N=10**12, fraction=frac)
+            b = find_row(rows, N=10**3, fraction=frac)
+            if a and b:
+                ratios.append(
+                    max(a["sampler_restore_s"], b["sampler_restore_s"])
+                    / min(a["sampler_restore_s"], b["sampler_restore_s"])
+                )
+        add(
+            "restore_size_ratio",
+            "feistel restore latency, N=1e12 vs N=1e3 (worst over positions)",
+            max(ratios) if ratios else None,
+            "<=",
+            2.0,
+        )
+    mem = sections.get("memory")
+    if mem is not None:
+        n, e = cfg.targets["memory"]
+        row = find_row(mem["rows"], N=n, E=e)
+        peaks = [
+            row[k] for k in ("tracemalloc_peak_bytes", "rss_peak_bytes") if row and row.get(k) is not None
+        ]
+        add(
+            "memory_peak",
+            f"peak memory (max of tracemalloc and RSS) of a feistel sampler, N={n:.0e}, E={e:.0e}",
+            max(peaks) / MiB if peaks else None,
+            "<",
+            64.0,
+            "MiB",
+        )
+    e2e = sections.get("e2e")
+    if e2e is not None:
+        worst = None
+        for batch in cfg.e2e_batch:
+            ours = find_row(
+                e2e["rows"],
+                batch_size=batch,
+                method="Loader(Prefetcher(Mapper(EpisodeSamplerNode, get_batch)))",
+            )
+            dl = find_row(
+                e2e["rows"], batch_size=batch, method="DataLoader(batch_size, RandomSampler, num_workers=0)"
+            )
+            if ours and dl:
+                ratio = ours["samples_per_s"] / dl["samples_per_s"]
+                worst = ratio if worst is None else min(worst, ratio)
+        add(
+            "e2e_vs_dataloader",
+            "LeRobotFrames samples/s, our Loader pipeline vs DataLoader + RandomSampler "
+            f"(worst of B={cfg.e2e_batch})",
+            worst,
+            ">=",
+            1.0,
+        )
+    st = sections.get("state")
+    if st is not None:
+        add(
+            "state_size",
+            "state_dict() as JSON, any N",
+            float(max(r["json_bytes"] for r in st["rows"])),
+            "<=",
+            512.0,
+            "bytes",
+        )
+    return out
+
+
+def format_target(t: dict[str, Any]) -> str:
+    status = "SKIP" if t["pass"] is None else "PASS" if t["pass"] else "FAIL"
+    value = (
+        "n/a"
+        if t["value"] is None
+        else (f"{t['value']:.2f}{t['unit']}" if t["unit"] == "x" else f"{t['value']:.1f} {t['unit']}")
+    )
+    thr = f"{t['threshold']:g}{t['unit']}" if t["unit"] == "x" else f"{t['threshold']:g} {t['unit']}"
+    return f"{status}  {t['name']:<28} {value:>12}  (target {t['op']} {thr}): {t['description']}"
