@@ -4,10 +4,14 @@ The rules are LeRobot 0.6.1's (``lerobot/datasets/video_utils.py``):
 
 - A wanted time ``t`` is served by the decoded frame whose presentation time ``pts * time_base`` is
   closest to it, and only if ``|t - frame_time| < tolerance_s``; otherwise :class:`FrameTimestampError`.
-- PyAV cannot seek to an exact frame: seek backward to the keyframe at or before
-  ``round(t / time_base) - 1`` and decode forward (``decode_video_frames_pyav``).
-- Pixels come out as ``frame.to_ndarray(format="rgb24")``, the same call LeRobot makes, so values are
-  identical to LeRobot's PyAV path.
+- PyAV cannot seek to an exact frame: seek backward to a keyframe at or before the wanted time and
+  decode forward (``decode_video_frames_pyav``). LeRobot seeks to ``round(t / time_base) - 1``, one
+  tick early, which lands on the previous keyframe whenever the wanted frame is itself a keyframe (half
+  the frames at ``g=2``) and decodes two extra frames; seeking to ``round(t / time_base)`` decodes the
+  same frames from a later keyframe. The frame picked is the same unless two frames lie within one
+  time-base tick of each other.
+- Pixels come out as ``frame.to_ndarray(format="rgb24")`` makes them, LeRobot's conversion, so values
+  are identical to LeRobot's PyAV path (we reuse one scaler per file instead of one per frame).
 
 What differs is the access pattern, not the result. LeRobot opens the file, seeks and decodes per item
 and per camera. :class:`PyAVFile` keeps the file open, takes all wanted times of a batch sorted, decodes
@@ -128,7 +132,9 @@ def _decode(container: Any, stream: Any, stats: DecodeStats):
 class PyAVFile:
     """A video file kept open with PyAV, decoding forward from its current position when it can."""
 
-    def __init__(self, path: str, stats: DecodeStats | None = None, max_gap_frames: int = 3) -> None:
+    def __init__(
+        self, path: str, stats: DecodeStats | None = None, max_gap_frames: int = 3, threads: int = 1
+    ) -> None:
         import av
 
         self.path = path
@@ -136,6 +142,12 @@ class PyAVFile:
         self._stats = stats if stats is not None else DecodeStats()
         self._container = av.open(path)
         self._stream = self._container.streams.video[0]
+        # one decoding thread per file: batches decode cameras and files in parallel threads, and
+        # DataLoader workers in parallel processes, so codec threads would only oversubscribe the cores
+        self._stream.codec_context.thread_count = threads
+        # one scaler reused for every frame: frame.to_ndarray(format="rgb24") builds a new one per frame
+        # (same conversion, same pixels, several times slower on small frames)
+        self._rgb = av.video.reformatter.VideoReformatter()
         self._time_base = self._stream.time_base
         rate = self._stream.average_rate or self._stream.base_rate or self._stream.guessed_rate
         self._frame_s = float(1 / rate) if rate else 1 / 30
@@ -149,11 +161,9 @@ class PyAVFile:
 
     # -- decoding
     def _seek(self, t: float) -> None:
-        # decode_video_frames_pyav: nearest keyframe at or before t, with a one-tick margin
+        # decode_video_frames_pyav: nearest keyframe at or before t (without its one-tick margin)
         self._close_frames()
-        self._container.seek(
-            round(t / self._time_base) - 1, backward=True, any_frame=False, stream=self._stream
-        )
+        self._container.seek(round(t / self._time_base), backward=True, any_frame=False, stream=self._stream)
         self._stats.add(seeks=1)
         self._frames = _decode(self._container, self._stream, self._stats)
         self._last = None
@@ -163,6 +173,10 @@ class PyAVFile:
         if self._frames is not None:
             self._frames.close()
             self._frames = None
+
+    def _to_rgb(self, frame: Any) -> np.ndarray:
+        """``frame.to_ndarray(format="rgb24")``, LeRobot's conversion, with a reused scaler."""
+        return self._rgb.reformat(frame, format="rgb24").to_ndarray()
 
     def _ahead_s(self, tolerance_s: float) -> float:
         """How far ahead of the last decoded frame a wanted time may lie to be decoded to, not sought."""
@@ -177,7 +191,7 @@ class PyAVFile:
             t = float(times[i])
             last = self._last
             if last is not None and abs(t - last[1]) < tolerance_s:  # the frame we stopped on
-                arr = last[0].to_ndarray(format="rgb24")
+                arr = self._to_rgb(last[0])
                 stats.add(frames_converted=1)
                 while i < n and abs(float(times[i]) - last[1]) < tolerance_s:
                     out[i] = arr
@@ -195,7 +209,7 @@ class PyAVFile:
                         self._key_gap_s = ft - self._last_key
                     self._last_key = ft
                 if abs(t - ft) < tolerance_s:
-                    arr = frame.to_ndarray(format="rgb24")
+                    arr = self._to_rgb(frame)
                     stats.add(frames_converted=1)
                     while i < n and abs(float(times[i]) - ft) < tolerance_s:
                         out[i] = arr
