@@ -14,6 +14,7 @@ Frames come out as LeRobot returns them: ``[3, H, W]`` float32 in ``[0, 1]`` (``
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -143,28 +144,32 @@ class VideoReader:
                 tasks.append((key, self._paths[key][int(file_of[sel[0]])], uniq, sel, inv.reshape(-1)))
         cache = self.cache  # first: resets the pool too after a fork
         tol = self.tolerance_s
+        frames: dict[str, np.ndarray] = {}  # per camera, [n, H, W, 3] uint8, filled in place
+        lock = threading.Lock()
 
-        def run(task):
+        def run(task) -> None:
             key, path, uniq, sel, inv = task
-            return np.stack(cache.read(path, uniq, tol))
+            got = cache.read(path, uniq, tol)
+            shape = got[0].shape
+            with lock:
+                out = frames.get(key)
+                if out is None:
+                    out = frames[key] = np.empty((len(requests[key][0]), *shape), dtype=np.uint8)
+            if out.shape[1:] != shape:
+                raise ValueError(
+                    f"video files of camera {key!r} have different frame sizes: {out.shape[1:3]} and "
+                    f"{shape[:2]} ({path!r})"
+                )
+            for row, j in zip(sel.tolist(), inv.tolist()):
+                out[row] = got[j]
 
         if self.threads > 1 and len(tasks) > 1:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="episode-sampler-video")
-            results = list(self._pool.map(run, tasks))
+            list(self._pool.map(run, tasks))
         else:
-            results = [run(t) for t in tasks]
-        frames: dict[str, np.ndarray] = {}
-        for (key, path, _, sel, inv), got in zip(tasks, results):
-            out = frames.get(key)
-            if out is None:
-                out = frames[key] = np.empty((len(requests[key][0]), *got.shape[1:]), dtype=np.uint8)
-            elif out.shape[1:] != got.shape[1:]:
-                raise ValueError(
-                    f"video files of camera {key!r} have different frame sizes: {out.shape[1:3]} and "
-                    f"{got.shape[1:3]} ({path!r})"
-                )
-            out[sel] = got[inv]
+            for t in tasks:
+                run(t)
         result = {}
         dtype = torch.uint8 if self.return_uint8 else torch.float32
         for key in requests:
@@ -175,8 +180,9 @@ class VideoReader:
             chw = torch.from_numpy(arr).permute(0, 3, 1, 2)
             if self.return_uint8:
                 result[key] = chw.contiguous()
-            else:  # LeRobot: uint8 frames .type(torch.float32) / 255
-                result[key] = chw.to(torch.float32, memory_format=torch.contiguous_format).div_(255)
+            else:  # LeRobot: uint8 frames .type(torch.float32) / 255; here in one pass, same values
+                out = torch.empty(chw.shape, dtype=torch.float32)
+                result[key] = torch.div(chw, 255, out=out)
         return result
 
     def close(self) -> None:
