@@ -208,7 +208,7 @@ def test_writer_rejects_bad_cameras(tmp_path):
 
 # ---------------------------------------------------------------------------------------------- reading
 def test_every_frame_shows_its_index_and_equals_lerobot_decode(root, ref):
-    ds = LeRobotFrames(root)
+    ds = LeRobotFrames(root, video_backend="pyav")
     assert ds.video_keys == (TOP, SIDE)
     batch = ds.get_batch(np.arange(len(ds)))
     for key, (h, w) in CAMERAS.items():
@@ -223,7 +223,9 @@ def test_every_frame_shows_its_index_and_equals_lerobot_decode(root, ref):
 
 def test_windows_and_padding_equal_lerobot(root, ref):
     deltas = [-3, -1, 0, 2, 5]
-    ds = LeRobotFrames(root, columns=["index"], delta_indices={SIDE: deltas}, return_uint8=True)
+    ds = LeRobotFrames(
+        root, columns=["index"], delta_indices={SIDE: deltas}, return_uint8=True, video_backend="pyav"
+    )
     order = np.random.default_rng(0).permutation(len(ds))
     batch = ds.get_batch(order)
     assert batch[SIDE].shape == (len(ds), len(deltas), 3, 64, 96) and batch[SIDE].dtype == torch.uint8
@@ -258,7 +260,7 @@ def test_items_batches_duplicates_and_threads_agree(root):
 
 
 def test_runs_decode_with_one_seek_and_continue_across_batches(root):
-    ds = LeRobotFrames(root, columns=[TOP], video_threads=1)
+    ds = LeRobotFrames(root, columns=[TOP], video_threads=1, video_backend="pyav")
     eps = _episode_table(root)
     e = eps[1]  # second episode of file (0, 0)
     frames = list(range(e["dataset_from_index"], e["dataset_to_index"]))
