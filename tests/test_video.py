@@ -197,6 +197,18 @@ def test_writer_layout_matches_lerobot(root):
                     assert f.key_frame
 
 
+def test_writer_camera_stats_are_per_channel_over_the_frames(root):
+    stats = json.loads((root / "meta" / "stats.json").read_text())
+    n = json.loads((root / "meta" / "info.json").read_text())["total_frames"]
+    for key, (h, w) in CAMERAS.items():
+        frames = np.stack([camera_frame(i, h, w) for i in range(n)]).astype(np.float64) / 255  # n < 100
+        st = stats[key]
+        assert np.asarray(st["mean"]).shape == (3, 1, 1)
+        np.testing.assert_allclose(np.asarray(st["mean"]).reshape(3), frames.mean(axis=(0, 1, 2)), rtol=1e-6)
+        np.testing.assert_allclose(np.asarray(st["min"]).reshape(3), frames.min(axis=(0, 1, 2)), rtol=1e-6)
+        np.testing.assert_allclose(np.asarray(st["max"]).reshape(3), frames.max(axis=(0, 1, 2)), rtol=1e-6)
+
+
 def test_writer_rejects_bad_cameras(tmp_path):
     with pytest.raises(ValueError, match="height"):
         write_lerobot_dataset(tmp_path / "a", 2, cameras={TOP: (32, 64)})

@@ -10,7 +10,7 @@ from typing import Any
 
 from ..order import ORDERS
 from ..permutation import PERMUTATIONS
-from ..state import STATE_KEYS
+from ..state import READABLE_VERSIONS, state_keys
 from .parser import UsageError
 
 
@@ -43,14 +43,18 @@ def _is_int(value: Any) -> bool:
 def _check_full(state: Mapping[str, Any]) -> None:
     """Validate a full state's keys and types (the loader's rules); raise UsageError naming the field."""
     keys = set(state)
-    missing = [k for k in STATE_KEYS if k not in keys]
-    unknown = sorted(str(k) for k in keys - set(STATE_KEYS))
+    if not _is_int(state["version"]) or state["version"] not in READABLE_VERSIONS:
+        raise UsageError(
+            f"unsupported state version {state['version']!r} "
+            f"(this release reads versions {READABLE_VERSIONS})"
+        )
+    expected = state_keys(state["version"])
+    missing = [k for k in expected if k not in keys]
+    unknown = sorted(str(k) for k in keys - set(expected))
     if missing:
         raise UsageError(f"not a valid episode-sampler state: missing keys {missing}")
     if unknown:
         raise UsageError(f"not a valid episode-sampler state: unknown keys {unknown}")
-    if not _is_int(state["version"]) or state["version"] != 1:
-        raise UsageError(f"unsupported state version {state['version']!r} (this release reads version 1)")
     rules: dict[str, tuple[Any, str]] = {
         "epoch": (lambda v: _is_int(v) and v >= 0, "an int >= 0"),
         "start_index": (lambda v: _is_int(v) and v >= 0, "an int >= 0"),
@@ -148,7 +152,7 @@ def _load_any(path: Path) -> Any:
     if not path.exists():
         raise UsageError(f"{str(path)!r}: no such file")
     if path.is_dir():
-        raise UsageError(f"{str(path)!r} is a directory, not a state file")
+        raise UsageError(f"{str(path)!r} is a directory, not a state file (nor a dataset: no meta/info.json)")
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -171,6 +175,15 @@ def _load_any(path: Path) -> Any:
 def run(args: argparse.Namespace) -> int:
     """``episode-sampler inspect STATE_FILE``: print the states found in the file, in words."""
     path = Path(args.state_file)
+    if path.is_dir() and (path / "meta" / "info.json").is_file():  # a LeRobot dataset
+        from ..lerobot.describe import describe_dataset
+
+        try:
+            lines = describe_dataset(path)
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"{str(path)!r}: {exc}") from None
+        print("\n".join([str(path), *("  " + line for line in lines)]))
+        return 0
     obj = _load_any(path)
     found = list(find_states(obj))
     if not found:

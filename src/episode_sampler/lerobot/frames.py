@@ -19,13 +19,19 @@ import torch
 from torch.utils.data import Dataset
 
 from .._validate import check_bool, int_array
+from .column_cache import DEFAULT_COLUMN_CACHE_BYTES, check_cache_bytes
 from .columns import Column, describe
 from .data_files import DataFiles
 from .episode_table import read_episodes
 from .meta import read_info
+from .stats import read_stats
+from .tasks import read_tasks
 from .video_reader import VideoReader, video_keys
 
 __all__ = ["LeRobotFrames"]
+
+
+_TASK = "task"
 
 
 # ---------------------------------------------------------------------------------------------- dataset
@@ -36,7 +42,8 @@ class LeRobotFrames(Dataset):
     ``episodes.frame_at(i)``; for the usual datasets whose ``index`` runs ``0 .. total_frames - 1``
     item ``i`` is the frame with ``index == i``. An item is a dict: numeric scalar columns as 0-d
     tensors, fixed-size (or equal-length) list columns as 1-d tensors (dtype kept from the file),
-    strings as ``str``.
+    strings as ``str``. When the dataset has ``meta/tasks.parquet`` and a ``task_index`` column, items
+    also carry ``task``, the task string of their ``task_index`` (as ``LeRobotDataset`` items do).
 
     ``delta_indices`` follows LeRobot's convention: for key ``k`` with offsets ``d`` the item holds
     ``k`` as the frames ``i + d`` clamped to the frame's episode, stacked to ``[len(d), ...]``, and
@@ -51,6 +58,9 @@ class LeRobotFrames(Dataset):
     each run of nearby frames decoded with one seek, cameras in parallel threads, decoders kept open in a
     bounded per-process cache (see :mod:`episode_sampler.lerobot.video_decode`).
 
+    ``stats`` holds the dataset's normalization statistics (``meta/stats.json``) as LeRobot's
+    ``dataset.meta.stats`` does, ``info`` the parsed ``meta/info.json``.
+
     Data files are opened lazily (memory-mapped) in each process and are not pickled, so instances
     can be sent to DataLoader workers or process pools cheaply.
     """
@@ -61,6 +71,7 @@ class LeRobotFrames(Dataset):
         columns: Sequence[str] | None = None,
         delta_indices: Mapping[str, Sequence[int]] | None = None,
         *,
+        column_cache_bytes: int | None = DEFAULT_COLUMN_CACHE_BYTES,
         return_uint8: bool = False,
         video_backend: str | None = None,
         tolerance_s: float = 1e-4,
@@ -71,10 +82,18 @@ class LeRobotFrames(Dataset):
 
         Args:
             root: dataset directory (holding ``meta/`` and ``data/``).
-            columns: data columns and video features returned per item, in this order; ``None`` means
-                every video feature and every column of a supported type (numbers, strings, numeric
-                lists). Keys of ``delta_indices`` are added.
+            columns: data columns returned per item, in this order; ``None`` means every column of a
+                supported type (numbers, strings, numeric lists), the cameras (``video`` features),
+                then ``task`` when the dataset has tasks. ``"task"`` may be listed like a column. Keys
+                of ``delta_indices`` are added.
             delta_indices: per key, integer frame offsets (e.g. ``{"action": range(16)}``).
+            column_cache_bytes: bound, per process, of the decoded Parquet columns kept between
+                reads (default 512 MiB; each DataLoader worker holds its own). Files are kept whole
+                and evicted least recently used first. A file whose columns alone exceed the bound is
+                not kept: each read decodes just the row groups it needs (one per episode in
+                LeRobot-written files). ``None`` keeps every file touched; ``0`` keeps none. Size it
+                to the files a shuffled batch touches (with ``order="frames"``: all of them), or
+                reads re-decode evicted files.
             return_uint8: camera frames as ``uint8`` instead of float32 in ``[0, 1]`` (LeRobot's
                 ``return_uint8``; 4x less memory and inter-process traffic, normalize later).
             video_backend: ``"pyav"`` or ``"torchcodec"``; ``None`` picks torchcodec when it is
@@ -89,10 +108,13 @@ class LeRobotFrames(Dataset):
             FileNotFoundError: missing metadata or data files.
             ValueError: unknown or unsupported columns (available ones are listed), empty or duplicate
                 entries, or data files that disagree with the episode table.
-            TypeError: non-string column names or non-integer offsets.
+            TypeError: non-string column names, non-integer offsets or ``column_cache_bytes``.
         """
+        column_cache_bytes = check_cache_bytes(column_cache_bytes)
         self.root = Path(root)
         self.info = read_info(self.root)
+        #: ``meta/stats.json`` as LeRobot loads it (``{feature: {stat: np.ndarray}}``), ``None`` if absent
+        self.stats = read_stats(self.root)
         self.episodes = read_episodes(self.root, self.info)
         files = sorted((self.root / "data").glob("chunk-*/file-*.parquet"))
         if not files:
@@ -103,17 +125,41 @@ class LeRobotFrames(Dataset):
         available = {n: describe(n, schema.field(n).type) for n in schema.names}
         for key in video_keys(self.info):
             available[key] = Column(key, "video", pa.null())
+        tasks = read_tasks(self.root)
+        index_spec = available.get("task_index")
+        # "task" is looked up from task_index, as LeRobot does (unless the data holds its own "task")
+        self._tasks: np.ndarray | None = None
+        if (
+            tasks is not None
+            and "task" not in available
+            and index_spec is not None
+            and index_spec.kind == "scalar"
+            and pa.types.is_integer(index_spec.arrow_type)
+        ):
+            self._tasks = np.full(max(tasks, default=-1) + 1, None, dtype=object)
+            for i, t in tasks.items():
+                if i >= 0:
+                    self._tasks[i] = t
+            available[_TASK] = Column(_TASK, "string", pa.string())
         self._deltas = _check_deltas(delta_indices, available)
         self._plain = _check_columns(columns, available, self._deltas)
-        wanted = (*self._plain, *self._deltas)
-        self._videos = tuple(n for n in wanted if available[n].kind == "video")
-        specs = {n: available[n] for n in wanted if available[n].kind != "video"}
+        self._videos = tuple(n for n in (*self._plain, *self._deltas) if available[n].kind == "video")
+        # data columns read for the plain group: "task" is read as its task_index, a camera as the
+        # frame's timestamp (its time in the episode's video)
+        read = [n for n in self._plain if n != _TASK and n not in self._videos]
+        if _TASK in self._plain and "task_index" not in read:
+            read.append("task_index")
+        if any(n in self._videos for n in self._plain) and "timestamp" not in read:
+            read.append("timestamp")
+        self._read_plain = tuple(read)
+        specs = {n: available[n] for n in (*self._read_plain, *self._deltas) if n not in self._videos}
         if self._videos:
             if available.get("timestamp") is None:
                 raise ValueError(
                     f"data files of {str(self.root)!r} have video features but no 'timestamp' column"
                 )
             specs.setdefault("timestamp", available["timestamp"])
+        self._data = DataFiles(files, self.episodes, specs, column_cache_bytes)
         self._video = (
             VideoReader(
                 self.root,
@@ -129,7 +175,6 @@ class LeRobotFrames(Dataset):
             if self._videos
             else None
         )
-        self._data = DataFiles(files, self.episodes, specs)
         starts, ends = self.episodes.starts, self.episodes.ends
         # positions are frame indices when episodes tile 0 .. num_frames - 1 (the usual case)
         self._identity = bool(starts.size == 0 or (starts[0] == 0 and np.array_equal(starts[1:], ends[:-1])))
@@ -153,7 +198,7 @@ class LeRobotFrames(Dataset):
     @property
     def video_stats(self) -> dict[str, int]:
         """Decoding work done by this process so far: files opened, seeks, packets and bytes decoded,
-        frames decoded and converted (all zero without cameras)."""
+        frames decoded and converted (empty without cameras)."""
         if self._video is None:
             return {}
         return self._video.cache.stats.as_dict()
@@ -167,6 +212,12 @@ class LeRobotFrames(Dataset):
     def files(self) -> tuple[Path, ...]:
         """Data files, sorted by their first frame index."""
         return tuple(self._data.files)
+
+    def column_cache_info(self) -> dict[str, Any]:
+        """This process's Parquet column cache: ``files`` (indices into :attr:`files`, least recently
+        used first), ``bytes``, ``max_bytes``, ``hits``, ``misses``, ``evictions``, and
+        ``partial_reads`` (reads of only some row groups of a file too large to keep)."""
+        return {**self._data.cache.info(), "partial_reads": self._data.partial_reads}
 
     def __len__(self) -> int:
         return self.episodes.num_frames
@@ -218,12 +269,7 @@ class LeRobotFrames(Dataset):
             raise IndexError(f"index {bad} is out of range for LeRobotFrames of length {n}")
         frames = pos if self._identity else self.episodes.frame_at(pos)
         videos = self._videos
-        plain_data = tuple(n for n in self._plain if n not in videos)
-        plain_videos = [n for n in self._plain if n in videos]
-        # a camera needs the data row's timestamp of each frame it shows
-        groups: list[tuple[np.ndarray, tuple[str, ...]]] = [
-            (frames, (*plain_data, "timestamp") if plain_videos else plain_data)
-        ]
+        groups: list[tuple[np.ndarray, tuple[str, ...]]] = [(frames, self._read_plain)]
         pads: dict[str, np.ndarray] = {}
         ep = None
         if self._deltas or videos:
@@ -237,16 +283,23 @@ class LeRobotFrames(Dataset):
                 names = ("timestamp",) if key in videos else (key,)
                 groups.append((np.clip(query, lo, hi).reshape(-1), names))
         values = self._data.fetch(groups)
+        # cameras: every camera of the batch decoded at once (per camera and file, in threads)
         requests: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        for name in plain_videos:
-            requests[name] = (ep, values[0]["timestamp"])
+        for name in self._plain:
+            if name in videos:
+                requests[name] = (ep, values[0]["timestamp"])
         for g, (key, offs) in enumerate(self._deltas.items(), start=1):
             if key in videos:
                 requests[key] = (np.repeat(ep, offs.size), values[g]["timestamp"])
         decoded = self._video.read(requests) if requests else {}
         out: dict[str, Any] = {}
         for name in self._plain:
-            out[name] = decoded[name] if name in videos else _as_output(values[0][name])
+            if name == _TASK:
+                out[name] = self._task_strings(values[0]["task_index"], frames)
+            elif name in videos:
+                out[name] = decoded[name]
+            else:
+                out[name] = _as_output(values[0][name])
         for g, (key, offs) in enumerate(self._deltas.items(), start=1):
             if key in videos:
                 arr = decoded[key]
@@ -256,6 +309,24 @@ class LeRobotFrames(Dataset):
                 out[key] = _as_output(arr.reshape(pos.size, offs.size, *arr.shape[1:]))
             out[f"{key}_is_pad"] = torch.from_numpy(pads[key])
         return out
+
+    def _task_strings(self, task_index: np.ndarray, frames: np.ndarray) -> list[str]:
+        table = self._tasks
+        assert table is not None
+        ti = task_index.astype(np.int64, copy=False)
+        bad = (ti < 0) | (ti >= table.size)
+        if not bad.any():
+            names = table[ti]
+            bad = names == None  # noqa: E711 (elementwise)
+        else:
+            names = None
+        if bad.any():
+            j = int(np.flatnonzero(bad)[0])
+            raise ValueError(
+                f"frame {int(frames[j])} has task_index {int(ti[j])}, which meta/tasks.parquet of "
+                f"{str(self.root)!r} does not list"
+            )
+        return names.tolist()
 
     def __repr__(self) -> str:
         return (
@@ -282,6 +353,8 @@ def _check_deltas(
         )
     out: dict[str, np.ndarray] = {}
     for key, offsets in delta_indices.items():
+        if key == _TASK and key in available:
+            raise ValueError("delta_indices: 'task' cannot be windowed; window 'task_index' instead")
         _check_name("delta_indices", key, available)
         offs = int_array(f"delta_indices[{key!r}]", offsets)
         if offs.size == 0:

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "CameraFrames",
     "ENCODER_OPTIONS",
     "MIN_CAMERA_SIZE",
     "VIDEO_PATH",
@@ -81,6 +82,30 @@ def camera_frame(index: int, height: int, width: int) -> np.ndarray:
     out[..., 1] = img
     out[..., 2] = img
     return out
+
+
+class CameraFrames:
+    """The :func:`camera_frame` images of global frames ``start .. stop - 1`` as ``uint8`` ``[3, H, W]``
+    arrays, made on access: ``len()``, integer indexing and slicing (for per-episode stats)."""
+
+    def __init__(self, start: int, stop: int, height: int, width: int) -> None:
+        self.start, self.stop, self.height, self.width = start, stop, height, width
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+    def __getitem__(self, key: int | slice) -> Any:
+        if isinstance(key, slice):
+            lo, hi, step = key.indices(len(self))
+            if step != 1:
+                raise ValueError("CameraFrames slices must be contiguous")
+            return CameraFrames(self.start + lo, self.start + max(lo, hi), self.height, self.width)
+        i = int(key)
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(f"frame {key} out of range for {len(self)} frames")
+        return camera_frame(self.start + i, self.height, self.width).transpose(2, 0, 1)
 
 
 def read_frame_index(image: np.ndarray) -> int:
@@ -243,6 +268,7 @@ def write_camera_videos(
         f"videos/{key}/to_timestamp": np.zeros(num, np.float64),
     }
     first_file: Path | None = None
+    root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=root) as tmp:
         for f, first in enumerate(range(0, num, episodes_per_file)):
             chunk, file = divmod(f, files_per_chunk)
