@@ -124,7 +124,9 @@ def build_pipeline(cfg: TrainConfig) -> tuple[Any, Any, Any]:
     from ..nodes import EpisodeSamplerNode
 
     # cameras as uint8 (as decoded: 4x less memory than float32); the model scales them
-    cameras = [k for k, f in read_info(cfg.root)["features"].items() if f.get("dtype") == "video"]
+    features = read_info(cfg.root).get("features")
+    features = features if isinstance(features, dict) else {}
+    cameras = [k for k, f in features.items() if isinstance(f, dict) and f.get("dtype") == "video"]
     dataset = LeRobotFrames(cfg.root, columns=["index", *FEATURES, *cameras], return_uint8=True)
     node = EpisodeSamplerNode.from_lerobot(
         cfg.root,
