@@ -393,6 +393,8 @@ class EpisodeAwareSampler(Sampler[int]):
                 int(state["world_size"]),
                 bool(state["drop_last"]),
             )
+        if state.get("exhausted") is True:  # a (version 2) state saved by a node after an epoch's end
+            epoch, start, left = epoch - 1, 0, 0  # the pass of epoch - 1 is over
         if start == left:  # "the next sample is the start_index-th" of a finished epoch (LeRobot's reading)
             nxt = (epoch, self._sharded.count(0), 0)  # one pass that yields nothing, then the next epoch
         self._next = nxt
@@ -533,6 +535,12 @@ def compute_sampler_state(
         )
     args = (batch_size, num_processes, split_batches, even_batches, drop_last, rank)
     per_step, per_epoch = _accelerate_steps(num_frames, *args)
+    if per_epoch == 0:
+        raise ValueError(
+            f"process {rank} gets no batch in an epoch of num_frames={num_frames} with batch_size="
+            f"{batch_size}, num_processes={num_processes}, split_batches={split_batches}, "
+            f"even_batches={even_batches}, drop_last={drop_last}: a training loop would never get a step"
+        )
     epoch = 0
     if origin is not None:
         step, epoch, start = _check_origin(origin, step, num_frames)
@@ -541,12 +549,6 @@ def compute_sampler_state(
             if step < partial:
                 return {"epoch": epoch, "start_index": min(start + step * per_step, num_frames)}
             step, epoch = step - partial, epoch + 1
-    if per_epoch == 0:
-        raise ValueError(
-            f"process {rank} gets no batch in an epoch of num_frames={num_frames} with batch_size="
-            f"{batch_size}, num_processes={num_processes}, split_batches={split_batches}, "
-            f"even_batches={even_batches}, drop_last={drop_last}: a training loop would never get a step"
-        )
     epochs, into = divmod(step, per_epoch)
     return {"epoch": epoch + epochs, "start_index": min(into * per_step, num_frames)}
 
