@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import logging
 import os
-import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -16,6 +16,8 @@ from .cursor import MAX_EPOCH, EpochPass, ShardedOrder, check_epoch
 from .episodes import EpisodeIndex
 from .order import EpochOrder
 from .state import samples_per_rank
+
+logger = logging.getLogger(__name__)
 
 
 class EpisodeAwareSampler(Sampler[int]):
@@ -30,7 +32,7 @@ class EpisodeAwareSampler(Sampler[int]):
 
     ``set_epoch(e)`` sets the epoch and keeps the position, as LeRobot's does. After a restore
     (:meth:`load_state_dict`), a ``set_epoch`` that would move the epoch *backwards* is ignored with a
-    warning (``set_epoch_policy="keep_resumed"``, the default): frameworks call ``set_epoch`` with a
+    logged warning (``set_epoch_policy="keep_resumed"``, the default): frameworks call ``set_epoch`` with a
     per-process pass counter that restarts at 0 in a resumed process (accelerate's ``DataLoaderShard``
     does, every pass), which would otherwise replay epoch 0 from the restored position. See
     ``docs/lerobot-migration.md``.
@@ -329,13 +331,13 @@ class EpisodeAwareSampler(Sampler[int]):
         if epoch < current and self._restored and self.set_epoch_policy == "keep_resumed":
             if not self._warned:
                 self._warned = True
-                warnings.warn(
-                    f"EpisodeAwareSampler: ignoring set_epoch({epoch}) after a restore: the sampler "
-                    f"resumed at epoch {current} and does not move backwards (a framework's pass counter "
-                    "restarting at 0, e.g. accelerate's DataLoaderShard, would replay epochs). Pass "
-                    "set_epoch_policy='follow' to obey every set_epoch. Warned once per sampler.",
-                    RuntimeWarning,
-                    stacklevel=2,
+                logger.warning(
+                    "EpisodeAwareSampler: ignoring set_epoch(%d) after a restore: the sampler resumed at "
+                    "epoch %d and does not move backwards (a framework's pass counter restarting at 0, "
+                    "e.g. accelerate's DataLoaderShard, would replay epochs). Pass "
+                    "set_epoch_policy='follow' to obey every set_epoch. Logged once per sampler.",
+                    epoch,
+                    current,
                 )
             return
         self._next = (epoch, start, global_start)
