@@ -146,26 +146,3 @@ def test_every_epoch_set_epoch_accepts_writes_a_state_that_loads() -> None:
         s.set_epoch(2**62)
     with pytest.raises(ValueError, match="set_epoch_policy must be one of"):
         make(set_epoch_policy="ignore")
-
-
-def test_a_node_state_saved_after_an_epoch_end_loads_as_an_empty_pass() -> None:
-    # version 2: the node's state after its last item (before StopIteration) says "exhausted"
-    from episode_sampler.nodes import EpisodeSamplerNode
-
-    node = EpisodeSamplerNode(FROM, TO, shuffle=True, seed=SEED)
-    node.reset(None)
-    assert [node.next() for _ in range(N)] == lerobot_epoch(INDICES, SEED, 0)
-    state = node.get_state()
-    assert state["exhausted"] is True and (state["epoch"], state["start_index"]) == (1, 0)
-    s = make()
-    s.load_state_dict(state)
-    assert list(iter(s)) == []  # the node's next() raises StopIteration here too
-    assert list(iter(s)) == lerobot_epoch(INDICES, SEED, 1)
-    # the sampler's own state keeps LeRobot's meaning: after the last sample it is (1, 0), not exhausted
-    t = make()
-    list(iter(t))
-    assert (t.state_dict()["epoch"], t.state_dict()["start_index"], t.state_dict()["exhausted"]) == (
-        1,
-        0,
-        False,
-    )

@@ -375,9 +375,11 @@ class EpisodeAwareSampler(Sampler[int]):
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Resume from a state of this sampler (any rank, any world size) or a bare LeRobot state.
 
-        O(1) for ``permutation="feistel"``: nothing is replayed. A state whose epoch has no sample
-        left for this rank (``{"epoch": e, "start_index": len(sampler)}``) gives one pass that yields
-        nothing, then epoch ``e + 1``, as LeRobot's sampler does.
+        O(1) for ``permutation="feistel"``: nothing is replayed. The sampler reads ``epoch`` and
+        ``start_index`` with LeRobot's meaning and ignores a node state's pass bits (``exhausted``,
+        ``pulled``; its iterator's state carries its own). A state whose ``start_index`` is its rank's
+        sample count (``{"epoch": e, "start_index": len(sampler)}``) gives one pass that yields nothing,
+        then epoch ``e + 1``, as LeRobot's sampler does.
 
         Raises:
             TypeError: not a dict, or fields of the wrong type.
@@ -395,8 +397,6 @@ class EpisodeAwareSampler(Sampler[int]):
                 int(state["world_size"]),
                 bool(state["drop_last"]),
             )
-        if state.get("exhausted") is True:  # a (version 2) state saved by a node after an epoch's end
-            epoch, start, left = epoch - 1, 0, 0  # the pass of epoch - 1 is over
         if start == left:  # "the next sample is the start_index-th" of a finished epoch (LeRobot's reading)
             nxt = (epoch, self._sharded.count(0), 0)  # one pass that yields nothing, then the next epoch
         self._next = nxt
