@@ -74,8 +74,11 @@ class LeRobotFrames(Dataset):
             delta_indices: per key, integer frame offsets (e.g. ``{"action": range(16)}``).
             column_cache_bytes: bound, per process, of the decoded Parquet columns kept between
                 reads (default 512 MiB; each DataLoader worker holds its own). Files are kept whole
-                and evicted least recently used first; the file being read is always kept. ``None``
-                keeps every file touched; ``0`` keeps only the last one.
+                and evicted least recently used first. A file whose columns alone exceed the bound is
+                not kept: each read decodes just the row groups it needs (one per episode in
+                LeRobot-written files). ``None`` keeps every file touched; ``0`` keeps none. Size it
+                to the files a shuffled batch touches (with ``order="frames"``: all of them), or
+                reads re-decode evicted files.
 
         Raises:
             FileNotFoundError: missing metadata or data files.
@@ -143,8 +146,9 @@ class LeRobotFrames(Dataset):
 
     def column_cache_info(self) -> dict[str, Any]:
         """This process's Parquet column cache: ``files`` (indices into :attr:`files`, least recently
-        used first), ``bytes``, ``max_bytes``, ``hits``, ``misses``, ``evictions``."""
-        return self._data.cache.info()
+        used first), ``bytes``, ``max_bytes``, ``hits``, ``misses``, ``evictions``, and
+        ``partial_reads`` (reads of only some row groups of a file too large to keep)."""
+        return {**self._data.cache.info(), "partial_reads": self._data.partial_reads}
 
     def __len__(self) -> int:
         return self.episodes.num_frames
