@@ -97,7 +97,7 @@ def train(args: argparse.Namespace, root: str, rank: int, world: int) -> int:
         if record["workers"] == args.workers and saved_world == world:
             loader.load_state_dict(record["loader"])  # the whole graph's state, as saved
         else:  # another graph or world size: restore the sampler (elastic), rebuild the rest
-            node.reset(record["sampler"])
+            node.load_state_dict(record["sampler"])
         epoch = int(record["sampler"]["epoch"])  # the epoch the restored loader continues
         _common.report_resume(ckpt, step, epoch, saved_world, world, rank)
     elif ckpt is not None and rank == 0:

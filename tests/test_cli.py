@@ -298,7 +298,7 @@ def _bad_files(tmp_path: Path) -> dict[str, Path]:
     cases["list"].write_text("[1, 2, 3]")
     cases["wrong type"].write_text(json.dumps({**good, "epoch": "3"}))
     cases["missing keys"].write_text(json.dumps({k: v for k, v in good.items() if k != "seed"}))
-    cases["version 2"].write_text(json.dumps({**good, "version": 2}))
+    cases["version 2"].write_text(json.dumps({**good, "version": 3}))
     cases["beyond epoch"].write_text(json.dumps({**good, "start_index": N + 1}))
     cases["bad lerobot"].write_text('{"epoch": -1, "start_index": 0}')
     cases["binary"].write_bytes(bytes(range(256)))
