@@ -269,3 +269,21 @@ def test_load_state_dict_carries_only_the_position_into_a_new_loader():
     other.load_state_dict(end)
     assert _drain(other) == []
     assert list(Loader(other)) == reference(1)
+
+
+def test_cli_inspect_describes_the_pass_bits_and_relabel(tmp_path, capsys):
+    from episode_sampler.cli import main
+
+    node = EpisodeSamplerNode(FROM, TO, absolute_to_relative_idx=list(range(20)), **KW)
+    node.reset(None)
+    for _ in range(20):
+        node.next()
+    path = tmp_path / "state.json"
+    path.write_text(json.dumps(node.get_state()))
+    assert main(["inspect", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "version 2" in out and "epoch 0 was finished" in out
+    assert f"fingerprint {node.get_state()['relabel']}" in out
+    path.write_text(json.dumps({**node.get_state(), "pulled": "yes"}))
+    assert main(["inspect", str(path)]) != 0
+    assert "'pulled'" in capsys.readouterr().err
