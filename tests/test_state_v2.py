@@ -287,3 +287,20 @@ def test_cli_inspect_describes_the_pass_bits_and_relabel(tmp_path, capsys):
     path.write_text(json.dumps({**node.get_state(), "pulled": "yes"}))
     assert main(["inspect", str(path)]) != 0
     assert "'pulled'" in capsys.readouterr().err
+
+
+def test_relabel_fingerprint_is_the_digest_of_the_relabelled_valid_frames():
+    import hashlib
+
+    from episode_sampler.cursor import _Relabel
+    from episode_sampler.episodes import EpisodeIndex
+
+    index = EpisodeIndex.from_bounds([0, 10, 30, 31], [7, 25, 30, 40])  # one empty episode
+    table = [(7 * i + 3) % 101 for i in range(40)]
+    valid = [f for a, b in [(0, 7), (10, 25), (31, 40)] for f in range(a, b)]  # brute force
+    brute = hashlib.blake2b(b"episode-sampler relabel v1", digest_size=16)
+    for f in valid:
+        brute.update(table[f].to_bytes(8, "little", signed=True))
+    mapping = {f: table[f] for f in valid}
+    assert _Relabel.make(table, index).fingerprint(index) == brute.hexdigest()
+    assert _Relabel.make(mapping, index).fingerprint(index) == brute.hexdigest()
