@@ -304,3 +304,17 @@ def test_relabel_fingerprint_is_the_digest_of_the_relabelled_valid_frames():
     mapping = {f: table[f] for f in valid}
     assert _Relabel.make(table, index).fingerprint(index) == brute.hexdigest()
     assert _Relabel.make(mapping, index).fingerprint(index) == brute.hexdigest()
+
+
+def test_an_epoch_shorter_than_a_dropped_batch_is_over_only_after_its_stop_iteration():
+    node = EpisodeSamplerNode([0], [2], batch_size=3, drop_last_batch=True)  # every pass yields nothing
+    node.reset(None)
+    node.reset(None)  # not pulled: no epoch skipped
+    state = node.get_state()
+    assert (state["epoch"], state["exhausted"], state["pulled"]) == (0, False, False)
+    with pytest.raises(StopIteration):
+        node.next()
+    state = node.get_state()
+    assert (state["epoch"], state["exhausted"]) == (1, True)
+    node.reset(None)
+    assert node.get_state()["epoch"] == 1
