@@ -22,6 +22,8 @@ TARGETS = {
     "memory_peak",
     "e2e_vs_dataloader",
     "state_size",
+    "video_frames_vs_lerobot",
+    "video_blocks_vs_lerobot",
 }
 
 

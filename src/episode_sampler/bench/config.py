@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-SECTIONS = ("fullepoch", "iteration", "restore", "memory", "e2e", "state")
+SECTIONS = ("fullepoch", "iteration", "restore", "memory", "e2e", "state", "video")
 MiB = 1 << 20
 ORDERS = (("frames", None), ("episodes", None), ("blocks", 16))
 BLOCK_SIZE = 16

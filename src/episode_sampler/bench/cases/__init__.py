@@ -13,6 +13,7 @@ from .iteration import bench_iteration
 from .memory import bench_memory
 from .restore import bench_restore
 from .state import bench_state
+from .video import bench_video
 
 BENCHES: dict[str, Callable[[Config, Log], dict[str, Any]]] = {
     "fullepoch": bench_fullepoch,
@@ -21,4 +22,5 @@ BENCHES: dict[str, Callable[[Config, Log], dict[str, Any]]] = {
     "memory": bench_memory,
     "e2e": bench_e2e,
     "state": bench_state,
+    "video": bench_video,
 }
