@@ -142,8 +142,9 @@ def set_threads(args: argparse.Namespace) -> int:
 
     The pipelines are data loading with a tiny model: torch's default (one thread per core) makes its
     kernels' worker threads compete with the loader's threads (Prefetcher, ParallelMapper, gloo) for the
-    same cores. One process of ``train_loader.py`` ran 4-10x slower on 2 cores with the default than with
-    one thread. ``torchrun`` sets ``OMP_NUM_THREADS=1`` for several processes per node; it is honoured.
+    same cores. One process of ``train_loader.py`` ran 4-10x slower on an idle 2-core machine with the
+    default than with one thread (1.2-1.6x on the median when the cores were shared with other jobs).
+    ``torchrun`` sets ``OMP_NUM_THREADS=1`` for several processes per node; it is honoured.
     """
     threads = args.threads
     if threads is None:
