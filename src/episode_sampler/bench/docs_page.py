@@ -14,7 +14,10 @@ from .tables import (
     fullepoch_table,
     iteration_table,
     memory_table,
+    peers_restore_table,
+    quality_table,
     restore_table,
+    skipped_lines,
     targets_table,
 )
 
@@ -109,6 +112,40 @@ def write_docs(report: dict[str, Any], docs: Path) -> Path:
         ]
         if "perf_restore.png" in written:
             L += ["![Restore latency against N at several positions](img/perf_restore.png)", ""]
+    if "peers_restore" in sec:
+        pr = sec["peers_restore"]
+        L += [
+            "## Restore latency against the peers",
+            "",
+            "Median time to resume in the middle of an epoch and produce the first sample, a new epoch at",
+            "every repetition. *built*: the sampler exists and loads a state; *construct*: it is built first",
+            "(ours from the episode bounds, validation included; the peers from N). Grain maps positions",
+            "only (no episode layout); the other peers materialize the epoch, so they run at the smallest N.",
+            "",
+            *peers_restore_table(pr["rows"]),
+            "",
+            *skipped_lines(pr.get("skipped", {})),
+            "",
+        ]
+        if "perf_restore_peers.png" in written:
+            L += ["![Restore latency relative to ours](img/perf_restore_peers.png)", ""]
+    if "quality" in sec:
+        q = sec["quality"]
+        L += [
+            "## Shuffle quality",
+            "",
+            f"Each method's order of one epoch of n = {q['n']:,} positions, against what a uniform random",
+            "permutation scores: the correlation of position and value (about ±1/√n when uniform), the",
+            "Kolmogorov-Smirnov distance between the jumps |v[i+1] - v[i]| and a uniform permutation's jump",
+            "distribution, and where the first 1 % of the epoch lands (chi² over 20 equal bins of [0, n)).",
+            "`numpy.random.permutation` shows what a uniform shuffle scores at this n. Mosaic and litdata",
+            "shuffle within shards/chunks by design (to read each shard once), which these probes see.",
+            "",
+            *quality_table(q["rows"]),
+            "",
+            *skipped_lines(q.get("skipped", {})),
+            "",
+        ]
     if "memory" in sec:
         mem = sec["memory"]
         L += [
