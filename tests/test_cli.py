@@ -82,6 +82,8 @@ BAD_USAGE = [
     ["demo", "--order", "frames", "--block-size", "4"],
     ["demo", "--kill-at-step", "0"],
     ["demo", "--root"],
+    ["demo", "--block-size", "4"],
+    ["demo", "extra"],
     ["inspect"],
     ["inspect", "a.json", "b.json"],
     ["inspect", "--bogus", "a.json"],
@@ -92,16 +94,70 @@ BAD_USAGE = [
 def test_invalid_usage_is_an_argparse_error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(argv, capsys)
     assert code == 2
-    assert "error:" in err and "usage:" in err
     assert "Traceback" not in out + err
+    lines = err.splitlines()
+    (error,) = [ln for ln in lines if "error:" in ln]  # one error line, the last one
+    assert error == lines[-1]
+    if argv and argv[0] in ("demo", "inspect"):  # the subcommand's usage and prefix, not the top-level's
+        assert err.startswith(f"usage: episode-sampler {argv[0]} ")
+        assert error.startswith(f"episode-sampler {argv[0]}: error: ")
+    else:
+        assert err.startswith("usage: episode-sampler ") and error.startswith("episode-sampler: error: ")
+
+
+def _subcommand_error(err: str, command: str) -> str:
+    """The error line of a subcommand failure (after its usage, if any); checks the format."""
+    assert "Traceback" not in err
+    lines = err.splitlines()
+    assert lines and lines[-1].startswith(f"episode-sampler {command}: error: "), err
+    assert all(ln.startswith(("usage:", " ")) for ln in lines[:-1]), err
+    return lines[-1]
 
 
 def test_kill_at_step_beyond_the_run_is_a_usage_error(tmp_path: Path, capsys) -> None:
     code, _, err = run(
-        ["demo", "--root", str(tmp_path / "ds"), "--episodes", "3", "--kill-at-step", "10000"], capsys
+        ["demo", "--root", str(tmp_path / "ds"), "--episodes", "3", "--kill-at-step", "100000", "--quiet"],
+        capsys,
     )
     assert code == 2
-    assert "--kill-at-step" in err and "Traceback" not in err
+    assert "--kill-at-step" in _subcommand_error(err, "demo")
+    assert err.startswith("usage: episode-sampler demo ")
+
+
+def test_demo_refuses_episodes_that_disagree_with_an_existing_root(tmp_path: Path, capsys) -> None:
+    from episode_sampler import write_lerobot_dataset
+
+    root = tmp_path / "ds"
+    write_lerobot_dataset(root, num_episodes=5)
+    code, out, err = run(["demo", "--root", str(root), "--episodes", "50", "--quiet"], capsys)
+    assert code == 2 and out == ""
+    line = _subcommand_error(err, "demo")
+    assert "5 episodes" in line and "--episodes 50" in line
+
+
+@pytest.mark.parametrize("case", ["file", "not empty"])
+def test_demo_refuses_an_unusable_root_or_keep(case: str, tmp_path: Path, capsys) -> None:
+    target = tmp_path / "x"
+    if case == "file":
+        target.write_text("hello")
+    else:
+        target.mkdir()
+        (target / "other.txt").write_text("hello")
+    for flag in ("--root", "--keep"):
+        code, out, err = run(["demo", flag, str(target), "--quiet"], capsys)
+        assert code == 2 and out == ""
+        assert flag in _subcommand_error(err, "demo")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x"]  # nothing written next to it
+
+
+def test_the_library_does_not_import_the_cli() -> None:
+    code = (
+        "import sys, episode_sampler, episode_sampler.lerobot, episode_sampler.nodes; "
+        "print(sorted(m for m in sys.modules if m.startswith('episode_sampler.cli')))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
 
 
 def test_console_script_and_module_report_usage_errors_without_traceback() -> None:
@@ -327,7 +383,7 @@ def test_demo_end_to_end_through_the_console_script(tmp_path: Path) -> None:
     root = tmp_path / "ds"
     cmd = [str(CONSOLE)] if CONSOLE.exists() else [sys.executable, "-m", "episode_sampler.cli"]
     proc = subprocess.run(
-        [*cmd, "demo", "--root", str(root), "--episodes", "40", "--quiet"],
+        [*cmd, "demo", "--root", str(root), "--episodes", "40", "--quiet", "--keep", str(tmp_path / "run")],
         capture_output=True,
         text=True,
         timeout=300,
@@ -345,6 +401,20 @@ def test_demo_end_to_end_through_the_console_script(tmp_path: Path) -> None:
     # landed inside that checkpoint's write
     assert last >= kill_at and ck_step % 20 == 0 and last - 20 <= ck_step <= last
     assert "samples/s" in field(out, "reference")
+    assert proc.stderr == ""  # --quiet: no progress output
+
+    # --keep: the run directory stays, with the checkpoint the resume started from, for `inspect`
+    kept = tmp_path / "run" / "killed-checkpoint.json"
+    assert f"inspect {kept}" in out
+    assert {"checkpoints", "killed.jsonl", "resumed.jsonl", "reference.jsonl"} <= {
+        p.name for p in (tmp_path / "run").iterdir()
+    }
+    inspected = subprocess.run([*cmd, "inspect", str(kept)], capture_output=True, text=True, timeout=120)
+    assert inspected.returncode == 0, inspected.stderr
+    assert "epoch         1" in inspected.stdout  # ck_step is past epoch 0's spe steps
+    assert f"next sample is its #{(ck_step - spe) * 32} of {n} " in inspected.stdout
+    wall = float(field(out, "time").split()[0])
+    assert wall > float(field(out, "time").split(", ")[1].split()[0]) > 0  # startup included
 
 
 @pytest.mark.slow
@@ -385,9 +455,9 @@ def test_demo_options_and_exact_verdict(tmp_path: Path, capsys) -> None:
 @pytest.mark.slow
 def test_demo_reports_a_mismatch(tmp_path: Path, capsys, monkeypatch) -> None:
     """A resumed stream that lost one sample must be caught: exit 1 and a MISMATCH verdict."""
-    from episode_sampler import _demo
+    from episode_sampler.cli import worker
 
-    real = _demo.read_log
+    real = worker.read_log
 
     def tampered(path):
         steps = real(path)
@@ -395,7 +465,7 @@ def test_demo_reports_a_mismatch(tmp_path: Path, capsys, monkeypatch) -> None:
             steps[len(steps) // 2]["indices"] = steps[len(steps) // 2]["indices"][1:]
         return steps
 
-    monkeypatch.setattr(_demo, "read_log", tampered)
+    monkeypatch.setattr(worker, "read_log", tampered)
     argv = ["demo", "--root", str(tmp_path / "ds"), "--episodes", "12", "--epochs", "1", "--quiet"]
     code, out, _ = run(argv, capsys)
     assert code == 1
@@ -403,9 +473,11 @@ def test_demo_reports_a_mismatch(tmp_path: Path, capsys, monkeypatch) -> None:
 
 
 def test_compare_reports_the_first_difference() -> None:
+    from episode_sampler.cli.demo import compare
+
     ref = [{"step": i, "indices": [i, i + 1]} for i in range(1, 5)]
-    assert cli._compare(ref, [dict(s) for s in ref]) is None
+    assert compare(ref, [dict(s) for s in ref]) is None
     bad = [dict(s) for s in ref]
     bad[2] = {"step": 3, "indices": [3, 5]}
-    assert cli._compare(ref, bad).startswith("step 3")
-    assert "steps" in cli._compare(ref, ref[:3])
+    assert compare(ref, bad).startswith("step 3")
+    assert "steps" in compare(ref, ref[:3])

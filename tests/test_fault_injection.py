@@ -25,7 +25,8 @@ from typing import Any
 
 import pytest
 
-from episode_sampler import _demo, cli, load_state
+from episode_sampler import cli, load_state
+from episode_sampler.cli import worker
 from episode_sampler.synthetic import write_lerobot_dataset
 from reference import episodes_lists, reference_epoch
 
@@ -36,7 +37,7 @@ PRELOAD = [
     "torch",
     "pyarrow.parquet",
     "torchdata.nodes",
-    "episode_sampler._demo",
+    "episode_sampler.cli.worker",
     "episode_sampler.lerobot",
     "episode_sampler.nodes",
     "episode_sampler.checkpoint",
@@ -120,7 +121,7 @@ def _wait(proc: Any, ready: Any, what: str) -> None:
 
 
 def _committed_step(ck: Path) -> int | None:
-    found = _demo.load_checkpoint(ck)  # raises if checkpoint.json is torn or names a missing model file
+    found = worker.load_checkpoint(ck)  # raises if checkpoint.json is torn or names a missing model file
     return None if found is None else found[0]["step"]
 
 
@@ -133,13 +134,13 @@ def _run_scenario(ctx: Any, root: Path, work: Path, sc: Scenario) -> Outcome:
         extra: dict[str, Any] = {"resume": True} if i else {}
         if kill.pause:
             extra.update(pause_at=kill.pause, status=status)
-        proc = ctx.Process(target=_demo.main, args=(_argv(root, ck, log, sc.every, **extra),))
+        proc = ctx.Process(target=worker.main, args=(_argv(root, ck, log, sc.every, **extra),))
         proc.start()
         try:
             if kill.pause:
                 _wait(proc, lambda st=status: st.exists() and "paused" in st.read_text(), kill.pause)
             else:
-                _wait(proc, lambda lg=log, k=kill.step: len(_demo.read_log(lg)) >= k, f"step {kill.step}")
+                _wait(proc, lambda lg=log, k=kill.step: len(worker.read_log(lg)) >= k, f"step {kill.step}")
                 time.sleep(kill.delay)
             files = sorted(p.name for p in ck.iterdir()) if ck.exists() else []
             at_pause = _committed_step(ck) if kill.pause else None
@@ -158,17 +159,17 @@ def _run_scenario(ctx: Any, root: Path, work: Path, sc: Scenario) -> Outcome:
         if after:
             copy = work / f"checkpoint-after-kill{i}.json"
             shutil.copy(ck / "checkpoint.json", copy)
-        steps = _demo.read_log(log)
+        steps = worker.read_log(log)
         records.append(KillRecord(steps[-1]["step"] if steps else 0, at_pause, after, files, tmp_json, copy))
         effective += [s for s in steps if s["step"] <= after]
     final_log, summary_path = work / "final.jsonl", work / "summary.json"
     proc = ctx.Process(
-        target=_demo.main, args=(_argv(root, ck, final_log, sc.every, resume=True, summary=summary_path),)
+        target=worker.main, args=(_argv(root, ck, final_log, sc.every, resume=True, summary=summary_path),)
     )
     proc.start()
     proc.join(TIMEOUT)
     assert proc.exitcode == 0, f"{sc.name}: the final resume exited with {proc.exitcode}"
-    effective += _demo.read_log(final_log)
+    effective += worker.read_log(final_log)
     return Outcome(records, effective, json.loads(summary_path.read_text()))
 
 
@@ -217,12 +218,12 @@ def runs(dataset: tuple[Path, Any], tmp_path_factory: pytest.TempPathFactory) ->
     def reference() -> tuple[list[dict[str, Any]], dict[str, Any]]:
         log, summary = work / "reference.jsonl", work / "reference-summary.json"
         proc = ctx.Process(
-            target=_demo.main, args=(_argv(root, work / "ref-ck", log, EVERY, summary=summary),)
+            target=worker.main, args=(_argv(root, work / "ref-ck", log, EVERY, summary=summary),)
         )
         proc.start()
         proc.join(TIMEOUT)
         assert proc.exitcode == 0
-        return _demo.read_log(log), json.loads(summary.read_text())
+        return worker.read_log(log), json.loads(summary.read_text())
 
     scenarios = _scenarios(spe)
     with ThreadPoolExecutor(max_workers=2) as pool:
@@ -322,7 +323,7 @@ def test_kill_after_commit_resumes_from_the_new_checkpoint(runs: dict[str, Any])
     spe = runs["spe"]
     kill = _single(runs, "checkpoint exactly at the epoch boundary")
     assert kill.ckpt_after == spe
-    state = _demo.find_sampler_state(load_state(kill.checkpoint_copy)["loader"])
+    state = worker.find_sampler_state(load_state(kill.checkpoint_copy)["loader"])
     assert (state["epoch"], state["start_index"]) == (1, 0)
 
 

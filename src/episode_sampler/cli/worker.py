@@ -1,6 +1,6 @@
-"""The training worker behind ``episode-sampler demo`` and the fault-injection tests (private module).
+"""The demo's training process (behind ``episode-sampler demo`` and the fault-injection tests).
 
-Run as ``python -m episode_sampler._demo --root DATASET --checkpoint-dir DIR --log LOG.jsonl [...]``.
+Run as ``python -m episode_sampler.cli.worker --root DATASET --checkpoint-dir DIR --log LOG.jsonl [...]``.
 It trains a linear model (``observation.state -> action``) through the canonical pipeline::
 
     EpisodeSamplerNode(batch_size=B, shuffle=True, permutation=...) -> Mapper(LeRobotFrames.get_batch)
@@ -8,17 +8,12 @@ It trains a linear model (``observation.state -> action``) through the canonical
 
 and appends one JSON line per optimizer step to ``--log`` (``{"step", "epoch", "indices"}``, the frame
 ``index`` column of the batch actually read), flushed at once, so a parent that SIGKILLs the process
-knows exactly which samples it consumed.
+knows exactly which samples it consumed. Checkpoints (every ``--checkpoint-every`` steps and at the end)
+are crash-consistent at every instant (:mod:`.worker_checkpoint`); ``--resume`` continues from
+``checkpoint.json`` when it exists (from scratch otherwise).
 
-Checkpoints (every ``--checkpoint-every`` steps and at the end) are crash-consistent at every instant:
-
-1. ``model-<step>.pt`` (model + optimizer) is written to a temporary file, fsynced and renamed;
-2. ``checkpoint.json`` -- ``{"step", "model", "loader": Loader.state_dict()}`` -- is written with
-   :func:`episode_sampler.checkpoint.save_state` (temporary file, fsync, rename). This rename is the
-   commit point: until it happens the previous ``checkpoint.json`` names the previous model file;
-3. model files no longer named by ``checkpoint.json`` (and stale temporary files) are deleted.
-
-``--resume`` continues from ``checkpoint.json`` when it exists (from scratch otherwise).
+With ``--progress`` it prints ``ready STEP`` on stdout once the pipeline is built and the checkpoint (if
+any) loaded, then ``step N`` after every step, each line flushed: the parent draws the progress from them.
 
 Test hooks: ``--pause-at STEP:PHASE`` prints ``paused STEP PHASE`` on stdout and sleeps (so that the
 parent can SIGKILL the process at a precise point). Phases: ``step`` (the step is logged, not yet
@@ -36,17 +31,35 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-CHECKPOINT_NAME = "checkpoint.json"
-CHECKPOINT_FORMAT = "episode-sampler-demo/1"
-PHASES = ("step", "model-tmp", "model-renamed", "json-tmp", "json-renamed")
-PERMUTATION_CHOICES = ("feistel", "randperm")
-ORDER_CHOICES = ("frames", "episodes", "blocks")
+from ..order import ORDERS
+from ..permutation import PERMUTATIONS
+from .worker_checkpoint import (
+    CHECKPOINT_NAME,
+    PHASES,
+    Pauser,
+    find_sampler_state,
+    load_checkpoint,
+    remove_stale,
+    save_checkpoint,
+)
+
+__all__ = [
+    "CHECKPOINT_NAME",
+    "TrainConfig",
+    "TrainResult",
+    "build_pipeline",
+    "find_sampler_state",
+    "load_checkpoint",
+    "main",
+    "read_log",
+    "steps_per_epoch",
+    "train",
+]
 
 
 @dataclass
@@ -95,35 +108,17 @@ class TrainResult:
     checkpoint_bytes: int  # size of the last checkpoint.json written
 
 
-# ---------------------------------------------------------------------------------------------- states
-def find_sampler_state(obj: Any) -> dict[str, Any] | None:
-    """The first episode-sampler state nested anywhere in ``obj`` (dicts and lists), else ``None``."""
-    if isinstance(obj, Mapping):
-        if "fingerprint" in obj and "epoch" in obj and "start_index" in obj:
-            return dict(obj)
-        values: Any = obj.values()
-    elif isinstance(obj, (list, tuple)):
-        values = obj
-    else:
-        return None
-    for value in values:
-        found = find_sampler_state(value)
-        if found is not None:
-            return found
-    return None
-
-
+# ---------------------------------------------------------------------------------------------- pipeline
 def steps_per_epoch(samples_per_epoch: int, batch_size: int) -> int:
     return -(-samples_per_epoch // batch_size)
 
 
-# ---------------------------------------------------------------------------------------------- pipeline
 def build_pipeline(cfg: TrainConfig) -> tuple[Any, Any, Any]:
     """``(loader, node, dataset)``: the canonical single-process graph for ``cfg``."""
     from torchdata.nodes import Loader, Mapper, Prefetcher
 
-    from .lerobot import LeRobotFrames
-    from .nodes import EpisodeSamplerNode
+    from ..lerobot import LeRobotFrames
+    from ..nodes import EpisodeSamplerNode
 
     dataset = LeRobotFrames(cfg.root, columns=["index", "observation.state", "action"])
     node = EpisodeSamplerNode.from_lerobot(
@@ -139,121 +134,6 @@ def build_pipeline(cfg: TrainConfig) -> tuple[Any, Any, Any]:
     )
     graph = Prefetcher(Mapper(node, dataset.get_batch), prefetch_factor=4)
     return Loader(graph, restart_on_stop_iteration=True), node, dataset
-
-
-# ---------------------------------------------------------------------------------------------- checkpoints
-class Pauser:
-    """Stop (sleep until killed) at one ``(step, phase)``; a no-op without a spec."""
-
-    def __init__(self, spec: str | None, out: Any = None) -> None:
-        self.step: int | None = None
-        self.phase: str | None = None
-        self.hit = False
-        self.out = out if out is not None else sys.stdout
-        if spec:
-            step, _, phase = spec.partition(":")
-            self.step, self.phase = int(step), phase or "step"
-
-    def __call__(self, step: int, phase: str) -> None:
-        if step == self.step and phase == self.phase:
-            self.hit = True
-            print(f"paused {step} {phase}", file=self.out, flush=True)
-            while True:  # until SIGKILL
-                time.sleep(3600)
-
-
-@contextmanager
-def _pause_inside_rename(pauser: Pauser, step: int) -> Iterator[None]:
-    """Pause inside ``save_state`` between its temporary file and its rename (phase ``json-tmp``)."""
-    if pauser.phase != "json-tmp" or pauser.step != step:
-        yield
-        return
-    real_replace = os.replace
-
-    def replace(src: Any, dst: Any, *args: Any, **kwargs: Any) -> None:
-        if Path(dst).name == CHECKPOINT_NAME:
-            pauser(step, "json-tmp")
-        real_replace(src, dst, *args, **kwargs)
-
-    os.replace = replace  # type: ignore[assignment]
-    try:
-        yield
-    finally:
-        os.replace = real_replace  # type: ignore[assignment]
-    raise RuntimeError(
-        "--pause-at ...:json-tmp was not reached: save_state no longer renames with os.replace"
-    )
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def save_checkpoint(ckpt_dir: Path, step: int, model: Any, optimizer: Any, loader: Any, pause: Pauser) -> int:
-    """Write a crash-consistent checkpoint of ``step``; return the size of ``checkpoint.json``."""
-    import torch
-
-    from .checkpoint import save_state
-
-    ckpt_dir.mkdir(parents=True, exist_ok=True)
-    name = f"model-{step:08d}.pt"
-    tmp = ckpt_dir / f".{name}.{os.getpid()}.tmp"
-    with open(tmp, "wb") as f:
-        torch.save({"step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict()}, f)
-        f.flush()
-        os.fsync(f.fileno())
-    pause(step, "model-tmp")
-    os.replace(tmp, ckpt_dir / name)
-    _fsync_dir(ckpt_dir)
-    pause(step, "model-renamed")
-    record = {"format": CHECKPOINT_FORMAT, "step": step, "model": name, "loader": loader.state_dict()}
-    with _pause_inside_rename(pause, step):
-        size = save_state(ckpt_dir / CHECKPOINT_NAME, record)
-    pause(step, "json-renamed")
-    _remove_stale(ckpt_dir, keep=name)
-    return size
-
-
-def _remove_stale(ckpt_dir: Path, keep: str | None) -> None:
-    for path in ckpt_dir.iterdir():
-        stale_model = path.name.startswith("model-") and path.name.endswith(".pt") and path.name != keep
-        if stale_model or (path.name.startswith(".") and path.name.endswith(".tmp")):
-            try:
-                path.unlink()
-            except FileNotFoundError:
-                pass
-
-
-def load_checkpoint(ckpt_dir: Path) -> tuple[dict[str, Any], dict[str, Any]] | None:
-    """``(record, model_payload)`` of the committed checkpoint in ``ckpt_dir``, or ``None``.
-
-    Raises:
-        ValueError: ``checkpoint.json`` is unreadable or names a missing model file.
-    """
-    import torch
-
-    from .checkpoint import load_state
-
-    path = ckpt_dir / CHECKPOINT_NAME
-    if not path.exists():
-        return None
-    record = load_state(path)
-    if not isinstance(record, dict) or record.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{str(path)!r} is not a demo checkpoint")
-    model_path = ckpt_dir / record["model"]
-    if not model_path.exists():
-        raise ValueError(f"{str(path)!r} names {record['model']!r}, which does not exist")
-    payload = torch.load(model_path, map_location="cpu", weights_only=True)
-    if payload.get("step") != record["step"]:
-        raise ValueError(f"{str(model_path)!r} holds step {payload.get('step')}, not {record['step']}")
-    return record, payload
 
 
 # ---------------------------------------------------------------------------------------------- training
@@ -309,6 +189,7 @@ def train(
     resume: bool = False,
     bar: str | None = None,
     on_step: Callable[[int], None] | None = None,
+    on_ready: Callable[[int], None] | None = None,
     pause: Pauser | None = None,
 ) -> TrainResult:
     """Train ``cfg`` (resuming from ``ckpt_dir`` if asked and a checkpoint exists); see the module doc."""
@@ -339,8 +220,10 @@ def train(
             state = find_sampler_state(record["loader"])
             epoch = int(state["epoch"]) if state is not None else 0
         if ckpt_dir.exists():
-            _remove_stale(ckpt_dir, keep=found[0]["model"] if found else None)
+            remove_stale(ckpt_dir, keep=found[0]["model"] if found else None)
         start_step = step
+        if on_ready is not None:
+            on_ready(step)
         total = cfg.epochs * per_epoch
         samples = checkpoints = ckpt_bytes = 0
         loss_value = float("nan")
@@ -434,7 +317,7 @@ def _pause_spec(text: str) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m episode_sampler._demo",
+        prog="python -m episode_sampler.cli.worker",
         description="Training worker of `episode-sampler demo` (and of the fault-injection tests).",
     )
     p.add_argument("--root", required=True, help="LeRobot v3 dataset directory")
@@ -442,8 +325,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log", required=True, help="JSON-lines file: one line per step, appended and flushed")
     p.add_argument("--batch-size", type=_positive, default=32)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--permutation", choices=PERMUTATION_CHOICES, default="feistel")
-    p.add_argument("--order", choices=ORDER_CHOICES, default="frames")
+    p.add_argument("--permutation", choices=PERMUTATIONS, default="feistel")
+    p.add_argument("--order", choices=ORDERS, default="frames")
     p.add_argument("--block-size", type=_positive, default=None)
     p.add_argument("--epochs", type=_positive, default=2)
     p.add_argument("--checkpoint-every", type=_positive, default=20)
@@ -481,6 +364,10 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(f"step {step}\n")
         sys.stdout.flush()
 
+    def ready(step: int) -> None:
+        sys.stdout.write(f"ready {step}\n")
+        sys.stdout.flush()
+
     result = train(
         cfg,
         ckpt_dir=args.checkpoint_dir,
@@ -488,6 +375,7 @@ def main(argv: list[str] | None = None) -> int:
         resume=args.resume,
         bar=args.bar,
         on_step=report if args.progress else None,
+        on_ready=ready if args.progress else None,
         pause=Pauser(args.pause_at, out=open(args.status, "a") if args.status else None),
     )
     summary = {

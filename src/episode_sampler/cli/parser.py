@@ -1,0 +1,151 @@
+"""Argument parsing of the ``episode-sampler`` command: the parser, its subcommands and their checks.
+
+Every usage error is reported by the parser of the subcommand it concerns, so its usage (not the
+top-level one) is printed, followed by one line ``episode-sampler CMD: error: MESSAGE``; the command
+then exits with code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from ..order import ORDERS
+from ..permutation import PERMUTATIONS
+
+PROG = "episode-sampler"
+COMMANDS = ("demo", "inspect", "bench")
+
+
+class UsageError(Exception):
+    """Invalid input: reported as ``episode-sampler CMD: error: MESSAGE`` with exit code 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with errors that print this (sub)command's usage and one error line, then exit 2."""
+
+    def error(self, message: str) -> Any:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        raise SystemExit(2)
+
+
+def int_in(name: str, minimum: int, maximum: int | None = None) -> Any:
+    """An argparse ``type``: an integer (decimal, 0x.., 0o.., 0b..) in ``[minimum, maximum]``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text, 0)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be an integer, got {text!r}") from None
+        if value < minimum or (maximum is not None and value > maximum):
+            bound = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
+            raise argparse.ArgumentTypeError(f"{name} must be {bound}, got {value}")
+        return value
+
+    parse.__name__ = name
+    return parse
+
+
+def build_parser() -> Parser:
+    """The top-level parser; ``subparser(parser, name)`` returns a subcommand's own parser."""
+    from .. import __version__
+
+    parser = Parser(
+        prog=PROG,
+        description="Episode-aware, deterministic, resumable shuffling for robot-learning datasets.",
+        epilog="Run `episode-sampler COMMAND --help` for the options of a command.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    sub.required = True
+    _add_demo(sub)
+    _add_inspect(sub)
+    sub.add_parser(
+        "bench",
+        add_help=False,
+        help="run the benchmark suite (`episode-sampler bench --help` for its options)",
+        description="Run the benchmark suite of episode_sampler.bench; arguments are passed through.",
+    )
+    return parser
+
+
+def subparser(parser: argparse.ArgumentParser, command: str) -> Parser:
+    """The parser of subcommand ``command`` of ``parser`` (from :func:`build_parser`)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action.choices[command]
+    raise KeyError(command)
+
+
+def _add_demo(sub: Any) -> None:
+    demo = sub.add_parser(
+        "demo",
+        help="train on a synthetic dataset, SIGKILL the run, resume it and check it sample for sample",
+        description=(
+            "Write a synthetic LeRobot v3 dataset, train a tiny linear model for 2 epochs through "
+            "EpisodeSamplerNode -> Mapper(get_batch) -> Prefetcher -> Loader with atomic checkpoints, "
+            "SIGKILL the training process mid-epoch, resume in a new process from the last checkpoint "
+            "and compare the consumed stream with an uninterrupted run. Exit 0 on an exact match, "
+            "1 on a mismatch or a failed training process, 2 on invalid usage."
+        ),
+    )
+    demo.add_argument(
+        "--root",
+        help="dataset directory: written there if it holds no dataset, else used as it is, and "
+        "--episodes must then match it (default: a temporary directory)",
+    )
+    demo.add_argument(
+        "--episodes",
+        type=int_in("--episodes", 1, 100_000),
+        default=None,
+        help="episodes of the synthetic dataset (default: 120, about 4800 frames; with an existing "
+        "--root: the dataset's own)",
+    )
+    demo.add_argument("--batch-size", type=int_in("--batch-size", 1), default=32, help="default: 32")
+    demo.add_argument("--seed", type=int_in("--seed", 0, 2**64 - 1), default=0, help="shuffle seed")
+    demo.add_argument("--epochs", type=int_in("--epochs", 1, 1000), default=2, help="default: 2")
+    demo.add_argument(
+        "--checkpoint-every",
+        type=int_in("--checkpoint-every", 1),
+        default=20,
+        help="steps between checkpoints (default: 20)",
+    )
+    demo.add_argument(
+        "--kill-at-step",
+        type=int_in("--kill-at-step", 1),
+        default=None,
+        help="SIGKILL the run once it reports this step (default: mid second epoch)",
+    )
+    demo.add_argument("--permutation", choices=PERMUTATIONS, default="feistel", help="default: feistel")
+    demo.add_argument("--order", choices=ORDERS, default="frames", help="shuffle unit (default: frames)")
+    demo.add_argument(
+        "--block-size",
+        type=int_in("--block-size", 1),
+        default=None,
+        help="frames per block for --order blocks (default: 8)",
+    )
+    demo.add_argument(
+        "--keep",
+        metavar="DIR",
+        default=None,
+        help="keep the run directory in DIR (new or empty): the checkpoints, step logs and worker "
+        "logs, and the dataset unless --root is given; DIR/checkpoints/checkpoint.json is a state "
+        "for `episode-sampler inspect` (default: a temporary directory, deleted at the end)",
+    )
+    demo.add_argument("--quiet", action="store_true", help="no progress output, only the report")
+
+
+def _add_inspect(sub: Any) -> None:
+    insp = sub.add_parser(
+        "inspect",
+        help="describe a saved sampler/loader state in words",
+        description=(
+            "Describe an episode-sampler state saved as JSON (or with torch.save): a sampler/node state, "
+            "a bare LeRobot {'epoch', 'start_index'} state, or any checkpoint that nests one (a torchdata "
+            "Loader or StatefulDataLoader state_dict, a training checkpoint). "
+            "`episode-sampler demo --keep DIR` leaves one in DIR/checkpoints/checkpoint.json."
+        ),
+    )
+    insp.add_argument("state_file", metavar="STATE_FILE", help="JSON file (or torch.save file)")
