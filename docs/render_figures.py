@@ -27,9 +27,12 @@ from episode_sampler import EpisodeAwareSampler, EpisodeIndex  # noqa: E402
 
 DPI = 100
 SEED = 0
+# Within a figure every colour means one thing. Red is reserved for padding/clamping (wrap-around
+# repeats, padded window entries) in every figure, so no episode or rank is red.
 EP_COLORS = ["#4e79a7", "#f28e2b", "#59a14f", "#b07aa1", "#76b7b2", "#edc948", "#ff9da7", "#9c755f"]
-RANK_COLORS = ["#e15759", "#4e79a7", "#59a14f"]
-NEW_RANK_COLORS = ["#b07aa1", "#f28e2b"]
+RANK_COLORS = ["#4e79a7", "#f28e2b", "#9c755f"]  # old world in the elastic figure, too
+NEW_RANK_COLORS = ["#b07aa1", "#76b7b2"]  # new world: none of the old ranks' colours
+ONCE_COLOR = "#7f7f7f"  # elastic coverage: yielded exactly once (repeats are PAD_EDGE red)
 GREY = "#c8c8c8"
 PAD_EDGE = "#d62728"
 
@@ -120,7 +123,7 @@ def fig_layout(out: Path) -> Path:
         ax.spines[s].set_visible(False)
     ax.legend(
         handles=[
-            Patch(facecolor=EP_COLORS[0], label="valid frame (has a position)"),
+            Patch(facecolor="white", edgecolor="#555555", label="valid frame (colour = episode)"),
             Patch(facecolor="white", edgecolor="#555555", hatch="////", label="dropped (first 1 / last 2)"),
             Patch(facecolor=GREY, label="episode not in episode_indices_to_use"),
         ],
@@ -351,7 +354,7 @@ def fig_sharding(out: Path) -> Path:
         f"{n} frames, world_size={world}\n"
         f"drop_last=False: ceil({n}/{world}) = {per_rank} per rank;\n"
         f"positions {n}..{total - 1} wrap to the start\nof the same epoch's order "
-        f"({total - n} repeats, red)\n"
+        f"({total - n} repeats, outlined in red)\n"
         f"drop_last=True: floor({n}/{world}) = {n // world} per rank,\n"
         f"{unused_txt} not yielded",
         fontsize=7.5,
@@ -444,7 +447,7 @@ def fig_elastic(out: Path) -> Path:
         va="bottom",
     )
     # coverage per frame index (x = frame index here)
-    cov_colors = ["#59a14f" if k == 1 else PAD_EDGE for k in counts]
+    cov_colors = [ONCE_COLOR if k == 1 else PAD_EDGE for k in counts]
     _cells(ax, -0.2, cov_colors, counts.tolist(), height=0.6)
     ax.text(-0.6, 0.1, "times yielded\n(x = frame index)", ha="right", va="center", fontsize=7.5)
     ax.text(
@@ -456,8 +459,9 @@ def fig_elastic(out: Path) -> Path:
     )
     handles = [Patch(facecolor=RANK_COLORS[r], label=f"old rank {r}") for r in range(old_w)]
     handles += [Patch(facecolor=NEW_RANK_COLORS[r], label=f"new rank {r}") for r in range(new_w)]
+    handles += [Patch(facecolor="white", edgecolor=PAD_EDGE, linewidth=1.8, label="padding (wrap-around)")]
     ax.legend(
-        handles=handles, loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=5, fontsize=7, frameon=False
+        handles=handles, loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=3, fontsize=7, frameon=False
     )
     ax.set_xlim(-9, total + 6)
     ax.set_ylim(-0.4, 3.4)

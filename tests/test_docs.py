@@ -299,3 +299,44 @@ def test_fenced_blocks_parsing(tmp_path):
         ("python", "print(2)\n"),
         ("markdown", "```python\nnot a block\n```\n"),
     ]
+
+
+# ----------------------------------------------------------------------------------------------
+# The docs site (mkdocs, material, mkdocstrings) builds in strict mode and documents every public name.
+
+
+def test_reference_pages_document_every_public_name():
+    text = "\n".join(p.read_text(encoding="utf-8") for p in sorted((DOCS / "reference").glob("*.md")))
+    documented = set(re.findall(r"^::: episode_sampler\.(\w+)", text, re.M))
+    missing = sorted(set(episode_sampler.__all__) - documented - {"__version__"})
+    assert not missing, f"add '::: episode_sampler.NAME' to a page in docs/reference/ for {missing}"
+
+
+def test_mkdocs_strict_build(tmp_path):
+    """A broken link or anchor, a page missing from the nav or a nav entry without its page fails."""
+    pytest.importorskip("mkdocs")
+    pytest.importorskip("mkdocstrings")
+    proc = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+    )
+    problems = [line for line in proc.stderr.splitlines() if "WARNING" in line or "ERROR" in line]
+    assert proc.returncode == 0, (
+        "mkdocs build --strict failed (a new page goes into `nav:` in mkdocs.yml):\n"
+        + "\n".join(problems or proc.stderr.splitlines()[-30:])
+    )
+    assert (tmp_path / "site" / "reference" / "sampler" / "index.html").is_file()
+
+
+def test_readme_test_command_is_what_ci_runs():
+    """The README's first block holds the two commands a newcomer runs; CI runs the second verbatim."""
+    first = next(b for b in fenced_blocks(ROOT / "README.md"))
+    commands = [line.strip() for line in first.code.splitlines() if line.strip()]
+    assert commands == ["pip install -e . && episode-sampler demo", 'pip install -e ".[test]" && pytest']
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert re.search(r"^\s*" + re.escape(commands[1]) + r"\s*$", ci, re.M), ".ci/run no longer runs it"
+    assert "mkdocs build --strict" in ci
