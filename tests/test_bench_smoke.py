@@ -185,3 +185,22 @@ def test_bench_is_outside_the_core_import_path():
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert proc.stdout.strip() == "[]"
+
+
+def test_plots_are_skipped_with_a_note_without_matplotlib(smoke_report, tmp_path, monkeypatch, capsys):
+    from episode_sampler.bench.plots import NO_MATPLOTLIB, plots
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # makes `import matplotlib` fail
+    assert plots(smoke_report[0], tmp_path / "plots") == []
+    assert NO_MATPLOTLIB in capsys.readouterr().out
+    assert not (tmp_path / "plots").exists()
+
+
+@pytest.mark.parametrize("content", [None, "not json", "[1, 2]", '{"targets": []}'])
+def test_from_json_refuses_missing_garbage_and_keyless_files(tmp_path, capsys, content):
+    path = tmp_path / "report.json"
+    if content is not None:
+        path.write_text(content)
+    assert bench.main(["--from-json", str(path), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("episode-sampler bench: error: --from-json") and "Traceback" not in err

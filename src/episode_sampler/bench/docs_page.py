@@ -37,7 +37,7 @@ def write_docs(report: dict[str, Any], docs: Path) -> Path:
         "",
         "Measured with the benchmark suite shipped in the package: `episode-sampler bench --docs` (or",
         "`python pipelines/bench.py --docs`) rewrites this page and its plots; `--quick` runs a reduced",
-        "suite in well under a minute and prints every target's PASS/FAIL. Every figure is measured in the",
+        "suite in one to three minutes and prints every target's PASS/FAIL. Every figure is measured in the",
         "same process as its baselines, the methods of a comparison are timed in round-robin order (one",
         "repetition of each in turn), and each value is the median of "
         f"{report['config']['reps']} repetitions ({report['config']['latency_reps']} for latencies).",

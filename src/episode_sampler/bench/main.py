@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Benchmark suite: full-epoch index generation, iteration, restore latency, memory, "
         "end to end over LeRobotFrames and state size, each against its baselines, with PASS/FAIL targets.",
     )
-    p.add_argument("--quick", action="store_true", help="fewer sizes and repetitions (well under a minute)")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="fewer sizes and repetitions (one to three minutes on 2 shared cores)",
+    )
     p.add_argument("--smoke", action="store_true", help=argparse.SUPPRESS)  # tiny sizes, for the test suite
     p.add_argument(
         "--out", default="bench-results", help="directory for bench.json and plots (default: %(default)s/)"
@@ -47,7 +52,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.from_json:
-        report = json.loads(Path(args.from_json).read_text())
+        try:
+            report = json.loads(Path(args.from_json).read_text())
+            if not isinstance(report, dict) or not {"targets", "sections", "mode"} <= set(report):
+                raise ValueError("not a bench report (expected keys 'targets', 'sections', 'mode')")
+        except (OSError, ValueError) as exc:  # JSONDecodeError is a ValueError
+            sys.stderr.write(f"episode-sampler bench: error: --from-json {args.from_json}: {exc}\n")
+            return 2
         for t in report["targets"]:
             print(format_target(t))
         plots(report, Path(args.out))

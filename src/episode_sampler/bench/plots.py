@@ -8,10 +8,22 @@ from typing import Any
 from .config import BLOCK_SIZE, MiB
 from .tables import fmt_n
 
+NO_MATPLOTLIB = (
+    "plots skipped: matplotlib is not installed (pip install 'episode-sampler[bench]' installs it "
+    "with the peers)"
+)
+
 
 def plots(report: dict[str, Any], out: Path) -> list[Path]:
-    """PNG plots (matplotlib, Agg) of the sections present in ``report``; returns the files written."""
-    import matplotlib
+    """PNG plots (matplotlib, Agg) of the sections present in ``report``; returns the files written.
+
+    Without matplotlib (a plain ``pip install``), prints a one-line note and writes nothing.
+    """
+    try:
+        import matplotlib
+    except ImportError:
+        print(NO_MATPLOTLIB)
+        return []
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
