@@ -3,6 +3,11 @@
 
     python examples/lerobot_migration.py
 
+See docs/lerobot-migration.md. Part 1 loads LeRobot's checkpoint state and checks LeRobot's order;
+part 2 (needs ``pip install accelerate``) runs ``lerobot_train.py``'s data path under accelerate with
+only the import swapped, "crashes" it at several steps and resumes each exactly, then does the same
+with ``resume_dataloader``.
+
 LeRobot's ``EpisodeAwareSampler`` checkpoints ``{"epoch", "start_index"}`` (``compute_sampler_state``
 gives it from a step count). That dict loads as it is. With ``shuffle=True, permutation="randperm"``
 the order of every ``(seed, epoch)`` is LeRobot's, which this example recomputes inline with LeRobot's
@@ -87,7 +92,68 @@ def main() -> None:
             f"format (epoch {state['epoch']}, start_index {state['start_index']}, "
             f"permutation {state['permutation']!r}, fingerprint {state['fingerprint'][:8]}...)"
         )
+        accelerate_flow(root)
         print("lerobot_migration OK: LeRobot's order reproduced and its checkpoint resumed exactly")
+
+
+def cycle(iterable):
+    """LeRobot's ``lerobot.utils.utils.cycle``."""
+    iterator = iter(iterable)
+    while True:
+        try:
+            yield next(iterator)
+        except StopIteration:
+            iterator = iter(iterable)
+
+
+def accelerate_flow(root: Path) -> None:
+    """lerobot_train.py's data path under accelerate (one CPU process), killed and resumed."""
+    try:
+        from accelerate import Accelerator
+    except ImportError:
+        print("accelerate is not installed: skipping the accelerate part (pip install accelerate)")
+        return
+    import warnings
+
+    from torch.utils.data import DataLoader
+
+    from episode_sampler.integrations.accelerate import resume_dataloader
+
+    accelerator = Accelerator(cpu=True)
+    frames = torch.arange(int(read_episode_index(root).ends.max()))  # item i is frame i
+
+    def train(step: int, steps: int, checkpoint: dict | None, how: str) -> list[list[int]]:
+        sampler = EpisodeAwareSampler.from_lerobot(
+            root, drop_n_last_frames=DROP_LAST, shuffle=True, seed=SEED
+        )
+        if checkpoint is not None and how == "plain":  # lerobot_train.py with the import swapped
+            sampler.load_state_dict(
+                compute_sampler_state(
+                    step, len(sampler), checkpoint["batch_size"], checkpoint["num_processes"]
+                )
+            )
+        dataloader = accelerator.prepare(
+            DataLoader(frames, batch_size=BATCH, sampler=sampler, drop_last=False)
+        )
+        if checkpoint is not None and how == "helper":
+            resume_dataloader(dataloader, sampler, **checkpoint)
+        dl_iter = cycle(dataloader)
+        return [next(dl_iter).tolist() for _ in range(step, steps)]
+
+    steps_per_epoch = -(-len(EpisodeAwareSampler.from_lerobot(root, drop_n_last_frames=DROP_LAST)) // BATCH)
+    total = 2 * steps_per_epoch + 5
+    uninterrupted = train(0, total, None, "")
+    stops = [3, steps_per_epoch - 1, steps_per_epoch, steps_per_epoch + 7]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # "ignoring set_epoch(0) after a restore"
+        for how in ("plain", "helper"):
+            for step in stops:
+                checkpoint = {"step": step, "num_processes": accelerator.num_processes, "batch_size": BATCH}
+                assert train(step, total, checkpoint, how) == uninterrupted[step:], (how, step)
+    print(
+        f"accelerate: {steps_per_epoch} steps per epoch; resumed at steps {stops} with the import swapped "
+        "and with resume_dataloader: every batch identical to the uninterrupted run"
+    )
 
 
 if __name__ == "__main__":

@@ -111,3 +111,29 @@ def shard(full: list[int], rank: int, world: int, drop_last: bool, global_start:
     remaining = n - global_start
     count = remaining // world if drop_last else -(-remaining // world)
     return [full[(global_start + rank + k * world) % n] for k in range(count)]
+
+
+class LeRobotSamplerModel:
+    """LeRobot 0.6.1's ``EpisodeAwareSampler`` epoch/position logic, written out from its source.
+
+    ``__iter__`` binds (epoch, start_index) eagerly and moves to (epoch + 1, 0); ``set_epoch`` sets the
+    epoch and keeps ``start_index``; ``load_state_dict`` sets both.
+    """
+
+    def __init__(self, indices: list[int], seed: int) -> None:
+        self.indices, self.seed = list(indices), seed
+        self.epoch, self.start_index = 0, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self.epoch, "start_index": self.start_index}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epoch, self.start_index = state["epoch"], state["start_index"]
+
+    def __iter__(self):
+        epoch, start = self.epoch, self.start_index
+        self.epoch, self.start_index = epoch + 1, 0
+        return iter(lerobot_epoch(self.indices, self.seed, epoch)[start:])

@@ -12,7 +12,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from episode_sampler.episodes import EpisodeIndex
-from episode_sampler.lerobot import LeRobotFrames, read_episode_index, write_lerobot_dataset
+from episode_sampler.lerobot import TASKS, LeRobotFrames, read_episode_index, write_lerobot_dataset
 
 # ---------------------------------------------------------------------------------------------- helpers
 # A dataset written by hand with pyarrow: 5 episodes, 2 metadata files, 3 data files.
@@ -112,6 +112,13 @@ def assert_item_matches(item: dict, row: dict, columns) -> None:
         else:
             assert isinstance(v, torch.Tensor) and v.dim() == 0, c
             assert v.item() == pytest.approx(row[c]), c
+
+
+def same(a, b) -> bool:
+    """Equal values: tensors element-wise (and dtype), anything else (str, lists of str) with ==."""
+    if isinstance(a, torch.Tensor):
+        return isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b)
+    return type(a) is type(b) and a == b
 
 
 def brute_window(index: int, offsets, bounds, rows, key):
@@ -275,13 +282,16 @@ def test_batched_equals_per_item(synthetic):
         for a, b in zip(many, items):
             assert a.keys() == b.keys()
             for k in a:
-                assert torch.equal(a[k], b[k]), k
+                assert same(a[k], b[k]), k
     batch = ds.get_batch(idx)
     for k in batch:
-        assert torch.equal(batch[k], torch.stack([it[k] for it in items])), k
+        column = [it[k] for it in items]
+        assert same(batch[k], column if k == "task" else torch.stack(column)), k
+    assert batch["task"] == [TASKS[t] for t in batch["task_index"].tolist()]
     assert ds.__getitems__([]) == []
     empty = ds.get_batch([])
     assert empty["action"].shape == (0, 3, 4) and empty["index"].shape == (0,)
+    assert empty["task"] == []
 
 
 def test_one_take_per_file(synthetic, monkeypatch):
@@ -320,15 +330,15 @@ def test_pickle_roundtrip(synthetic):
     ds = LeRobotFrames(synthetic, delta_indices={"action": range(4)})
     fresh = pickle.loads(pickle.dumps(ds))
     before = ds.get_batch([0, 50, 200])  # opens some tables
-    assert any(t is not None for t in ds._data.tables)
+    assert ds.column_cache_info()["files"]
     data = pickle.dumps(ds)
     assert len(data) < 20_000  # tables are not pickled
     clone = pickle.loads(data)
-    assert all(t is None for t in clone._data.tables)
+    assert clone.column_cache_info()["files"] == [] and clone.column_cache_info()["bytes"] == 0
     for other in (clone, fresh):
         after = other.get_batch([0, 50, 200])
         for k in before:
-            assert torch.equal(before[k], after[k])
+            assert same(before[k], after[k]), k
         assert other.episodes == ds.episodes and len(other) == len(ds)
 
 

@@ -321,9 +321,11 @@ def test_bare_lerobot_state_loads():
     s.load_state_dict({"epoch": 2, "start_index": 5})
     assert take(s) == lerobot_epoch(s.indices, 4, 2)[5:]
     assert take(s) == lerobot_epoch(s.indices, 4, 3)
-    # start_index == epoch length: that epoch is over, the next one starts
+    # start_index == epoch length: as LeRobot's, one pass that yields nothing, then epoch 3
     s.load_state_dict({"epoch": 2, "start_index": len(s)})
-    assert s.state_dict()["epoch"] == 3 and s.state_dict()["start_index"] == 0
+    assert (s.state_dict()["epoch"], s.state_dict()["start_index"]) == (2, len(s))
+    assert take(s) == []
+    assert take(s) == lerobot_epoch(s.indices, 4, 3)
 
 
 def test_state_refused_with_field_named():

@@ -290,10 +290,10 @@ def test_iterator_state_marks_an_exhausted_pass() -> None:
     kind = "frames-randperm"
     sampler = make_sampler(kind)
     it = iter(sampler)
-    assert it.state_dict() == {"exhausted": False}
+    assert it.state_dict() == {"exhausted": False, "pulled": False}
     items = list(it)
     assert items == expected_epoch(kind, 0)
-    assert it.state_dict() == {"exhausted": True}
+    assert it.state_dict() == {"exhausted": True, "pulled": True}
     assert sampler.state_dict()["epoch"] == 1 and sampler.state_dict()["start_index"] == 0
     saved = roundtrip({"sampler": sampler.state_dict(), "iter": it.state_dict()})
 
@@ -302,7 +302,7 @@ def test_iterator_state_marks_an_exhausted_pass() -> None:
     again = iter(fresh)
     again.load_state_dict(saved["iter"])
     assert list(again) == []  # the restored pass is the exhausted one
-    assert again.state_dict() == {"exhausted": True}
+    assert again.state_dict() == {"exhausted": True, "pulled": True}
     assert fresh.state_dict()["epoch"] == 1
     assert list(iter(fresh)) == expected_epoch(kind, 1)
 
@@ -312,3 +312,28 @@ def test_iterator_state_marks_an_exhausted_pass() -> None:
         pulled.load_state_dict({"exhausted": False})
     with pytest.raises(TypeError, match="exhausted"):
         iter(fresh).load_state_dict({"exhausted": 1})
+
+
+def test_iterator_state_of_a_started_pass_binds_at_load() -> None:
+    # a pass pulled from holds its epoch: after a restore, a new iter() runs the next epoch, as the
+    # original's would (the restored copy is indistinguishable)
+    kind = "frames-randperm"
+    sampler = make_sampler(kind)
+    it = iter(sampler)
+    first = [next(it) for _ in range(3)]
+    saved = roundtrip({"sampler": sampler.state_dict(), "iter": it.state_dict()})
+    assert saved["iter"] == {"exhausted": False, "pulled": True}
+    fresh = make_sampler(kind)
+    fresh.load_state_dict(saved["sampler"])
+    again = iter(fresh)
+    again.load_state_dict(saved["iter"])
+    assert fresh.state_dict() == sampler.state_dict()
+    assert list(iter(fresh)) == list(iter(sampler)) == expected_epoch(kind, 1)  # both abandon the pass
+    assert first + list(again) == expected_epoch(kind, 0)  # the restored pass still has its rest
+    legacy = make_sampler(kind)
+    legacy.load_state_dict(saved["sampler"])
+    old = iter(legacy)
+    old.load_state_dict({"exhausted": False})  # 0.1.0's iterator state: binds at the first next()
+    assert first + list(old) == expected_epoch(kind, 0)
+    with pytest.raises(TypeError, match="pulled"):
+        iter(fresh).load_state_dict({"exhausted": False, "pulled": 1})

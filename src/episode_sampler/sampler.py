@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import itertools
 import os
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 from torch.utils.data import Sampler
 
-from ._validate import ArgumentTypeError, check_int
-from .cursor import EpochPass, ShardedOrder, check_epoch
+from ._validate import ArgumentTypeError, check_bool, check_choice, check_int
+from .cursor import MAX_EPOCH, EpochPass, ShardedOrder, check_epoch
 from .episodes import EpisodeIndex
 from .order import EpochOrder
+from .state import samples_per_rank
 
 
 class EpisodeAwareSampler(Sampler[int]):
@@ -25,6 +27,13 @@ class EpisodeAwareSampler(Sampler[int]):
     epoch when that pass is first pulled from (generator semantics), so consecutive passes differ
     without ``set_epoch`` while an iterator created and dropped unused (as ``DataLoader`` iterators
     with workers do) skips nothing.
+
+    ``set_epoch(e)`` sets the epoch and keeps the position, as LeRobot's does. After a restore
+    (:meth:`load_state_dict`), a ``set_epoch`` that would move the epoch *backwards* is ignored with a
+    warning (``set_epoch_policy="keep_resumed"``, the default): frameworks call ``set_epoch`` with a
+    per-process pass counter that restarts at 0 in a resumed process (accelerate's ``DataLoaderShard``
+    does, every pass), which would otherwise replay epoch 0 from the restored position. See
+    ``docs/lerobot-migration.md``.
 
     Args:
         dataset_from_indices: first frame of each episode.
@@ -43,6 +52,9 @@ class EpisodeAwareSampler(Sampler[int]):
         world_size: number of shards; rank ``r`` yields global positions ``r, r + W, ...``.
         drop_last: ``False`` pads the epoch by wrapping to its start so every rank yields
             ``ceil(n / W)`` samples; ``True`` yields ``floor(n / W)``.
+        set_epoch_policy: ``"keep_resumed"`` (default): after a restore, ``set_epoch`` never moves the
+            epoch backwards (ignored with a warning); ``"follow"``: ``set_epoch`` always sets the
+            epoch, exactly as LeRobot's sampler.
 
     Raises:
         ValueError: ``drop_n_first_frames must be >= 0``, ``drop_n_last_frames must be >= 0``,
@@ -67,6 +79,7 @@ class EpisodeAwareSampler(Sampler[int]):
         rank: int = 0,
         world_size: int = 1,
         drop_last: bool = False,
+        set_epoch_policy: str = "keep_resumed",
     ) -> None:
         drop_n_first_frames = check_int("drop_n_first_frames", drop_n_first_frames, maximum=2**62)
         drop_n_last_frames = check_int("drop_n_last_frames", drop_n_last_frames, maximum=2**62)
@@ -86,6 +99,7 @@ class EpisodeAwareSampler(Sampler[int]):
             rank=rank,
             world_size=world_size,
             drop_last=drop_last,
+            set_epoch_policy=set_epoch_policy,
         )
 
     def _init(self, index: EpisodeIndex, **kw: Any) -> None:
@@ -113,8 +127,11 @@ class EpisodeAwareSampler(Sampler[int]):
             absolute_to_relative_idx=kw["absolute_to_relative_idx"],
         )
         self.seed = self._order.seed
+        self.set_epoch_policy = check_choice("set_epoch_policy", kw["set_epoch_policy"], SET_EPOCH_POLICIES)
         self._next = (0, 0, 0)  # (epoch, start_index, global_start) of the next pass
         self._active: EpochPass | None = None
+        self._restored = False  # a load_state_dict happened: set_epoch may not move backwards
+        self._warned = False
 
     # ------------------------------------------------------------------ constructors
     @classmethod
@@ -131,6 +148,7 @@ class EpisodeAwareSampler(Sampler[int]):
         rank: int = 0,
         world_size: int = 1,
         drop_last: bool = False,
+        set_epoch_policy: str = "keep_resumed",
     ) -> EpisodeAwareSampler:
         """A sampler over every frame of ``index`` (use ``index.select(...)`` to subset/trim first).
 
@@ -151,6 +169,7 @@ class EpisodeAwareSampler(Sampler[int]):
             rank=rank,
             world_size=world_size,
             drop_last=drop_last,
+            set_epoch_policy=set_epoch_policy,
         )
         return self
 
@@ -231,6 +250,16 @@ class EpisodeAwareSampler(Sampler[int]):
         return self.state_dict()["epoch"]
 
     @property
+    def _starts(self) -> np.ndarray:
+        """LeRobot's private ``_starts`` (first valid frame of each kept episode), for its tests."""
+        return self.episode_index.starts
+
+    @property
+    def _cum_lengths(self) -> np.ndarray:
+        """LeRobot's private ``_cum_lengths`` (cumulative valid frames per kept episode), for its tests."""
+        return np.cumsum(self.episode_index.lengths)
+
+    @property
     def indices(self) -> list[int]:
         """All valid frame indices in unshuffled order (relabelled); O(frames), built on each call."""
         n = self.num_frames
@@ -252,29 +281,64 @@ class EpisodeAwareSampler(Sampler[int]):
         ``iter()`` twice) skips nothing. :meth:`state_dict` follows the latest pass.
         """
         self._active = None  # the next sample comes from the new pass: report ``self._next``
-        handle = _PassHandle()
+        handle = _PassHandle(self)
         it = SamplerIterator.from_iterable(self._chunks(handle))
         it._handle = handle
         return it
 
-    def _chunks(self, handle: _PassHandle) -> Iterator[Iterator[int]]:
+    def _bind(self, handle: _PassHandle) -> None:
+        """The pass of ``handle`` takes the sampler's next (epoch, position) and the sampler moves on."""
         handle.pulled = True
         if handle.exhausted:  # restored as an already exhausted pass: nothing; its epoch stays next
             return
         epoch, start, global_start = self._next
+        if epoch >= MAX_EPOCH:
+            raise ValueError(
+                f"epoch {epoch} is beyond the last epoch this sampler runs ({MAX_EPOCH - 1}); "
+                "set_epoch() or load_state_dict() a smaller epoch"
+            )
         run = EpochPass(self._sharded, epoch, start, global_start)
         handle.run = run
         self._active = run
         self._next = (epoch + 1, 0, 0)
-        yield from run.chunks()
+
+    def _chunks(self, handle: _PassHandle) -> Iterator[Iterator[int]]:
+        if not handle.pulled:
+            self._bind(handle)
+        if handle.run is not None:
+            yield from handle.run.chunks()
 
     def set_epoch(self, epoch: int) -> None:
-        """Make the next ``iter()`` run epoch ``epoch`` from its start.
+        """Make the next ``iter()`` run epoch ``epoch``, keeping the position (LeRobot's semantics).
+
+        The resume position (``start_index``, set by :meth:`load_state_dict`) is kept, so a script that
+        restores a state and then calls ``set_epoch`` with the state's epoch resumes exactly; after a
+        pass has started the position is 0, so ``set_epoch`` then starts ``epoch`` from its beginning.
+
+        With ``set_epoch_policy="keep_resumed"`` (default), once a state was loaded a call that would
+        move the epoch backwards (below the epoch the next ``iter()`` would run) is ignored with a
+        warning: that is a framework's pass counter restarting at 0 in a resumed process (accelerate's
+        ``DataLoaderShard`` calls ``set_epoch(iteration)`` every pass), not a request to replay epochs.
+        ``set_epoch_policy="follow"`` always obeys, as LeRobot's sampler does.
 
         Raises:
-            TypeError, ValueError: ``epoch`` is not a non-negative int.
+            TypeError, ValueError: ``epoch`` is not an int in ``[0, 2**62)``.
         """
-        self._next = (check_epoch(epoch), 0, 0)
+        epoch = check_int("epoch", epoch, minimum=0, maximum=MAX_EPOCH - 1)
+        current, start, global_start = self._next
+        if epoch < current and self._restored and self.set_epoch_policy == "keep_resumed":
+            if not self._warned:
+                self._warned = True
+                warnings.warn(
+                    f"EpisodeAwareSampler: ignoring set_epoch({epoch}) after a restore: the sampler "
+                    f"resumed at epoch {current} and does not move backwards (a framework's pass counter "
+                    "restarting at 0, e.g. accelerate's DataLoaderShard, would replay epochs). Pass "
+                    "set_epoch_policy='follow' to obey every set_epoch. Warned once per sampler.",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+            return
+        self._next = (epoch, start, global_start)
         self._active = None
 
     def frame_indices(self, epoch: int, start: int = 0, stop: int | None = None) -> np.ndarray:
@@ -309,15 +373,31 @@ class EpisodeAwareSampler(Sampler[int]):
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Resume from a state of this sampler (any rank, any world size) or a bare LeRobot state.
 
-        O(1) for ``permutation="feistel"``: nothing is replayed.
+        O(1) for ``permutation="feistel"``: nothing is replayed. A state whose epoch has no sample
+        left for this rank (``{"epoch": e, "start_index": len(sampler)}``) gives one pass that yields
+        nothing, then epoch ``e + 1``, as LeRobot's sampler does.
 
         Raises:
             TypeError: not a dict, or fields of the wrong type.
             ValueError: missing/unknown keys, unknown version, a state from another layout, seed,
                 shuffle, permutation or order (the message names the field), a bad position.
         """
-        self._next = self._sharded.restore(state)
+        nxt = self._sharded.restore(state)
+        epoch, start = int(state["epoch"]), int(state["start_index"])
+        if len(state) == 2:  # a bare LeRobot state: this world, from the epoch's start
+            left = self._sharded.count(0)
+        else:
+            left = samples_per_rank(
+                self.num_frames,
+                int(state["global_start"]),
+                int(state["world_size"]),
+                bool(state["drop_last"]),
+            )
+        if start == left:  # "the next sample is the start_index-th" of a finished epoch (LeRobot's reading)
+            nxt = (epoch, self._sharded.count(0), 0)  # one pass that yields nothing, then the next epoch
+        self._next = nxt
         self._active = None
+        self._restored = True
 
     def __repr__(self) -> str:
         return (
@@ -327,12 +407,16 @@ class EpisodeAwareSampler(Sampler[int]):
         )
 
 
+SET_EPOCH_POLICIES = ("keep_resumed", "follow")
+
+
 class _PassHandle:
     """What a :class:`SamplerIterator` knows of its pass (shared with the generator that feeds it)."""
 
-    __slots__ = ("run", "pulled", "exhausted")
+    __slots__ = ("sampler", "run", "pulled", "exhausted")
 
-    def __init__(self) -> None:
+    def __init__(self, sampler: EpisodeAwareSampler) -> None:
+        self.sampler = sampler
         self.run: EpochPass | None = None
         self.pulled = False
         self.exhausted = False
@@ -353,40 +437,152 @@ class SamplerIterator(itertools.chain):  # type: ignore[type-arg]
     _handle: _PassHandle
 
     def state_dict(self) -> dict[str, bool]:
-        """``{"exhausted": bool}``: whether this pass has handed out its last sample."""
+        """``{"exhausted": bool, "pulled": bool}``: whether this pass handed out its last sample, and
+        whether it was pulled from (then it holds its epoch and the sampler has moved on)."""
         handle = self._handle
         run = handle.run
-        return {"exhausted": bool(handle.exhausted or (run is not None and run.position >= run.total))}
+        return {
+            "exhausted": bool(handle.exhausted or (run is not None and run.position >= run.total)),
+            "pulled": handle.pulled,
+        }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Mark this fresh (never pulled) pass exhausted when ``state["exhausted"]`` is true.
+        """Restore a fresh (never pulled) pass: exhausted, and/or already started.
+
+        Call it right after ``sampler.load_state_dict(...)`` and ``iter(sampler)``. ``"exhausted"``: the
+        pass yields nothing (it ended before the save). ``"pulled"`` (optional, default false; states
+        of 0.1.0 lack it): the pass had started, so it takes the restored position now and the
+        sampler moves on to the next epoch at once, as the original had.
 
         Raises:
-            TypeError: ``state`` is not a dict with a bool ``"exhausted"``.
+            TypeError: ``state`` is not a dict with a bool ``"exhausted"`` (and a bool ``"pulled"`` if any).
             ValueError: the pass was already pulled from.
         """
-        if not isinstance(state, Mapping) or not isinstance(state.get("exhausted"), (bool, np.bool_)):
-            raise ArgumentTypeError(f"iterator state must be {{'exhausted': bool}}, got {state!r}")
+        if (
+            not isinstance(state, Mapping)
+            or not isinstance(state.get("exhausted"), (bool, np.bool_))
+            or not isinstance(state.get("pulled", False), (bool, np.bool_))
+            or set(state) - {"exhausted", "pulled"}
+        ):
+            raise ArgumentTypeError(
+                f"iterator state must be {{'exhausted': bool, 'pulled': bool}}, got {state!r}"
+            )
         if self._handle.pulled:
             raise ValueError("load_state_dict on a sampler iterator that was already pulled from")
         self._handle.exhausted = bool(state["exhausted"])
+        if state.get("pulled", False):
+            self._handle.sampler._bind(self._handle)
 
 
-def compute_sampler_state(step: int, num_frames: int, batch_size: int, num_processes: int) -> dict[str, int]:
-    """LeRobot's sampler state after ``step`` optimizer steps under accelerate's batch sharding.
+def compute_sampler_state(
+    step: int,
+    num_frames: int,
+    batch_size: int,
+    num_processes: int,
+    *,
+    split_batches: bool = False,
+    even_batches: bool = True,
+    drop_last: bool = False,
+    process_index: int | None = None,
+    origin: Mapping[str, int] | None = None,
+) -> dict[str, int]:
+    """The sampler state after ``step`` optimizer steps of a run under accelerate's batch sharding.
 
-    ``batches_per_epoch = ceil(ceil(num_frames / batch_size) / num_processes)``,
-    ``epoch, into = divmod(step, batches_per_epoch)``,
-    ``start_index = min(into * batch_size * num_processes, num_frames)``.
+    With accelerate's defaults (``split_batches=False``, ``even_batches=True``) this is LeRobot's
+    formula: one step consumes ``batch_size * num_processes`` positions and every process sees
+    ``ceil(ceil(num_frames / batch_size) / num_processes)`` batches per epoch (the last round padded)::
+
+        epoch, into = divmod(step, batches_per_epoch)
+        start_index = min(into * batch_size * num_processes, num_frames)
+
+    The keyword arguments describe the checkpointed run's other modes (pass what it used):
+
+    - ``split_batches=True``: ``batch_size`` is the global batch, split across processes; a step
+      consumes ``batch_size`` positions and an epoch has ``ceil(num_frames / batch_size)`` steps.
+    - ``even_batches=False``: no padding; processes get different numbers of batches per epoch, so
+      their epochs drift apart and each process has its own state: ``process_index`` is required.
+    - ``drop_last=True`` (the ``DataLoader``'s): short batches and incomplete rounds are dropped.
+
+    Every process keeps a world-size-1 sampler; the state is the same on every process except with
+    ``even_batches=False``. ``len(sampler)`` is ``num_frames``.
+
+    ``origin`` (``{"step", "epoch", "start_index"}``): where this mapping starts, for runs resumed with
+    another ``num_processes`` or ``batch_size``: at step ``origin["step"]`` the sampler was at
+    ``(epoch, start_index)`` and every later step used this ``batch_size`` and ``num_processes``.
+    Default: step 0 at ``(0, 0)``.
 
     Raises:
-        TypeError, ValueError: non-int arguments, negative ``step``, non-positive others.
+        TypeError, ValueError: non-int arguments, negative ``step``, non-positive others, a
+            ``batch_size`` not divisible by ``num_processes`` with ``split_batches``, a missing or
+            out-of-range ``process_index`` with ``even_batches=False``.
     """
     step = check_int("step", step, minimum=0)
     num_frames = check_int("num_frames", num_frames, minimum=1)
     batch_size = check_int("batch_size", batch_size, minimum=1)
     num_processes = check_int("num_processes", num_processes, minimum=1)
-    batches = (num_frames + batch_size - 1) // batch_size  # integer ceils: exact at any size
-    batches_per_epoch = (batches + num_processes - 1) // num_processes
-    epoch, into = divmod(step, batches_per_epoch)
-    return {"epoch": epoch, "start_index": min(into * batch_size * num_processes, num_frames)}
+    split_batches = check_bool("split_batches", split_batches)
+    even_batches = check_bool("even_batches", even_batches)
+    drop_last = check_bool("drop_last", drop_last)
+    rank = 0
+    if process_index is not None:
+        rank = check_int("process_index", process_index, minimum=0, maximum=num_processes - 1)
+    elif not even_batches and not drop_last and num_processes > 1:
+        raise ValueError(
+            "process_index is required with even_batches=False: the processes get different numbers of "
+            "batches per epoch, so each one resumes at its own epoch and position"
+        )
+    args = (batch_size, num_processes, split_batches, even_batches, drop_last, rank)
+    per_step, per_epoch = _accelerate_steps(num_frames, *args)
+    epoch = 0
+    if origin is not None:
+        step, epoch, start = _check_origin(origin, step, num_frames)
+        if start > 0:  # the pass that resumed at ``start`` is a pass over the rest of that epoch
+            partial = _accelerate_steps(num_frames - start, *args)[1]
+            if step < partial:
+                return {"epoch": epoch, "start_index": min(start + step * per_step, num_frames)}
+            step, epoch = step - partial, epoch + 1
+    if per_epoch == 0:
+        raise ValueError(
+            f"process {rank} gets no batch in an epoch of num_frames={num_frames} with batch_size="
+            f"{batch_size}, num_processes={num_processes}, split_batches={split_batches}, "
+            f"even_batches={even_batches}, drop_last={drop_last}: a training loop would never get a step"
+        )
+    epochs, into = divmod(step, per_epoch)
+    return {"epoch": epoch + epochs, "start_index": min(into * per_step, num_frames)}
+
+
+def _check_origin(origin: Any, step: int, num_frames: int) -> tuple[int, int, int]:
+    """(steps since the origin, its epoch, its start_index), validated."""
+    if not isinstance(origin, Mapping) or set(origin) != {"step", "epoch", "start_index"}:
+        raise ArgumentTypeError(
+            f"origin must be a dict with keys 'step', 'epoch', 'start_index', got {origin!r}"
+        )
+    since = check_int("origin['step']", origin["step"], minimum=0, maximum=step)
+    epoch = check_int("origin['epoch']", origin["epoch"], minimum=0, maximum=MAX_EPOCH)
+    start = check_int("origin['start_index']", origin["start_index"], minimum=0, maximum=num_frames)
+    return step - since, epoch, start
+
+
+def _accelerate_steps(
+    n: int, batch: int, procs: int, split: bool, even: bool, drop_last: bool, rank: int
+) -> tuple[int, int]:
+    """(positions one step consumes, steps process ``rank`` takes per epoch) under accelerate's sharding.
+
+    Mirrors accelerate's ``BatchSamplerShard`` over ``BatchSampler(sampler, batch, drop_last)``.
+    """
+    batches = n // batch if drop_last else -(-n // batch)  # integer ceils: exact at any size
+    if split:
+        if batch % procs:
+            raise ValueError(
+                f"batch_size={batch} must be a multiple of num_processes={procs} with split_batches=True "
+                "(accelerate refuses it too)"
+            )
+        if even or drop_last or n % batch == 0:
+            return batch, batches
+        # the short last batch goes only to the processes whose slice of it is not empty
+        return batch, n // batch + (1 if n % batch > (batch // procs) * rank else 0)
+    if drop_last:
+        return batch * procs, batches // procs
+    if even:
+        return batch * procs, -(-batches // procs)
+    return batch * procs, -(-(batches - rank) // procs)

@@ -148,7 +148,7 @@ def _load_any(path: Path) -> Any:
     if not path.exists():
         raise UsageError(f"{str(path)!r}: no such file")
     if path.is_dir():
-        raise UsageError(f"{str(path)!r} is a directory, not a state file")
+        raise UsageError(f"{str(path)!r} is a directory, not a state file (nor a dataset: no meta/info.json)")
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -171,6 +171,15 @@ def _load_any(path: Path) -> Any:
 def run(args: argparse.Namespace) -> int:
     """``episode-sampler inspect STATE_FILE``: print the states found in the file, in words."""
     path = Path(args.state_file)
+    if path.is_dir() and (path / "meta" / "info.json").is_file():  # a LeRobot dataset
+        from ..lerobot.describe import describe_dataset
+
+        try:
+            lines = describe_dataset(path)
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"{str(path)!r}: {exc}") from None
+        print("\n".join([str(path), *("  " + line for line in lines)]))
+        return 0
     obj = _load_any(path)
     found = list(find_states(obj))
     if not found:

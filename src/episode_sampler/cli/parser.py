@@ -140,12 +140,18 @@ def _add_demo(sub: Any) -> None:
 def _add_inspect(sub: Any) -> None:
     insp = sub.add_parser(
         "inspect",
-        help="describe a saved sampler/loader state in words",
+        help="describe a saved sampler/loader state (or a LeRobot dataset) in words",
         description=(
             "Describe an episode-sampler state saved as JSON (or with torch.save): a sampler/node state, "
             "a bare LeRobot {'epoch', 'start_index'} state, or any checkpoint that nests one (a torchdata "
             "Loader or StatefulDataLoader state_dict, a training checkpoint). "
-            "`episode-sampler demo --keep DIR` leaves one in DIR/checkpoints/checkpoint.json."
+            "`episode-sampler demo --keep DIR` leaves one in DIR/checkpoints/checkpoint.json. "
+            "Given a LeRobot v3 dataset directory instead, describe the dataset: episodes, files, "
+            "features, cameras (video keys with their encoding), tasks and stats."
         ),
     )
-    insp.add_argument("state_file", metavar="STATE_FILE", help="JSON file (or torch.save file)")
+    insp.add_argument(
+        "state_file",
+        metavar="STATE_FILE",
+        help="JSON file (or torch.save file), or a LeRobot dataset directory",
+    )

@@ -9,6 +9,8 @@ Layout (``codebase_version`` ``v3.x``)::
 Modules, in the order data flows through them:
 
 - :mod:`.meta`: dataset-level metadata (``meta/info.json``).
+- :mod:`.tasks`: task strings (``meta/tasks.parquet``), read and written in LeRobot's layout.
+- :mod:`.stats`: normalization statistics as LeRobot computes them (``meta/stats.json``, episode columns).
 - :mod:`.episode_table`: the episode table -> :class:`~episode_sampler.episodes.EpisodeIndex`.
 - :mod:`.columns`: how an Arrow column converts to numpy rows.
 - :mod:`.data_files`: frame reads from the Parquet data files (file/row lookup, column cache, gathers).
@@ -19,6 +21,16 @@ Modules, in the order data flows through them:
 from .episode_table import read_episode_index
 from .frames import LeRobotFrames
 from .meta import read_info
+from .stats import read_stats
+from .tasks import read_tasks
 from .writer import TASKS, write_lerobot_dataset
 
-__all__ = ["TASKS", "LeRobotFrames", "read_episode_index", "read_info", "write_lerobot_dataset"]
+__all__ = [
+    "TASKS",
+    "LeRobotFrames",
+    "read_episode_index",
+    "read_info",
+    "read_stats",
+    "read_tasks",
+    "write_lerobot_dataset",
+]

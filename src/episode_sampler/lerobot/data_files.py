@@ -1,15 +1,15 @@
 """Frame reads from the Parquet data files (``data/chunk-*/file-*.parquet``): which file and row holds a
-frame, a per-process column cache, and one vectorized gather per file touched by a request."""
+frame, a bounded per-process column cache, and one vectorized gather per file touched by a request."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pyarrow.parquet as pq
 
 from ..episodes import EpisodeIndex
+from .column_cache import DEFAULT_COLUMN_CACHE_BYTES, ColumnCache
 from .columns import Column, describe, leaf, signature, to_numpy
 from .episode_table import int_column
 
@@ -19,26 +19,23 @@ __all__ = ["DataFiles"]
 class DataFiles:
     """The data files of a dataset, checked against its episode table, and reads of their columns.
 
-    ``specs`` are the columns to read. Columns are decoded to numpy once per process per file
-    (memory-mapped reads) and kept; the cache is not pickled, so instances travel to worker
+    ``specs`` are the columns to read. A file's columns are decoded to numpy (memory-mapped reads)
+    when first needed and kept in a :class:`ColumnCache` bounded by ``cache_bytes`` per process,
+    least recently used files evicted first. The cache is not pickled, so instances travel to worker
     processes cheaply and reopen files lazily there.
     """
 
-    def __init__(self, files: list[Path], episodes: EpisodeIndex, specs: dict[str, Column]) -> None:
+    def __init__(
+        self,
+        files: list[Path],
+        episodes: EpisodeIndex,
+        specs: dict[str, Column],
+        cache_bytes: int | None = DEFAULT_COLUMN_CACHE_BYTES,
+    ) -> None:
         self.specs = specs
         self.episodes = episodes
+        self.cache = ColumnCache(cache_bytes)
         self.files, self.first, self.rows_index = self._scan(files)
-        self.tables: list[dict[str, np.ndarray] | None] = [None] * len(self.files)
-
-    # ------------------------------------------------------------------ pickling
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state["tables"] = None
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self.tables = [None] * len(self.files)
 
     # ------------------------------------------------------------------ reads
     def fetch(self, groups: list[tuple[np.ndarray, tuple[str, ...]]]) -> list[dict[str, np.ndarray]]:
@@ -98,15 +95,12 @@ class DataFiles:
         return {n: cols[n][rows] for n in names}
 
     def columns(self, k: int) -> dict[str, np.ndarray]:
-        """File ``k``'s needed columns, read once per process (memory-mapped) and kept as numpy arrays."""
-        if self.tables is None:
-            self.tables = [None] * len(self.files)
-        cols = self.tables[k]
-        if cols is None:
-            table = pq.read_table(self.files[k], columns=list(self.specs), memory_map=True)
-            cols = {n: to_numpy(self.specs[n], table.column(n), self.files[k]) for n in self.specs}
-            self.tables[k] = cols
-        return cols
+        """File ``k``'s needed columns as numpy arrays, from the cache or read (memory-mapped)."""
+        return self.cache.get(k, lambda: self._read(k))
+
+    def _read(self, k: int) -> dict[str, np.ndarray]:
+        table = pq.read_table(self.files[k], columns=list(self.specs), memory_map=True)
+        return {n: to_numpy(self.specs[n], table.column(n), self.files[k]) for n in self.specs}
 
     def _empty(self, name: str) -> np.ndarray:
         spec = self.specs[name]

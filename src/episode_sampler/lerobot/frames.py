@@ -13,17 +13,24 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 from torch.utils.data import Dataset
 
 from .._validate import int_array
+from .column_cache import DEFAULT_COLUMN_CACHE_BYTES, check_cache_bytes
 from .columns import Column, describe
 from .data_files import DataFiles
 from .episode_table import read_episodes
 from .meta import read_info
+from .stats import read_stats
+from .tasks import read_tasks
 
 __all__ = ["LeRobotFrames"]
+
+
+_TASK = "task"
 
 
 # ---------------------------------------------------------------------------------------------- dataset
@@ -34,12 +41,16 @@ class LeRobotFrames(Dataset):
     ``episodes.frame_at(i)``; for the usual datasets whose ``index`` runs ``0 .. total_frames - 1``
     item ``i`` is the frame with ``index == i``. An item is a dict: numeric scalar columns as 0-d
     tensors, fixed-size (or equal-length) list columns as 1-d tensors (dtype kept from the file),
-    strings as ``str``.
+    strings as ``str``. When the dataset has ``meta/tasks.parquet`` and a ``task_index`` column, items
+    also carry ``task``, the task string of their ``task_index`` (as ``LeRobotDataset`` items do).
 
     ``delta_indices`` follows LeRobot's convention: for key ``k`` with offsets ``d`` the item holds
     ``k`` as the frames ``i + d`` clamped to the frame's episode, stacked to ``[len(d), ...]``, and
     ``k + "_is_pad"``, a bool tensor True where ``i + d`` fell outside the episode. A windowed key
     replaces the plain column of the same name.
+
+    ``stats`` holds the dataset's normalization statistics (``meta/stats.json``) as LeRobot's
+    ``dataset.meta.stats`` does, ``info`` the parsed ``meta/info.json``.
 
     Data files are opened lazily (memory-mapped) in each process and are not pickled, so instances
     can be sent to DataLoader workers or process pools cheaply.
@@ -50,23 +61,33 @@ class LeRobotFrames(Dataset):
         root: str | os.PathLike[str],
         columns: Sequence[str] | None = None,
         delta_indices: Mapping[str, Sequence[int]] | None = None,
+        *,
+        column_cache_bytes: int | None = DEFAULT_COLUMN_CACHE_BYTES,
     ) -> None:
         """Open the dataset at ``root``.
 
         Args:
             root: dataset directory (holding ``meta/`` and ``data/``).
             columns: data columns returned per item, in this order; ``None`` means every column of a
-                supported type (numbers, strings, numeric lists). Keys of ``delta_indices`` are added.
+                supported type (numbers, strings, numeric lists), then ``task`` when the dataset has
+                tasks. ``"task"`` may be listed like a column. Keys of ``delta_indices`` are added.
             delta_indices: per key, integer frame offsets (e.g. ``{"action": range(16)}``).
+            column_cache_bytes: bound, per process, of the decoded Parquet columns kept between
+                reads (default 512 MiB; each DataLoader worker holds its own). Files are kept whole
+                and evicted least recently used first; the file being read is always kept. ``None``
+                keeps every file touched; ``0`` keeps only the last one.
 
         Raises:
             FileNotFoundError: missing metadata or data files.
             ValueError: unknown or unsupported columns (available ones are listed), empty or duplicate
                 entries, or data files that disagree with the episode table.
-            TypeError: non-string column names or non-integer offsets.
+            TypeError: non-string column names, non-integer offsets or ``column_cache_bytes``.
         """
+        column_cache_bytes = check_cache_bytes(column_cache_bytes)
         self.root = Path(root)
         self.info = read_info(self.root)
+        #: ``meta/stats.json`` as LeRobot loads it (``{feature: {stat: np.ndarray}}``), ``None`` if absent
+        self.stats = read_stats(self.root)
         self.episodes = read_episodes(self.root, self.info)
         files = sorted((self.root / "data").glob("chunk-*/file-*.parquet"))
         if not files:
@@ -75,10 +96,31 @@ class LeRobotFrames(Dataset):
             )
         schema = pq.read_schema(files[0], memory_map=True)
         available = {n: describe(n, schema.field(n).type) for n in schema.names}
+        tasks = read_tasks(self.root)
+        index_spec = available.get("task_index")
+        # "task" is looked up from task_index, as LeRobot does (unless the data holds its own "task")
+        self._tasks: np.ndarray | None = None
+        if (
+            tasks is not None
+            and "task" not in available
+            and index_spec is not None
+            and index_spec.kind == "scalar"
+            and pa.types.is_integer(index_spec.arrow_type)
+        ):
+            self._tasks = np.full(max(tasks, default=-1) + 1, None, dtype=object)
+            for i, t in tasks.items():
+                if i >= 0:
+                    self._tasks[i] = t
+            available[_TASK] = Column(_TASK, "string", pa.string())
         self._deltas = _check_deltas(delta_indices, available)
         self._plain = _check_columns(columns, available, self._deltas)
-        specs = {n: available[n] for n in (*self._plain, *self._deltas)}
-        self._data = DataFiles(files, self.episodes, specs)
+        # data columns read for the plain group: "task" is read as its task_index
+        read = [n for n in self._plain if n != _TASK]
+        if _TASK in self._plain and "task_index" not in read:
+            read.append("task_index")
+        self._read_plain = tuple(read)
+        specs = {n: available[n] for n in (*self._read_plain, *self._deltas)}
+        self._data = DataFiles(files, self.episodes, specs, column_cache_bytes)
         starts, ends = self.episodes.starts, self.episodes.ends
         # positions are frame indices when episodes tile 0 .. num_frames - 1 (the usual case)
         self._identity = bool(starts.size == 0 or (starts[0] == 0 and np.array_equal(starts[1:], ends[:-1])))
@@ -98,6 +140,11 @@ class LeRobotFrames(Dataset):
     def files(self) -> tuple[Path, ...]:
         """Data files, sorted by their first frame index."""
         return tuple(self._data.files)
+
+    def column_cache_info(self) -> dict[str, Any]:
+        """This process's Parquet column cache: ``files`` (indices into :attr:`files`, least recently
+        used first), ``bytes``, ``max_bytes``, ``hits``, ``misses``, ``evictions``."""
+        return self._data.cache.info()
 
     def __len__(self) -> int:
         return self.episodes.num_frames
@@ -148,7 +195,7 @@ class LeRobotFrames(Dataset):
             bad = int(pos[(pos < 0) | (pos >= n)][0])
             raise IndexError(f"index {bad} is out of range for LeRobotFrames of length {n}")
         frames = pos if self._identity else self.episodes.frame_at(pos)
-        groups: list[tuple[np.ndarray, tuple[str, ...]]] = [(frames, self._plain)]
+        groups: list[tuple[np.ndarray, tuple[str, ...]]] = [(frames, self._read_plain)]
         pads: dict[str, np.ndarray] = {}
         if self._deltas:
             ep = self.episodes.episode_of(frames) if frames.size else np.zeros(0, np.int64)
@@ -161,12 +208,33 @@ class LeRobotFrames(Dataset):
         values = self._data.fetch(groups)
         out: dict[str, Any] = {}
         for name in self._plain:
-            out[name] = _as_output(values[0][name])
+            if name == _TASK:
+                out[name] = self._task_strings(values[0]["task_index"], frames)
+            else:
+                out[name] = _as_output(values[0][name])
         for g, (key, offs) in enumerate(self._deltas.items(), start=1):
             arr = values[g][key]
             out[key] = _as_output(arr.reshape(pos.size, offs.size, *arr.shape[1:]))
             out[f"{key}_is_pad"] = torch.from_numpy(pads[key])
         return out
+
+    def _task_strings(self, task_index: np.ndarray, frames: np.ndarray) -> list[str]:
+        table = self._tasks
+        assert table is not None
+        ti = task_index.astype(np.int64, copy=False)
+        bad = (ti < 0) | (ti >= table.size)
+        if not bad.any():
+            names = table[ti]
+            bad = names == None  # noqa: E711 (elementwise)
+        else:
+            names = None
+        if bad.any():
+            j = int(np.flatnonzero(bad)[0])
+            raise ValueError(
+                f"frame {int(frames[j])} has task_index {int(ti[j])}, which meta/tasks.parquet of "
+                f"{str(self.root)!r} does not list"
+            )
+        return names.tolist()
 
     def __repr__(self) -> str:
         return (
@@ -193,6 +261,8 @@ def _check_deltas(
         )
     out: dict[str, np.ndarray] = {}
     for key, offsets in delta_indices.items():
+        if key == _TASK and key in available:
+            raise ValueError("delta_indices: 'task' cannot be windowed; window 'task_index' instead")
         _check_name("delta_indices", key, available)
         offs = int_array(f"delta_indices[{key!r}]", offsets)
         if offs.size == 0:

@@ -22,6 +22,8 @@ import pyarrow.parquet as pq
 
 from .._validate import check_int
 from ..episodes import EpisodeIndex
+from .stats import dataset_stats, episode_stats, stats_columns, write_stats
+from .tasks import write_tasks
 
 __all__ = ["TASKS", "write_lerobot_dataset"]
 
@@ -48,7 +50,8 @@ def write_lerobot_dataset(
     ``numpy.random.default_rng(seed)``, so the output is identical for equal arguments. Data files hold
     ``episodes_per_file`` whole episodes each, metadata files ``2 * episodes_per_file`` episodes, and
     each ``chunk-XXX`` directory holds at most ``files_per_chunk`` files. Frame values follow the
-    formulas in the module docstring; ``meta/tasks.parquet`` lists :data:`TASKS`.
+    formulas in the module docstring; ``meta/tasks.parquet`` lists :data:`TASKS` in LeRobot's layout
+    (see :mod:`.tasks`), task ``j`` with ``task_index`` ``j``.
 
     Args:
         root: target directory; created if missing, must not already hold ``meta/`` or ``data/``.
@@ -103,35 +106,6 @@ def write_lerobot_dataset(
     }
     data = pa.table(columns)
 
-    data_file = np.arange(num_episodes) // episodes_per_file
-    for f, first in enumerate(range(0, num_episodes, episodes_per_file)):
-        last = min(first + episodes_per_file, num_episodes) - 1
-        lo, hi = int(starts[first]), int(ends[last])
-        _write(data.slice(lo, hi - lo), root / "data" / _path(f, files_per_chunk))
-
-    per_meta = 2 * episodes_per_file
-    for f, first in enumerate(range(0, num_episodes, per_meta)):
-        eps = np.arange(first, min(first + per_meta, num_episodes), dtype=np.int64)
-        chunk, file = divmod(f, files_per_chunk)
-        meta = pa.table(
-            {
-                "episode_index": pa.array(eps),
-                "tasks": pa.array([[TASKS[t]] for t in task_of[eps].tolist()], type=pa.list_(pa.string())),
-                "length": pa.array(lengths[eps]),
-                "data/chunk_index": pa.array(data_file[eps] // files_per_chunk),
-                "data/file_index": pa.array(data_file[eps] % files_per_chunk),
-                "dataset_from_index": pa.array(starts[eps]),
-                "dataset_to_index": pa.array(ends[eps]),
-                "meta/episodes/chunk_index": pa.array(np.full(eps.size, chunk, dtype=np.int64)),
-                "meta/episodes/file_index": pa.array(np.full(eps.size, file, dtype=np.int64)),
-            }
-        )
-        _write(meta, root / "meta" / "episodes" / _path(f, files_per_chunk))
-
-    _write(
-        pa.table({"task_index": pa.array(np.arange(len(TASKS), dtype=np.int64)), "task": list(TASKS)}),
-        root / "meta" / "tasks.parquet",
-    )
     info = {
         "codebase_version": "v3.0",
         "robot_type": "synthetic",
@@ -163,6 +137,50 @@ def write_lerobot_dataset(
             "task_index": {"dtype": "int64", "shape": [1], "names": None},
         },
     }
+    # per-episode stats as LeRobot's writer computes them from its episode buffer (timestamps there
+    # are frame_index / fps in float64), and stats.json as its running aggregate
+    episode_data = {
+        "observation.state": state,
+        "action": action,
+        "timestamp": frame / fps,
+        "frame_index": frame,
+        "episode_index": episode,
+        "index": index,
+        "task_index": task_of[episode],
+    }
+    per_episode = [
+        episode_stats({k: v[lo:hi] for k, v in episode_data.items()}, info["features"])
+        for lo, hi in zip(starts.tolist(), ends.tolist())
+    ]
+    write_stats(root, dataset_stats(per_episode))
+
+    data_file = np.arange(num_episodes) // episodes_per_file
+    for f, first in enumerate(range(0, num_episodes, episodes_per_file)):
+        last = min(first + episodes_per_file, num_episodes) - 1
+        lo, hi = int(starts[first]), int(ends[last])
+        _write(data.slice(lo, hi - lo), root / "data" / _path(f, files_per_chunk))
+
+    per_meta = 2 * episodes_per_file
+    for f, first in enumerate(range(0, num_episodes, per_meta)):
+        eps = np.arange(first, min(first + per_meta, num_episodes), dtype=np.int64)
+        chunk, file = divmod(f, files_per_chunk)
+        meta = pa.table(
+            {
+                "episode_index": pa.array(eps),
+                "tasks": pa.array([[TASKS[t]] for t in task_of[eps].tolist()], type=pa.list_(pa.string())),
+                "length": pa.array(lengths[eps]),
+                "data/chunk_index": pa.array(data_file[eps] // files_per_chunk),
+                "data/file_index": pa.array(data_file[eps] % files_per_chunk),
+                "dataset_from_index": pa.array(starts[eps]),
+                "dataset_to_index": pa.array(ends[eps]),
+                **stats_columns(per_episode[first : first + eps.size]),
+                "meta/episodes/chunk_index": pa.array(np.full(eps.size, chunk, dtype=np.int64)),
+                "meta/episodes/file_index": pa.array(np.full(eps.size, file, dtype=np.int64)),
+            }
+        )
+        _write(meta, root / "meta" / "episodes" / _path(f, files_per_chunk))
+
+    write_tasks(root, TASKS)
     (root / "meta" / "info.json").write_text(json.dumps(info, indent=4) + "\n", encoding="utf-8")
     return EpisodeIndex(starts, ends, episode_ids=np.arange(num_episodes))
 

@@ -1,0 +1,260 @@
+"""LeRobot's training flow under the REAL accelerate (CPU, gloo; 1 and 2 processes), killed and resumed.
+
+``tests/accelerate_flow.py`` runs ``lerobot_train.py``'s data path: ``EpisodeAwareSampler`` ->
+``DataLoader(sampler=...)`` -> ``accelerator.prepare`` -> ``cycle`` over it, one step per batch,
+checkpointing LeRobot's fields ``{"step", "num_processes", "batch_size"}``. Four launches:
+
+1. one process: an uninterrupted run, and a run SIGKILLed after its last checkpoint;
+2. two processes (torchrun): uninterrupted runs in three accelerate modes, and a SIGKILLed run;
+3. two processes: fresh processes resume every checkpoint (mid-epoch, right before the epoch's last
+   partial batch, at epoch boundaries) by the plain flow (only the import swapped), the synced flow
+   (``dataloader.set_epoch(epoch)``) and ``resume_dataloader``; plus 1 -> 2 resumes;
+4. one process: the same for the one-process checkpoints, plus 2 -> 1 resumes.
+
+(1, 2) and (3, 4) run concurrently. Oracles are independent of the library: LeRobot's epoch order
+(``reference.lerobot_epoch``) and a walk over the recorded streams that marks accelerate's padding
+(a sample seen earlier in the same epoch, only in the epoch's final round).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("accelerate")
+
+from reference import lerobot_epoch, lerobot_indices  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+FLOW = Path(__file__).with_name("accelerate_flow.py")
+FROM = [0, 10, 25, 31, 40]
+TO = [9, 25, 31, 40, 46]
+SEED = 1000
+INDICES = lerobot_indices(FROM, TO)
+N = len(INDICES)  # 45
+
+# name: (processes, mode, batch_size, steps, checkpoints)
+D1 = (1, {}, 4, 30, [3, 11, 12, 17, 24])  # 12 steps per epoch; step 12 is the 1-sample batch
+D2 = (2, {}, 4, 18, [2, 5, 6, 8, 12])  # 6 steps per epoch per process; step 6 is the padded round
+S2 = (2, {"split_batches": True}, 4, 28, [5, 11, 12, 17])  # 12 steps per epoch
+U2 = (2, {"even_batches": False}, 10, 12, [2, 3, 5, 7])  # 5 batches: rank 0 takes 3, rank 1 takes 2
+
+
+def run_job(name, cfg, **extra):
+    procs, mode, batch, steps, ckpts = cfg
+    return {"kind": "run", "name": name, "mode": mode, "batch_size": batch, "steps": steps,
+            "checkpoints": ckpts, **extra}  # fmt: skip
+
+
+def resume_job(name, cfg, ckpt, flow, **extra):
+    procs, mode, batch, steps, _ = cfg
+    return {"kind": "resume", "name": name, "ckpt": str(ckpt), "mode": mode, "batch_size": batch,
+            "steps": steps, "flow": flow, **extra}  # fmt: skip
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def launch(tmp: Path, tag: str, procs: int, jobs: list[dict]) -> subprocess.Popen:
+    spec = tmp / f"{tag}.json"
+    spec.write_text(json.dumps({"out": str(tmp), "jobs": jobs}))
+    if procs == 1:
+        cmd = [sys.executable, str(FLOW), str(spec)]
+    else:
+        torchrun = shutil.which("torchrun") or str(Path(sys.executable).with_name("torchrun"))
+        cmd = [torchrun, "--nproc-per-node", str(procs), "--master-addr", "127.0.0.1",
+               "--master-port", str(free_port()), str(FLOW), str(spec)]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "default"}
+    log = open(tmp / f"{tag}.log", "w")  # noqa: SIM115
+    return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+
+
+def finish(tmp: Path, tag: str, proc: subprocess.Popen, killed: bool) -> str:
+    rc = proc.wait(timeout=300)
+    text = (tmp / f"{tag}.log").read_text()
+    if killed:
+        assert rc != 0 and ("SIGKILL" in text or rc == -9), (
+            f"{tag} was not SIGKILLed (rc {rc}):\n{text[-3000:]}"
+        )
+    else:
+        assert rc == 0, f"{tag} failed (rc {rc}):\n{text[-3000:]}"
+    return text
+
+
+def streams(tmp: Path, name: str, procs: int) -> list[list[tuple[int, list[int]]]]:
+    out = []
+    for r in range(procs):
+        out.append(
+            [tuple(json.loads(line)) for line in (tmp / f"{name}_rank{r}.jsonl").read_text().splitlines()]
+        )
+    return out
+
+
+def walk(per_rank: list[list[tuple[int, list[int]]]], epoch: int = 0, seen_order: list[int] | None = None):
+    """Replay the global stream (per step: rank 0's batch, rank 1's, ...) epoch by epoch.
+
+    Returns ``(orders, padding, epoch_of_step)``: each epoch's real samples in global order (the first
+    one may continue ``seen_order``), the padded slots ``{(step, rank, i)}``, and each step's epoch.
+    A repeat is padding; it may only occur in the round that completes the epoch.
+    """
+    order = list(seen_order or [])
+    seen = set(order)
+    orders, padding, epoch_of_step = {}, set(), {}
+    for t in range(len(per_rank[0])):
+        step = per_rank[0][t][0]
+        assert all(s[t][0] == step for s in per_rank), "processes out of lockstep"
+        epoch_of_step[step] = epoch
+        completed = False
+        for r, s in enumerate(per_rank):
+            for i, x in enumerate(s[t][1]):
+                if x in seen or completed:
+                    assert completed or len(seen) < N, "a repeat before the epoch's final round"
+                    padding.add((step, r, i))
+                else:
+                    seen.add(x)
+                    order.append(x)
+                    completed = len(seen) == N
+        if completed:
+            orders[epoch] = order
+            epoch, order, seen = epoch + 1, [], set()
+    if order:
+        orders[epoch] = order  # the last, unfinished epoch
+    return orders, padding, epoch_of_step
+
+
+def check_lerobot_order(
+    orders: dict[int, list[int]], first: int = 0, prefix: list[int] | None = None
+) -> None:
+    for e, order in orders.items():
+        want = lerobot_epoch(INDICES, SEED, e)
+        got = (prefix or []) + order if e == first else order
+        assert got == want[: len(got)], f"epoch {e} is not LeRobot's order"
+        if e != max(orders):
+            assert len(got) == N, f"epoch {e} lost samples"
+
+
+def check_same_world(full, resumed, ckpt_step: int, padding: set, epoch_of_step: dict) -> None:
+    """Per process, the resumed stream is the uninterrupted one from the checkpoint on, except the
+    padding of the resumed epoch's final round."""
+    resumed_epoch = epoch_of_step[ckpt_step + 1]
+    for r, (f, g) in enumerate(zip(full, resumed)):
+        want = f[ckpt_step:]
+        assert [s for s, _ in g] == [s for s, _ in want]
+        for (step, a), (_, b) in zip(want, g):
+            assert len(a) == len(b)
+            for i, (x, y) in enumerate(zip(a, b)):
+                if (step, r, i) in padding and epoch_of_step[step] == resumed_epoch:
+                    continue  # accelerate pads from the first batches of the *resumed* pass
+                assert x == y, f"process {r}, step {step}, slot {i}: {a} != {b}"
+
+
+def check_other_world(old, ckpt_step: int, new) -> None:
+    """Resumed with another number of processes: the old run's part of the epoch plus the new run's
+    part is the epoch exactly (nothing lost, nothing repeated); later epochs are LeRobot's."""
+    before = [[entry for entry in s if entry[0] <= ckpt_step] for s in old]
+    orders, _, epoch_of_step = walk(before)
+    epoch = max(orders)
+    prefix = orders[epoch]
+    if len(prefix) == N:  # the checkpoint sits on an epoch boundary
+        epoch, prefix = epoch + 1, []
+    new_orders, _, _ = walk(new, epoch, prefix)
+    assert new_orders[epoch][: len(prefix)] == prefix
+    check_lerobot_order(new_orders)
+    assert Counter(new_orders[epoch]) == Counter(lerobot_epoch(INDICES, SEED, epoch)) or epoch == max(
+        new_orders
+    )
+
+
+def check_drifting(full, resumed, ckpt_step: int, batch: int, procs: int) -> None:
+    """even_batches=False: per process, LeRobot's epochs batched and dealt round robin, no padding."""
+    for r, (f, g) in enumerate(zip(full, resumed)):
+        want: list[list[int]] = []
+        e = 0
+        while len(want) < len(f):
+            order = lerobot_epoch(INDICES, SEED, e)
+            want += [order[i : i + batch] for i in range(0, N, batch)][r::procs]
+            e += 1
+        assert [b for _, b in f] == want[: len(f)], f"process {r}: uninterrupted stream"
+        assert g == f[ckpt_step:], f"process {r}: resumed at step {ckpt_step}"
+
+
+def test_lerobot_flow_under_real_accelerate_killed_and_resumed(tmp_path: Path) -> None:
+    t = tmp_path
+    # ---- launches 1 and 2: uninterrupted runs and SIGKILLed runs
+    p1 = launch(t, "run1", 1, [run_job("d1", D1), run_job("d1v", D1, kill_at=D1[4][-1] + 1)])
+    p2 = launch(t, "run2", 2, [run_job("d2", D2), run_job("s2", S2), run_job("u2", U2),
+                               run_job("d2v", D2, kill_at=D2[4][-1] + 1)])  # fmt: skip
+    finish(t, "run1", p1, killed=True)
+    finish(t, "run2", p2, killed=True)
+    for name, cfg in (("d1v", D1), ("d2v", D2)):
+        for s in cfg[4]:
+            assert json.loads((t / f"{name}_ckpt{s}.json").read_text()) == {
+                "step": s, "num_processes": cfg[0], "batch_size": cfg[2]}  # fmt: skip
+
+    # ---- launches 3 and 4: fresh processes resume
+    jobs2, jobs1 = [], []
+    for s in D2[4]:
+        for flow in ("plain", "synced", "helper"):
+            extra = {"workers": 2} if (s, flow) == (8, "plain") else {}
+            jobs2.append(resume_job(f"d2_{flow}_{s}", D2, t / f"d2v_ckpt{s}.json", flow, **extra))
+        for flow in ("plain", "helper"):
+            jobs1.append(
+                resume_job(f"d2to1_{flow}_{s}", (1, {}, 4, D2[3] * 2, []), t / f"d2v_ckpt{s}.json", flow)
+            )
+    for s in S2[4]:
+        for flow in ("plain", "helper"):
+            jobs2.append(resume_job(f"s2_{flow}_{s}", S2, t / f"s2_ckpt{s}.json", flow))
+    for s in U2[4]:
+        for flow in ("plain", "helper"):
+            jobs2.append(resume_job(f"u2_{flow}_{s}", U2, t / f"u2_ckpt{s}.json", flow))
+    for s in D1[4]:
+        for flow in ("plain", "synced", "helper"):
+            jobs1.append(resume_job(f"d1_{flow}_{s}", D1, t / f"d1v_ckpt{s}.json", flow))
+        jobs2.append(resume_job(f"d1to2_{s}", (2, {}, 4, 30, []), t / f"d1v_ckpt{s}.json", "helper"))
+    p3, p4 = launch(t, "resume2", 2, jobs2), launch(t, "resume1", 1, jobs1)
+    log2 = finish(t, "resume2", p3, killed=False)
+    log1 = finish(t, "resume1", p4, killed=False)
+    # the plain flow is exact because the sampler ignored accelerate's set_epoch(0) after the restore
+    assert "ignoring set_epoch(0) after a restore" in log1 + log2
+
+    # ---- uninterrupted runs are LeRobot's order, and the killed runs trained the same batches
+    full = {name: streams(t, name, cfg[0]) for name, cfg in (("d1", D1), ("d2", D2), ("s2", S2), ("u2", U2))}
+    walks = {name: walk(full[name]) for name in ("d1", "d2", "s2")}
+    for name in walks:
+        check_lerobot_order(walks[name][0])
+    for name, cfg in (("d1v", D1), ("d2v", D2)):
+        killed = streams(t, name, cfg[0])
+        for r, s in enumerate(killed):
+            assert s == full[name[:2]][r][: len(s)] and len(s) >= cfg[4][-1] + 1
+
+    # ---- same number of processes: exact per process, except the resumed epoch's padding
+    all_flows = ("plain", "synced", "helper")
+    for name, cfg, flows in (("d2", D2, all_flows), ("d1", D1, all_flows), ("s2", S2, ("plain", "helper"))):
+        _, padding, epoch_of_step = walks[name]
+        for s in cfg[4]:
+            for flow in flows:
+                check_same_world(
+                    full[name], streams(t, f"{name}_{flow}_{s}", cfg[0]), s, padding, epoch_of_step
+                )
+    for s in U2[4]:
+        for flow in ("plain", "helper"):
+            check_drifting(full["u2"], streams(t, f"u2_{flow}_{s}", 2), s, U2[2], 2)
+
+    # ---- another number of processes: nothing lost, nothing repeated
+    for s in D2[4]:
+        for flow in ("plain", "helper"):
+            check_other_world(full["d2"], s, streams(t, f"d2to1_{flow}_{s}", 1))
+    for s in D1[4]:
+        check_other_world(full["d1"], s, streams(t, f"d1to2_{s}", 2))
