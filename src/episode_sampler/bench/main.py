@@ -29,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--quick",
         action="store_true",
-        help="fewer sizes and repetitions (one to three minutes on 2 shared cores)",
+        help="fewer sizes and repetitions (one to three minutes on an idle 2-core machine)",
     )
     p.add_argument("--smoke", action="store_true", help=argparse.SUPPRESS)  # tiny sizes, for the test suite
     p.add_argument(
