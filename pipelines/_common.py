@@ -1,7 +1,8 @@
-"""What ``train_loader.py`` and ``stateful_dataloader.py`` share: flags, process group, synthetic dataset,
-checkpoint files, the training step and loop, and logging.
+"""What the pipeline scripts share: the flags (:func:`base_parser`, :func:`check_args`, the same names and
+defaults in every script), torch threads, process group, synthetic dataset, checkpoint files, the
+training step and loop, and logging.
 
-Not a script: both pipelines import it from their own directory.
+Not a script: the pipelines import it from their own directory.
 """
 
 from __future__ import annotations
@@ -28,56 +29,142 @@ InputsFn = Callable[[dict[str, Any]], tuple[torch.Tensor, torch.Tensor]]
 """A loader batch -> model input ``x`` and target ``y``."""
 
 
-def parse_args(description: str, workers_help: str, argv: list[str] | None = None) -> argparse.Namespace:
-    """The flags both pipelines take (validated; ``--synthetic 60`` when no dataset is given)."""
-    p = argparse.ArgumentParser(description=description)
-    src = p.add_mutually_exclusive_group()
-    src.add_argument("--root", help="LeRobot v3 dataset directory")
-    src.add_argument(
-        "--synthetic",
+EPISODES = 60  # --episodes: synthetic episodes when no --root is given (about 2400 frames)
+THREADS_ENV = "OMP_NUM_THREADS"
+
+
+def base_parser(description: str, prog: str | None = None) -> argparse.ArgumentParser:
+    """The flags every pipeline script takes, with the same names and defaults (see the README's
+    "Pipelines" section). A script adds its own flags, then calls :func:`check_args`."""
+    p = argparse.ArgumentParser(prog=prog, description=description)
+    data = p.add_argument_group("dataset")
+    data.add_argument(
+        "--root", help="LeRobot v3 dataset directory (default: a synthetic one, see --episodes)"
+    )
+    data.add_argument(
+        "--episodes",
         type=int,
         metavar="N",
         default=None,
-        help="write a synthetic dataset of N episodes to a temporary directory (default: 60)",
+        help=f"without --root: a synthetic dataset of N episodes (default: {EPISODES})",
     )
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--workers", type=int, default=0, help=workers_help)
-    p.add_argument("--permutation", choices=("feistel", "randperm"), default="feistel")
-    p.add_argument("--order", choices=("frames", "episodes", "blocks"), default="frames")
-    p.add_argument("--block-size", type=int, default=None, help="frames per block for --order blocks")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--epochs", type=int, default=1)
-    p.add_argument(
+    order = p.add_argument_group("sampling")
+    order.add_argument("--batch-size", type=int, default=32, help="samples per rank and step (default: 32)")
+    order.add_argument(
+        "--permutation", choices=("feistel", "randperm"), default="feistel", help="default: feistel"
+    )
+    order.add_argument(
+        "--order", choices=("frames", "episodes", "blocks"), default="frames", help="default: frames"
+    )
+    order.add_argument(
+        "--block-size", type=int, default=None, help="frames per block (needed by --order blocks)"
+    )
+    order.add_argument("--seed", type=int, default=0, help="shuffle seed (default: 0)")
+    run = p.add_argument_group("run")
+    run.add_argument(
+        "--epochs", type=int, default=1, help="train until this many epochs are done (default: 1)"
+    )
+    run.add_argument(
         "--steps",
         type=int,
         default=None,
-        help="stop once the global step count (including steps before a resume) reaches this",
+        help="also stop once the global step count (steps before a resume included) reaches this",
     )
-    p.add_argument("--checkpoint", default=None, help="checkpoint JSON path; resumed from if it exists")
-    p.add_argument("--checkpoint-every", type=int, default=50, help="steps between checkpoints")
-    p.add_argument("--lr", type=float, default=0.05)
-    p.add_argument(
+    run.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        metavar="N",
+        help=f"torch intra-op threads of each process (default: ${THREADS_ENV} if set, else 1: the "
+        "data pipeline's own threads need the cores; raise it for a model that is worth it)",
+    )
+    ck = p.add_argument_group("checkpoints")
+    ck.add_argument(
+        "--checkpoint", metavar="PATH", default=None, help="checkpoint JSON file (rank 0 writes it)"
+    )
+    ck.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=50,
+        metavar="N",
+        help="steps between checkpoints (default: 50)",
+    )
+    ck.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from --checkpoint if it exists (from scratch if not); without --resume an "
+        "existing --checkpoint is refused rather than overwritten",
+    )
+    out = p.add_argument_group("output")
+    out.add_argument(
         "--log-indices",
         default=None,
         metavar="PATH",
         help="append each step's frame indices as JSON lines here ('{rank}' is replaced; "
         "with several ranks and no '{rank}', '.rank<r>' is appended)",
     )
-    args = p.parse_args(argv)
+    return p
+
+
+def check_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.Namespace:
+    """Validate the shared flags (usage errors exit 2 with one line) and fill in defaults."""
     for name in ("batch_size", "epochs", "checkpoint_every"):
         if getattr(args, name) < 1:
-            p.error(f"--{name.replace('_', '-')} must be >= 1")
-    if args.workers < 0:
-        p.error("--workers must be >= 0")
+            p.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     if args.steps is not None and args.steps < 0:
-        p.error("--steps must be >= 0")
+        p.error(f"--steps must be >= 0, got {args.steps}")
+    if args.threads is not None and args.threads < 1:
+        p.error(f"--threads must be >= 1, got {args.threads}")
     if args.order == "blocks" and args.block_size is None:
         p.error("--order blocks needs --block-size")
-    if args.root is None and args.synthetic is None:
-        args.synthetic = 60
-    if args.synthetic is not None and args.synthetic < 1:
-        p.error("--synthetic must be >= 1")
+    if args.order != "blocks" and args.block_size is not None:
+        p.error("--block-size applies only to --order blocks")
+    if args.block_size is not None and args.block_size < 1:
+        p.error(f"--block-size must be >= 1, got {args.block_size}")
+    if args.root is not None and args.episodes is not None:
+        p.error("--episodes sizes the synthetic dataset: it does not apply with --root")
+    if args.episodes is not None and args.episodes < 1:
+        p.error(f"--episodes must be >= 1, got {args.episodes}")
+    if args.root is None and args.episodes is None:
+        args.episodes = EPISODES
+    if args.resume and not args.checkpoint:
+        p.error("--resume needs --checkpoint")
+    if args.checkpoint and not args.resume and Path(args.checkpoint).exists():
+        p.error(
+            f"--checkpoint {args.checkpoint!r} already exists: add --resume to continue from it, "
+            "or remove it to start over"
+        )
     return args
+
+
+def set_threads(args: argparse.Namespace) -> int:
+    """Set torch's intra-op threads from ``--threads`` (default: ``$OMP_NUM_THREADS``, else 1).
+
+    The pipelines are data loading with a tiny model: torch's default (one thread per core) makes its
+    kernels' worker threads compete with the loader's threads (Prefetcher, ParallelMapper, gloo) for the
+    same cores. One process of ``train_loader.py`` ran 4-10x slower on 2 cores with the default than with
+    one thread. ``torchrun`` sets ``OMP_NUM_THREADS=1`` for several processes per node; it is honoured.
+    """
+    threads = args.threads
+    if threads is None:
+        env = os.environ.get(THREADS_ENV, "")
+        threads = int(env) if env.isdigit() and int(env) > 0 else 1
+    torch.set_num_threads(threads)
+    return threads
+
+
+def parse_args(
+    prog: str, description: str, workers_help: str, argv: list[str] | None = None
+) -> argparse.Namespace:
+    """The flags of ``train_loader.py`` and ``stateful_dataloader.py``: the shared ones plus ``--workers``
+    and ``--lr``."""
+    p = base_parser(description, prog)
+    p.add_argument("--workers", type=int, default=0, help=f"{workers_help} (default: 0)")
+    p.add_argument("--lr", type=float, default=0.05, help="learning rate (default: 0.05)")
+    args = p.parse_args(argv)
+    if args.workers < 0:
+        p.error(f"--workers must be >= 0, got {args.workers}")
+    return check_args(p, args)
 
 
 def init_distributed() -> tuple[int, int]:
@@ -105,12 +192,14 @@ def sampler_options(args: argparse.Namespace, rank: int, world: int) -> dict[str
 
 
 def run(args: argparse.Namespace, tmp_prefix: str, train: TrainFn) -> int:
-    """Join the process group, write the ``--synthetic`` dataset if asked, ``train``, then clean up."""
+    """Set the threads, join the process group, write the synthetic dataset if there is no ``--root``,
+    ``train``, then clean up."""
+    set_threads(args)
     rank, world = init_distributed()
     tmp = None
     if args.root is None:  # every rank writes the same deterministic dataset: no shared disk needed
         tmp = tempfile.mkdtemp(prefix=f"{tmp_prefix}-r{rank}-")
-        write_lerobot_dataset(tmp, num_episodes=args.synthetic, seed=0)
+        write_lerobot_dataset(tmp, num_episodes=args.episodes, seed=0)
     try:
         return train(args, args.root or tmp, rank, world)
     finally:

@@ -7,16 +7,17 @@
 loader's, so a restore seeks the sampler in O(1) (``permutation="feistel"``) instead of replaying the
 epoch. ``LeRobotFrames.__getitems__`` reads each batch with one vectorized gather per file touched.
 
-One process::
+One process (``--resume`` continues from ``--checkpoint`` when it exists, so the same command both
+starts and resumes a run)::
 
-    python pipelines/stateful_dataloader.py --synthetic 100 --epochs 2 --checkpoint /tmp/sdl/state.json
+    python pipelines/stateful_dataloader.py --episodes 100 --epochs 2 --checkpoint /tmp/sdl.json --resume
 
 Several (gloo, CPU)::
 
-    torchrun --standalone --nproc_per_node 2 pipelines/stateful_dataloader.py --synthetic 100 \
-        --checkpoint /tmp/sdl/state.json
+    torchrun --standalone --nproc-per-node 2 pipelines/stateful_dataloader.py --episodes 100 --epochs 2 \
+        --checkpoint /tmp/sdl.json --resume
 
-Run the same command again to resume. With the same number of processes and ``--workers`` the whole
+With the same number of processes and ``--workers`` the whole
 ``StatefulDataLoader.state_dict()`` is restored; otherwise only the sampler state nested in it (elastic
 resume: exactly the samples no rank had consumed, for any new number of ranks).
 """
@@ -42,6 +43,7 @@ import _common  # noqa: E402
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return _common.parse_args(
+        Path(__file__).name,
         "Train a tiny model through StatefulDataLoader(batch_sampler=BatchSampler("
         "EpisodeAwareSampler)) with exact resume from --checkpoint (also under torchrun).",
         "DataLoader worker processes",
@@ -67,7 +69,7 @@ def train(args: argparse.Namespace, root: str, rank: int, world: int) -> int:
 
     step, epoch = 0, 0
     ckpt = Path(args.checkpoint) if args.checkpoint else None
-    if ckpt is not None and ckpt.exists():
+    if ckpt is not None and args.resume and ckpt.exists():
         record = _common.load_checkpoint(ckpt, net, optim)
         step = int(record["step"])
         if record["workers"] == args.workers and record["world_size"] == world:
@@ -79,6 +81,8 @@ def train(args: argparse.Namespace, root: str, rank: int, world: int) -> int:
             sampler.load_state_dict(record["sampler"])
             epoch = int(record["sampler"]["epoch"])
         _common.report_resume(ckpt, step, epoch, record["world_size"], world, rank)
+    elif ckpt is not None and rank == 0:
+        print(f"no checkpoint at {ckpt} yet: starting from scratch", flush=True)
     check_consistent(sampler)
 
     def inputs(batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -6,17 +6,18 @@
       -> Mapper(collate)                                   model-ready tensors
       -> Prefetcher -> PinMemory (only with CUDA) -> Loader
 
-One process::
+One process (``--resume`` continues from ``--checkpoint`` when it exists, so the same command both
+starts and resumes a run)::
 
-    python pipelines/train_loader.py --synthetic 100 --epochs 2 --checkpoint /tmp/ckpt/state.json
+    python pipelines/train_loader.py --episodes 100 --epochs 2 --checkpoint /tmp/ckpt/state.json --resume
 
 Several (gloo, CPU; each rank takes global positions r, r + W, ...)::
 
-    torchrun --standalone --nproc_per_node 2 pipelines/train_loader.py --synthetic 100 \
-        --checkpoint /tmp/ckpt/state.json
+    torchrun --standalone --nproc-per-node 2 pipelines/train_loader.py --episodes 100 --epochs 2 \
+        --checkpoint /tmp/ckpt/state.json --resume
 
-Run the same command again to resume from ``--checkpoint``: exactly the remaining samples, also with
-a different number of processes (elastic resume). The checkpoint is ``state.json`` (step, epoch,
+A resume takes exactly the remaining samples, also with a different number of processes (elastic
+resume). The checkpoint is ``state.json`` (step, epoch,
 ``Loader.state_dict()`` and the sampler state nested in it, written atomically with
 ``episode_sampler.save_state``) plus ``state.json.step-<N>.pt`` (model and optimizer, written to a
 temporary file and renamed *before* ``state.json`` commits to it). Rank 0 writes it; every rank reads it.
@@ -43,6 +44,7 @@ import _common  # noqa: E402
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return _common.parse_args(
+        Path(__file__).name,
         "Train a tiny model through EpisodeSamplerNode -> Mapper/ParallelMapper -> Prefetcher "
         "-> Loader, with exact resume from --checkpoint (also under torchrun, with any number of ranks).",
         "ParallelMapper threads (0: a plain Mapper)",
@@ -88,16 +90,18 @@ def train(args: argparse.Namespace, root: str, rank: int, world: int) -> int:
 
     step, epoch = 0, 0
     ckpt = Path(args.checkpoint) if args.checkpoint else None
-    if ckpt is not None and ckpt.exists():
+    if ckpt is not None and args.resume and ckpt.exists():
         record = _common.load_checkpoint(ckpt, net, optim)
         step = int(record["step"])
         saved_world = int(record["sampler"]["world_size"])
         if record["workers"] == args.workers and saved_world == world:
             loader.load_state_dict(record["loader"])  # the whole graph's state, as saved
         else:  # another graph or world size: restore the sampler (elastic), rebuild the rest
-            node.reset(record["sampler"])
+            node.load_state_dict(record["sampler"])
         epoch = int(record["sampler"]["epoch"])  # the epoch the restored loader continues
         _common.report_resume(ckpt, step, epoch, saved_world, world, rank)
+    elif ckpt is not None and rank == 0:
+        print(f"no checkpoint at {ckpt} yet: starting from scratch", flush=True)
     check_consistent(node)  # every rank: same layout, seed, order, epoch and position
 
     return _common.fit(

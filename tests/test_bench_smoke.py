@@ -29,6 +29,8 @@ TARGETS = {
     "memory_peak",
     "e2e_vs_dataloader",
     "state_size",
+    "video_frames_vs_lerobot",
+    "video_blocks_vs_lerobot",
 }
 
 
@@ -194,13 +196,3 @@ def test_plots_are_skipped_with_a_note_without_matplotlib(smoke_report, tmp_path
     assert plots(smoke_report[0], tmp_path / "plots") == []
     assert NO_MATPLOTLIB in capsys.readouterr().out
     assert not (tmp_path / "plots").exists()
-
-
-@pytest.mark.parametrize("content", [None, "not json", "[1, 2]", '{"targets": []}'])
-def test_from_json_refuses_missing_garbage_and_keyless_files(tmp_path, capsys, content):
-    path = tmp_path / "report.json"
-    if content is not None:
-        path.write_text(content)
-    assert bench.main(["--from-json", str(path), "--out", str(tmp_path / "out")]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("episode-sampler bench: error: --from-json") and "Traceback" not in err

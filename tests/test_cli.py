@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 import types
@@ -297,7 +298,7 @@ def _bad_files(tmp_path: Path) -> dict[str, Path]:
     cases["list"].write_text("[1, 2, 3]")
     cases["wrong type"].write_text(json.dumps({**good, "epoch": "3"}))
     cases["missing keys"].write_text(json.dumps({k: v for k, v in good.items() if k != "seed"}))
-    cases["version 2"].write_text(json.dumps({**good, "version": 2}))
+    cases["version 2"].write_text(json.dumps({**good, "version": 3}))
     cases["beyond epoch"].write_text(json.dumps({**good, "start_index": N + 1}))
     cases["bad lerobot"].write_text('{"epoch": -1, "start_index": 0}')
     cases["binary"].write_bytes(bytes(range(256)))
@@ -368,6 +369,106 @@ def test_bench_missing_module_is_a_clean_error(monkeypatch, capsys) -> None:
     assert code == 2
     assert "episode_sampler.bench" in err and "Traceback" not in err
     assert run(["bench", "--help"], capsys)[0] == 0
+
+
+def _bench_files(tmp_path: Path) -> dict[str, Path]:
+    good_target = {
+        "name": "t",
+        "pass": True,
+        "value": 2.0,
+        "unit": "x",
+        "threshold": 1.0,
+        "op": ">=",
+        "description": "d",
+    }
+    base = {"schema": 1, "mode": "smoke", "sections": {}, "targets": [good_target]}
+    texts = {
+        "empty": "",
+        "garbage": "not json at all {",
+        "truncated": json.dumps(base)[:30],
+        "keyless": "{}",
+        "list": "[1, 2]",
+        "foreign": json.dumps(consume(sampler(), 3).state_dict()),
+        "schema 2": json.dumps({**base, "schema": 2}),
+        "bad target": json.dumps({**base, "targets": [{"name": "t"}]}),
+        "bad section": json.dumps({**base, "sections": {"fullepoch": {"rows": 7}}}),
+    }
+    files = {name: tmp_path / f"{name.replace(' ', '_')}.json" for name in texts}
+    for name, text in texts.items():
+        files[name].write_text(text)
+    files["binary"] = tmp_path / "binary.json"
+    files["binary"].write_bytes(bytes(range(256)))
+    files["missing"] = tmp_path / "missing.json"
+    files["directory"] = tmp_path
+    return files
+
+
+BENCH_FILE_CASES = [
+    "missing",
+    "directory",
+    "empty",
+    "garbage",
+    "truncated",
+    "binary",
+    "keyless",
+    "list",
+    "foreign",
+    "schema 2",
+    "bad target",
+    "bad section",
+]
+
+
+@pytest.mark.parametrize("case", BENCH_FILE_CASES)
+def test_bench_from_json_errors_are_one_line(case: str, tmp_path: Path, capsys) -> None:
+    path = _bench_files(tmp_path)[case]
+    code, out, err = run(["bench", "--from-json", str(path), "--out", str(tmp_path / "out")], capsys)
+    assert code == 2
+    assert "--from-json" in _subcommand_error(err, "bench")
+    assert out == ""
+
+
+@pytest.mark.parametrize("argv", [["--from-json"], ["--nope"], ["--only", "nothing"]])
+def test_bench_usage_errors(argv: list[str], capsys) -> None:
+    code, out, err = run(["bench", *argv], capsys)
+    assert code == 2
+    _subcommand_error(err, "bench")
+    assert err.startswith("usage: episode-sampler bench")
+
+
+def _bad_roots(tmp_path: Path) -> dict[str, Path]:
+    from episode_sampler import write_lerobot_dataset
+
+    good = tmp_path / "good"
+    write_lerobot_dataset(good, num_episodes=4)
+    roots = {}
+    for name in ("empty info", "garbage info", "keyless info", "no data", "corrupt parquet"):
+        root = tmp_path / name.replace(" ", "_")
+        shutil.copytree(good, root)
+        roots[name] = root
+    (roots["empty info"] / "meta" / "info.json").write_text("")
+    (roots["garbage info"] / "meta" / "info.json").write_text("{not json")
+    (roots["keyless info"] / "meta" / "info.json").write_text("{}")
+    shutil.rmtree(roots["no data"] / "data")
+    for f in (roots["corrupt parquet"] / "meta" / "episodes").rglob("*.parquet"):
+        f.write_bytes(f.read_bytes()[: len(f.read_bytes()) // 2])
+    roots["file"] = tmp_path / "afile"
+    roots["file"].write_text("x")
+    roots["foreign dir"] = tmp_path / "foreign"
+    (roots["foreign dir"] / "data").mkdir(parents=True)
+    return roots
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["empty info", "garbage info", "keyless info", "no data", "corrupt parquet", "file", "foreign dir"],
+)
+def test_demo_bad_root_is_one_line(case: str, tmp_path: Path, capsys) -> None:
+    root = _bad_roots(tmp_path)[case]
+    code, out, err = run(["demo", "--root", str(root), "--quiet"], capsys)
+    assert code == 2, err
+    assert str(root) in _subcommand_error(err, "demo")
+    assert out == ""
 
 
 # ---------------------------------------------------------------------------------------------- demo
@@ -441,7 +542,6 @@ def test_demo_options_and_exact_verdict(tmp_path: Path, capsys) -> None:
         "7",
         "--epochs",
         "1",
-        "--quiet",
     ]
     code, out, err = run(argv, capsys)
     assert code == 0, out + err
@@ -450,6 +550,21 @@ def test_demo_options_and_exact_verdict(tmp_path: Path, capsys) -> None:
     last = int(field(out, "kill").split("after step ")[1].split()[0])
     assert ck_step % 7 == 0 and last - 7 <= ck_step <= last
     assert field(out, "verdict").startswith("EXACT")
+
+    # progress on stderr: a status line for each wait, and bars that end where the report says
+    total = int(field(out, "training").split(" = ")[1].split()[0])
+    for status in ("writing a synthetic LeRobot v3 dataset of 25 episodes", "starting the run to be killed",
+                   "starting the resumed run"):  # fmt: skip
+        assert re.search(re.escape(status) + r".*: done in \d+\.\d s", err), err
+    final = {}  # the last drawing of each bar (tqdm redraws with \r)
+    for part in re.split(r"[\r\n]", err):
+        label = part.split(":")[0]
+        if label in ("reference run", "run to be killed", "resumed run"):
+            final[label] = part
+    assert f" {total}/{total} " in final["reference run"]
+    assert f" {last}/{total} " in final["run to be killed"] and "SIGKILL" in final["run to be killed"]
+    assert f" {total}/{total} " in final["resumed run"]
+    assert "Traceback" not in err
 
 
 @pytest.mark.slow
@@ -481,3 +596,33 @@ def test_compare_reports_the_first_difference() -> None:
     bad[2] = {"step": 3, "indices": [3, 5]}
     assert compare(ref, bad).startswith("step 3")
     assert "steps" in compare(ref, ref[:3])
+
+
+def test_a_failing_worker_is_one_line_naming_its_last_error(tmp_path: Path) -> None:
+    from episode_sampler.cli.demo import DemoFailed, Worker
+    from episode_sampler.cli.progress import Progress
+
+    crash = (
+        "import sys; print('ready 0', flush=True); print('step 1', flush=True); sys.exit('boom: disk full')"
+    )
+    worker = Worker([sys.executable, "-c", crash], tmp_path, Progress(enabled=False))
+    with pytest.raises(DemoFailed, match=r"exited \(code 1\) before step 5: boom: disk full"):
+        worker.run_until_kill("run to be killed", tmp_path / "k.jsonl", kill_at=5, total=10)
+    with pytest.raises(DemoFailed, match=r"the resumed run failed \(exit 1\): boom: disk full"):
+        worker.run_to_end("resumed run", tmp_path / "r.jsonl", total=10)
+
+
+def test_demo_keeps_the_run_directory_when_a_worker_fails(tmp_path: Path, capsys, monkeypatch) -> None:
+    from episode_sampler.cli import demo
+
+    def fail(self, *args, **kwargs):
+        raise demo.DemoFailed("the run to be killed exited (code 1) before step 3: boom")
+
+    monkeypatch.setattr(demo.Worker, "run_until_kill", fail)
+    monkeypatch.setattr(demo.tempfile, "mkdtemp", lambda prefix: str(tmp_path / "run"))
+    (tmp_path / "run").mkdir()
+    code, _, err = run(["demo", "--episodes", "3", "--batch-size", "8", "--epochs", "1", "--quiet"], capsys)
+    assert code == 1
+    assert err.count("\n") == 1 and err.startswith("episode-sampler demo: error: the run to be killed exited")
+    assert f"logs kept in {tmp_path / 'run'}" in err
+    assert (tmp_path / "run" / "reference.jsonl").exists()

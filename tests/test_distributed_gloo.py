@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from episode_sampler import EpisodeAwareSampler
+from episode_sampler import EpisodeAwareSampler, load_state
 from episode_sampler import distributed as es_dist
 from episode_sampler.distributed import check_consistent, consistency_record, get_rank_and_world_size
 from reference import episodes_lists, reference_epoch
@@ -110,12 +110,12 @@ def test_kill_and_resume_with_another_world_size(tmp_path: Path, scenario: str) 
         "--permutation", permutation,
         *(["--drop-last"] if drop_last else []),
         "--seed", "17",
-        "--checkpoint-path", str(tmp_path / "ckpt.json"),
+        "--checkpoint", str(tmp_path / "ckpt.json"),
     ]  # fmt: skip
     first = launch(
         old_w,
-        [*common, "--checkpoint-step", str(ckpt_step), "--step-delay", "0.05",
-         "--log-path", str(tmp_path / "first.{rank}.jsonl")],
+        [*common, "--checkpoint-step", str(ckpt_step), "--checkpoint-every", "100000", "--epochs", "1000",
+         "--step-delay", "0.05", "--log-indices", str(tmp_path / "first.{rank}.jsonl")],
         tmp_path,
         "first",
     )  # fmt: skip
@@ -139,7 +139,7 @@ def test_kill_and_resume_with_another_world_size(tmp_path: Path, scenario: str) 
     assert checkpoint["step"] == ckpt_step and checkpoint["world_size"] == old_w
     second = launch(
         new_w,
-        [*common, "--resume", "--stop-at-epoch-end", "--log-path", str(tmp_path / "second.{rank}.jsonl")],
+        [*common, "--resume", "--epochs", "1", "--log-indices", str(tmp_path / "second.{rank}.jsonl")],
         tmp_path,
         "second",
     )
@@ -363,30 +363,32 @@ def test_train_loop_cli(capsys: pytest.CaptureFixture[str]) -> None:
         train_loop.parse_args(["--help"])
     assert info.value.code == 0
     usage = capsys.readouterr().out
-    for flag in ("--lerobot-root", "--episode-lengths", "--batch-size", "--steps", "--checkpoint-path",
-                 "--resume", "--permutation", "--order", "--log-path"):  # fmt: skip
+    for flag in ("--root", "--episodes", "--episode-lengths", "--batch-size", "--steps", "--checkpoint",
+                 "--resume", "--permutation", "--order", "--log-indices"):  # fmt: skip
         assert flag in usage
-    for bad in (["--resume"], ["--checkpoint-step", "3"], ["--order", "blocks"]):
+    for bad in (["--resume"], ["--checkpoint-step", "3"], ["--order", "blocks"],
+                ["--episode-lengths", "3,x"], ["--episode-lengths", "3", "--episodes", "4"],
+                ["--min-length", "9", "--max-length", "3"]):  # fmt: skip
         with pytest.raises(SystemExit):
             train_loop.parse_args(bad)
 
 
 def test_train_loop_single_process_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Without a process group: 3 steps, checkpoint, crash (return), resume to the epoch's end."""
+    """No process group: 5 steps (checkpoints at 3 and at the end), then --resume to the epoch's end."""
     for var in ("RANK", "WORLD_SIZE"):
         monkeypatch.delenv(var, raising=False)
     train_loop = load_train_loop()
     lengths = [5, 9, 2, 7]
     common = ["--episode-lengths", ",".join(map(str, lengths)), "--batch-size", "3",
               "--order", "episodes", "--permutation", "feistel", "--seed", "2",
-              "--checkpoint-path", str(tmp_path / "c.json")]  # fmt: skip
+              "--checkpoint", str(tmp_path / "c.json")]  # fmt: skip
     assert train_loop.main([*common, "--steps", "5", "--checkpoint-step", "3",
-                            "--log-path", str(tmp_path / "a.jsonl")]) == 0  # fmt: skip
-    assert train_loop.main([*common, "--resume", "--stop-at-epoch-end",
-                            "--log-path", str(tmp_path / "b.jsonl")]) == 0  # fmt: skip
-    before = [i for x in read_log(tmp_path / "a.jsonl") if x["step"] <= 3 for i in x["indices"]]
+                            "--log-indices", str(tmp_path / "a.jsonl")]) == 0  # fmt: skip
+    assert load_state(tmp_path / "c.json")["step"] == 5  # the checkpoint at the end of the run
+    assert train_loop.main([*common, "--resume", "--log-indices", str(tmp_path / "b.jsonl")]) == 0
+    before = [i for x in read_log(tmp_path / "a.jsonl") if x["step"] <= 5 for i in x["indices"]]
     after_lines = read_log(tmp_path / "b.jsonl")
-    assert after_lines[0]["step"] == 4
+    assert after_lines[0]["step"] == 6
     after = [i for x in after_lines for i in x["indices"]]
     ends = [sum(lengths[: i + 1]) for i in range(len(lengths))]
     starts = [e - n for e, n in zip(ends, lengths)]

@@ -75,27 +75,37 @@ class NodeCursor(SamplerCursor):
         from episode_sampler.nodes import EpisodeSamplerNode
 
         self.n = EpisodeSamplerNode(frm, to, shuffle=True, seed=SEED, rank=rank, world_size=world, **kw)
+        self.peeked: list[int] = []
         if state is not None:
+            # as Loader(restart_on_stop_iteration=True) does: restore, peek, and start the next
+            # epoch when the restored pass is over (a state saved after an epoch's last sample)
             self.n.reset(state)
+            self.peeked_state = self.n.get_state()
+            try:
+                self.peeked.append(next(self.n))
+            except StopIteration:
+                self.n.reset(None)
         else:
             self.n.set_epoch(epoch)
             self.n.reset()
 
     def epoch(self) -> int:
-        return self.n.get_state()["epoch"]
+        return self.state()["epoch"]
 
     def take(self, k: int) -> list[int]:
-        return [next(self.n) for _ in range(k)]
+        out, self.peeked = self.peeked[:k], self.peeked[k:]
+        return out + [next(self.n) for _ in range(k - len(out))]
 
     def rest_of_epoch(self) -> list[int]:
-        return list(self.n)
+        out, self.peeked = self.peeked, []
+        return out + list(self.n)
 
     def next_epoch(self) -> list[int]:
         self.n.reset()
         return list(self.n)
 
     def state(self) -> dict[str, Any]:
-        return self.n.get_state()
+        return self.peeked_state if self.peeked else self.n.get_state()
 
 
 CURSORS = {"sampler": SamplerCursor, "node": NodeCursor}

@@ -18,6 +18,7 @@ KEY_LINES = {
     "resume_after_crash.py": "resume_after_crash OK",
     "elastic_resize.py": "elastic_resize OK: exact coverage",
     "lerobot_migration.py": "lerobot_migration OK",
+    "mixture.py": "mixture OK: 10 + ",
 }
 
 

@@ -92,14 +92,56 @@ def test_eviction_is_lru_by_file_and_bounded(root):
     assert len(reference.column_cache_info()["files"]) == len(sizes)  # unbounded keeps all
 
 
-def test_zero_keeps_only_the_last_file(root):
+def test_zero_keeps_nothing_and_reads_row_groups(root):
     ds = LeRobotFrames(root, columns=COLUMNS, column_cache_bytes=0)
     full = LeRobotFrames(root, columns=COLUMNS, column_cache_bytes=None)
     idx = np.arange(len(ds))[::-3]  # touches every file in one request
     a, b = ds.get_batch(idx), full.get_batch(idx)
     for k in b:
         assert torch.equal(a[k], b[k]), k
-    assert len(ds.column_cache_info()["files"]) == 1
+    info = ds.column_cache_info()
+    assert info["files"] == [] and info["bytes"] == 0 and info["partial_reads"] == len(ds.files)
+
+
+def one_row_group_per_episode(root: Path) -> Path:
+    """Rewrite every data file as LeRobot writes them: one Parquet row group per episode."""
+    for path in (root / "data").rglob("*.parquet"):
+        table = pq.read_table(path)
+        episodes = np.asarray(table.column("episode_index"))
+        cuts = np.flatnonzero(np.diff(episodes)) + 1
+        with pq.ParquetWriter(path, table.schema) as writer:
+            for lo, hi in zip([0, *cuts], [*cuts, len(episodes)]):
+                writer.write_table(table.slice(int(lo), int(hi - lo)))
+        assert pq.read_metadata(path).num_row_groups == len(cuts) + 1
+    return root
+
+
+def test_files_larger_than_the_bound_read_only_needed_row_groups(tmp_path, monkeypatch):
+    eps = write_lerobot_dataset(tmp_path, 12, 20, 40, seed=9, episodes_per_file=6)  # 2 files
+    one_row_group_per_episode(tmp_path)
+    sizes = file_bytes(tmp_path)
+    ds = LeRobotFrames(tmp_path, columns=COLUMNS, column_cache_bytes=min(sizes) // 2)
+    full = LeRobotFrames(tmp_path, columns=COLUMNS, column_cache_bytes=None)
+    requested: list[list[int]] = []
+    original = pq.ParquetFile.read_row_groups
+
+    def spy(self, row_groups, *args, **kwargs):
+        requested.append(sorted(row_groups))
+        return original(self, row_groups, *args, **kwargs)
+
+    monkeypatch.setattr(pq.ParquetFile, "read_row_groups", spy)
+    idx = [int(eps.starts[1]) + 2, int(eps.starts[4]), int(eps.ends[4]) - 1, int(eps.starts[9]) + 5]
+    a, b = ds.get_batch(idx), full.get_batch(idx)
+    for k in b:
+        assert torch.equal(a[k], b[k]), k
+    # episodes 1 and 4 live in file 0 (row groups 1, 4), episode 9 in file 1 (row group 3)
+    assert sorted(requested) == [[1, 4], [3]]
+    info = ds.column_cache_info()
+    assert info["files"] == [] and info["partial_reads"] == 2
+    # a bound that holds one file: it is cached whole, as before
+    ds2 = LeRobotFrames(tmp_path, columns=COLUMNS, column_cache_bytes=max(sizes) * 2)
+    ds2.get_batch(idx)
+    assert ds2.column_cache_info()["files"] == [0, 1] and ds2.column_cache_info()["partial_reads"] == 0
 
 
 def test_pickled_copy_starts_empty_with_same_bound(root):

@@ -238,7 +238,7 @@ def test_first_next_without_reset_and_set_epoch():
         fresh.set_epoch(1.0)
 
 
-def test_reset_state_then_reset_none_keeps_the_restored_position():
+def test_reset_state_then_reset_none_acts_as_the_saved_node():
     kw = dict(shuffle=True, seed=8, order="blocks", block_size=3, permutation="feistel")
     ref = sampler_epochs(EpisodeAwareSampler(FROM, TO, **kw), 3)
     node = EpisodeSamplerNode(FROM, TO, **kw)
@@ -246,10 +246,15 @@ def test_reset_state_then_reset_none_keeps_the_restored_position():
     for _ in range(20):
         next(node)
     state = node.get_state()
-    assert (state["epoch"], state["start_index"]) == (0, 20)
+    assert (state["epoch"], state["start_index"], state["pulled"]) == (0, 20, True)
     fresh = EpisodeSamplerNode(FROM, TO, **kw)
     fresh.reset(state)
-    fresh.reset(None)  # nothing pulled since the restore: same position
+    fresh.reset(None)  # the saved node was pulled since its reset: both move on to epoch 1
+    node.reset(None)
+    assert drain(fresh) == drain(node) == ref[1]
+    # a position that was not pulled from (a bare LeRobot state) stays put on reset(None)
+    fresh.reset({"epoch": 0, "start_index": 20})
+    fresh.reset(None)
     assert drain(fresh) == ref[0][20:]
     fresh.reset(None)
     assert drain(fresh) == ref[1]
@@ -264,8 +269,11 @@ def test_state_at_epoch_end_points_to_next_epoch():
         next(node)
     state = node.get_state()
     assert (state["epoch"], state["start_index"], state["global_start"]) == (1, 0, 0)
+    assert state["exhausted"] is True
     fresh = EpisodeSamplerNode(FROM, TO, **kw)
     fresh.reset(state)
+    assert drain(fresh) == []  # the saved node's next() raises StopIteration: so does the restored one
+    fresh.reset(None)
     assert drain(fresh) == ref[1]
     # the sampler reads the node's state and vice versa (one format)
     sampler = EpisodeAwareSampler(FROM, TO, **kw)
@@ -289,7 +297,10 @@ def test_state_is_fresh_json_and_sampler_compatible():
     it = iter(sampler)
     for _ in range(13):
         next(it)
-    assert sampler.state_dict() == b
+    pass_bits = ("pulled", "exhausted")  # the node's state machine; the sampler has its own
+    assert {k: v for k, v in sampler.state_dict().items() if k not in pass_bits} == {
+        k: v for k, v in b.items() if k not in pass_bits
+    }
 
 
 def test_elastic_restore_into_other_world_size_loses_and_repeats_nothing():
@@ -340,8 +351,12 @@ def test_drop_last_batch_reports_next_epoch_after_last_full_batch():
     assert (state["epoch"], state["start_index"]) == (1, 0)
     with pytest.raises(StopIteration):
         next(node)
+    assert state["exhausted"] is True
     fresh = EpisodeSamplerNode(FROM, TO, **kw, batch_size=50, drop_last_batch=True)
     fresh.reset(state)
+    with pytest.raises(StopIteration):
+        next(fresh)
+    fresh.reset(None)
     assert next(fresh) == ref[1][:50]
 
 
@@ -425,6 +440,9 @@ def test_concurrent_get_state_is_never_torn(permutation, batch_size):
         assert epoch <= 3 and start < len(ref[0])
         fresh = EpisodeSamplerNode(frm, to, **kw, batch_size=batch_size)
         fresh.reset(state)
+        if state["exhausted"]:  # observed after an epoch's last item: that pass is over
+            assert list(fresh) == []
+            fresh.reset(None)
         got = list(itertools.islice(fresh, 3))
         if batch_size:
             assert start % step == 0  # only batch boundaries are ever observed

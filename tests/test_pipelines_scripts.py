@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -42,7 +43,7 @@ def read_indices(path: Path) -> list[list[int]]:
 def dataset(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[list[int]]]:
     """A dataset on disk and its two epochs' global order, computed independently."""
     root = tmp_path_factory.mktemp("pipelines") / "ds"
-    index = write_lerobot_dataset(root, num_episodes=EPISODES, seed=0)  # what --synthetic 20 writes
+    index = write_lerobot_dataset(root, num_episodes=EPISODES, seed=0)  # what --episodes 20 writes
     eps = episodes_lists(index.starts.tolist(), index.ends.tolist())
     return root, [reference_epoch(eps, "frames", None, "feistel", SEED, e) for e in range(2)]
 
@@ -85,8 +86,19 @@ def test_single_process_resume_is_exact(
     )
     assert first.returncode == 0, first.stderr
     assert json.loads(ckpt.read_text())["step"] == 23
+    refused = run(script, *common, "--checkpoint", str(ckpt))  # an existing checkpoint needs --resume
+    assert refused.returncode == 2 and "--resume" in refused.stderr.splitlines()[-1]
+    assert json.loads(ckpt.read_text())["step"] == 23  # untouched
     second = run(
-        script, *common, "--checkpoint", str(ckpt), "--workers", workers_after, "--log-indices", str(log)
+        script,
+        *common,
+        "--checkpoint",
+        str(ckpt),
+        "--resume",
+        "--workers",
+        workers_after,
+        "--log-indices",
+        str(log),
     )
     assert second.returncode == 0, second.stderr
     assert "resumed from" in second.stdout
@@ -99,7 +111,7 @@ def test_torchrun_two_ranks_then_one_process(script: str, dataset, tmp_path: Pat
     """2 ranks under torchrun (gloo) take positions r, r + 2, ...; one process resumes the rest exactly."""
     _, epochs = dataset
     ckpt, log = tmp_path / "state.json", tmp_path / "steps.jsonl"
-    args = ["--synthetic", str(EPISODES), "--batch-size", str(BATCH), "--seed", str(SEED), "--epochs", "2"]
+    args = ["--episodes", str(EPISODES), "--batch-size", str(BATCH), "--seed", str(SEED), "--epochs", "2"]
     steps = 7
     env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK")}
     proc = subprocess.run(
@@ -130,7 +142,135 @@ def test_torchrun_two_ranks_then_one_process(script: str, dataset, tmp_path: Pat
         assert got == shard(epochs[0], rank, 2, drop_last=False)[: steps * BATCH]
     consumed = 2 * steps * BATCH  # the global prefix both ranks together consumed
 
-    resumed = run(script, *args, "--checkpoint", str(ckpt), "--log-indices", str(tmp_path / "after.jsonl"))
+    after = tmp_path / "after.jsonl"
+    resumed = run(script, *args, "--checkpoint", str(ckpt), "--resume", "--log-indices", str(after))
     assert resumed.returncode == 0, resumed.stderr
     assert "saved by 2 rank(s), now 1" in resumed.stdout
     assert read_indices(tmp_path / "after.jsonl") == batches(epochs[0][consumed:]) + batches(epochs[1])
+
+
+# ---------------------------------------------------------------------------------------------- shared flags
+def load_script(name: str):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"pipeline_{name[:-3]}", PIPELINES / name)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# every script that builds its flags on the shared parser (train_loop.py and any later one)
+FLAG_SCRIPTS = sorted(
+    {*SCRIPTS, "train_loop.py"}
+    | {p.name for p in PIPELINES.glob("*.py") if "_common.base_parser" in p.read_text()}
+)
+SHARED_DEFAULTS = {
+    "root": None,
+    "episodes": 60,
+    "batch_size": 32,
+    "permutation": "feistel",
+    "order": "frames",
+    "block_size": None,
+    "seed": 0,
+    "epochs": 1,
+    "steps": None,
+    "threads": None,
+    "checkpoint": None,
+    "checkpoint_every": 50,
+    "resume": False,
+    "log_indices": None,
+}
+
+
+@pytest.mark.parametrize("script", FLAG_SCRIPTS)
+def test_every_script_has_the_shared_flags_and_defaults(script: str, capsys) -> None:
+    module = load_script(script)
+    with pytest.raises(SystemExit) as info:
+        module.parse_args(["--help"])
+    assert info.value.code == 0
+    usage = capsys.readouterr().out
+    for name in SHARED_DEFAULTS:
+        assert f"--{name.replace('_', '-')}" in usage
+    args = vars(module.parse_args([]))
+    assert {k: args[k] for k in SHARED_DEFAULTS} == SHARED_DEFAULTS
+
+
+BAD_FLAGS = [
+    ["--batch-size", "0"],
+    ["--epochs", "0"],
+    ["--steps", "-1"],
+    ["--threads", "0"],
+    ["--episodes", "0"],
+    ["--root", "somewhere", "--episodes", "3"],
+    ["--order", "blocks"],
+    ["--block-size", "4"],
+    ["--order", "blocks", "--block-size", "0"],
+    ["--permutation", "sorted"],
+    ["--resume"],
+    ["--checkpoint-every", "0", "--checkpoint", "x.json"],
+    ["--unknown"],
+]
+
+
+@pytest.mark.parametrize("script", FLAG_SCRIPTS)
+@pytest.mark.parametrize("argv", BAD_FLAGS, ids=[" ".join(a) for a in BAD_FLAGS])
+def test_bad_flags_are_one_line_usage_errors(script: str, argv: list[str], capsys) -> None:
+    module = load_script(script)
+    with pytest.raises(SystemExit) as info:
+        module.parse_args(argv)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: ") and "Traceback" not in err
+    assert re.match(r"\S+\.py: error: ", err.splitlines()[-1]), err
+
+
+@pytest.mark.parametrize("script", FLAG_SCRIPTS)
+def test_an_existing_checkpoint_needs_resume(script: str, tmp_path: Path, capsys) -> None:
+    module = load_script(script)
+    ckpt = tmp_path / "state.json"
+    ckpt.write_text("{}")
+    with pytest.raises(SystemExit) as info:
+        module.parse_args(["--checkpoint", str(ckpt)])
+    assert info.value.code == 2 and "add --resume" in capsys.readouterr().err
+    assert module.parse_args(["--checkpoint", str(ckpt), "--resume"]).resume
+    assert module.parse_args(["--checkpoint", str(tmp_path / "new.json")]).checkpoint  # new file: fine
+
+
+def test_threads_default_to_one_or_omp_num_threads(monkeypatch) -> None:
+    import torch
+
+    common = load_script("train_loader.py")._common
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+        assert common.set_threads(common.check_args(*_parsed(common, []))) == 1
+        assert torch.get_num_threads() == 1
+        monkeypatch.setenv("OMP_NUM_THREADS", "2")
+        assert common.set_threads(common.check_args(*_parsed(common, []))) == 2
+        assert common.set_threads(common.check_args(*_parsed(common, ["--threads", "3"]))) == 3
+        assert torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(before)
+
+
+def _parsed(common, argv: list[str]):
+    parser = common.base_parser("test")
+    return parser, parser.parse_args(argv)
+
+
+def test_train_loop_layout_is_the_synthetic_datasets(tmp_path: Path) -> None:
+    """Without --root, train_loop.py samples the layout --episodes N writes in the other scripts."""
+    from episode_sampler.nodes import EpisodeSamplerNode
+
+    train_loop = load_script("train_loop.py")
+    for episodes in (None, 7):
+        argv = [] if episodes is None else ["--episodes", str(episodes)]
+        node = train_loop.build_node(train_loop.parse_args(argv), 0, 1)
+        root = tmp_path / f"ds{episodes}"
+        write_lerobot_dataset(root, num_episodes=episodes or 60, seed=0)
+        written = EpisodeSamplerNode.from_lerobot(root, shuffle=True, seed=0, permutation="feistel")
+        node.reset()
+        written.reset()
+        assert node.num_frames == written.num_frames
+        assert node.get_state() == written.get_state()  # the layout fingerprint included

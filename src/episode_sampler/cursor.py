@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import operator
 from collections.abc import Iterator, Mapping, Sequence
@@ -11,7 +12,7 @@ import numpy as np
 
 from ._validate import ArgumentTypeError, check_bool, check_int, int_array
 from .order import EpochOrder
-from .state import build_state, restore_position, samples_per_rank
+from .state import Resume, build_state, restore_state, samples_per_rank
 
 MAX_EPOCH = 2**62
 FIRST_CHUNK = 64
@@ -59,6 +60,7 @@ class ShardedOrder:
             "permutation": order.permutation,
             "order": order.order,
             "block_size": order.block_size,
+            "relabel": None if self._relabel is None else self._relabel.fingerprint(order.index),
         }
 
     def count(self, global_start: int = 0) -> int:
@@ -100,8 +102,16 @@ class ShardedOrder:
         out = self.order.frames(epoch, g)
         return self._relabel(out) if self._relabel is not None else out
 
-    def state(self, epoch: int, start_index: int, global_start: int) -> dict[str, Any]:
-        """A fresh state dict for this rank at (epoch, start_index, global_start)."""
+    def state(
+        self,
+        epoch: int,
+        start_index: int,
+        global_start: int,
+        *,
+        exhausted: bool = False,
+        pulled: bool = False,
+    ) -> dict[str, Any]:
+        """A fresh state dict for this rank at (epoch, start_index, global_start); see ``build_state``."""
         return build_state(
             self.identity,
             epoch=epoch,
@@ -110,11 +120,21 @@ class ShardedOrder:
             world_size=self.world_size,
             rank=self.rank,
             drop_last=self.drop_last,
+            exhausted=exhausted,
+            pulled=pulled,
         )
 
     def restore(self, state: Any) -> tuple[int, int, int]:
-        """Validate a state and return ``(epoch, start_index, global_start)`` for this rank."""
-        return restore_position(state, self.identity, world_size=self.world_size, drop_last=self.drop_last)
+        """Validate a state and return the next pass's ``(epoch, start_index, global_start)``.
+
+        The pass bits are dropped: an exhausted state gives the start of the pass after it.
+        """
+        r = self.restore_state(state)
+        return r.epoch, r.start_index, r.global_start
+
+    def restore_state(self, state: Any) -> Resume:
+        """Validate a state and return where and in which pass state this rank resumes."""
+        return restore_state(state, self.identity, world_size=self.world_size, drop_last=self.drop_last)
 
 
 class EpochPass:
@@ -241,6 +261,19 @@ class _Relabel:
                 f"absolute_to_relative_idx has {values.size} entries but frames reach {int(ends.max()) - 1}"
             )
         return cls(None, values)
+
+    def fingerprint(self, index: Any) -> str:
+        """BLAKE2b-128 hex digest of the relabelled valid frames in layout order.
+
+        It fingerprints what the table *does* to this layout (a mapping and a list with the same
+        effect agree; entries for frames outside the valid ranges do not count).
+        """
+        h = hashlib.blake2b(b"episode-sampler relabel v1", digest_size=16)
+        step = 1 << 20
+        for lo in range(0, index.num_frames, step):
+            frames = index.frame_at(np.arange(lo, min(lo + step, index.num_frames), dtype=np.int64))
+            h.update(np.ascontiguousarray(self(frames), dtype="<i8").tobytes())
+        return h.hexdigest()
 
     def __call__(self, frames: np.ndarray) -> np.ndarray:
         if self.keys is None:

@@ -22,6 +22,7 @@ from .cursor import FIRST_CHUNK, MAX_CHUNK, EpochPass, ShardedOrder, check_epoch
 from .distributed import get_rank_and_world_size
 from .sampler import EpisodeAwareSampler
 from .seeding import sample_seed
+from .state import Resume
 
 __all__ = ["EpisodeSamplerNode"]
 
@@ -200,10 +201,21 @@ class EpisodeSamplerNode(BaseNode[Any]):
         return self._sharded.count(0)
 
     # ------------------------------------------------------------------ BaseNode protocol
-    def _start_pass(self, position: tuple[int, int, int]) -> None:
-        """Make a fresh, not yet pulled pass at ``(epoch, start_index, global_start)``; caller locks."""
-        epoch, start, global_start = position
-        run = EpochPass(self._sharded, epoch, start, global_start)
+    def _start_pass(self, resume: Resume | tuple[int, int, int]) -> None:
+        """Make a fresh pass at ``resume`` (a ``Resume`` or ``(epoch, start, global_start)``); caller locks.
+
+        An exhausted ``resume`` makes the finished pass of the epoch before: it yields nothing and a
+        ``reset(None)`` goes on to ``resume``'s position, exactly as the node that saved the state.
+        """
+        resume = Resume(*resume)
+        if resume.exhausted:
+            epoch = resume.epoch - 1
+            run = EpochPass(self._sharded, epoch, 0, 0)
+            run._chunk = (run.total, 0, iter(()))  # at its end: finished, nothing to map
+            start = run.total
+        else:
+            epoch, start = resume.epoch, resume.start_index
+            run = EpochPass(self._sharded, epoch, start, resume.global_start)
         if self._batch_size is not None:
             it: Iterator[Any] = self._batches(run, self._batch_size, self._drop_last_batch, self._emit_seed)
         elif self._emit_seed:
@@ -213,10 +225,18 @@ class EpisodeSamplerNode(BaseNode[Any]):
         self._it = it
         self._pass = run
         self._pass_start = start
+        self._restored_pulled = resume.pulled
+
+    def _finished(self, run: EpochPass, position: int) -> bool:
+        """Whether ``run`` has nothing left to yield from ``position`` (a short last batch is dropped)."""
+        remaining = run.total - position
+        return remaining <= 0 or (self._drop_last_batch and remaining < self._batch_size)  # type: ignore[operator]
 
     def _pulled(self) -> bool:
+        """Whether ``reset(None)`` now starts the next epoch: the pass was pulled from or has nothing left."""
         run = self._pass
-        return run.position != self._pass_start or run.finished
+        pos = run.position
+        return self._restored_pulled or pos != self._pass_start or self._finished(run, pos)
 
     def reset(self, initial_state: dict[str, Any] | None = None) -> None:
         """Restart: from ``initial_state`` if given, else the next epoch if the current one was pulled from.
@@ -226,14 +246,15 @@ class EpisodeSamplerNode(BaseNode[Any]):
                 message names the field); the node is then left unchanged.
         """
         with self._lock:
+            resume: Resume
             if initial_state is not None:
-                position = self._sharded.restore(initial_state)
+                resume = self._sharded.restore_state(initial_state)
             elif self._pulled():
-                position = (self._pass.epoch + 1, 0, 0)
+                resume = Resume(self._pass.epoch + 1, 0, 0)
             else:  # nothing consumed yet: start the same pass again
-                position = (self._pass.epoch, self._pass_start, self._pass.global_start)
+                resume = Resume(self._pass.epoch, self._pass_start, self._pass.global_start)
             super().reset(initial_state)
-            self._start_pass(position)
+            self._start_pass(resume)
 
     def next(self) -> Any:
         """The next index (a list with ``batch_size``, a pair with ``emit_seed``).
@@ -244,14 +265,40 @@ class EpisodeSamplerNode(BaseNode[Any]):
         return next(self._it)
 
     def get_state(self) -> dict[str, Any]:
-        """A fresh state dict (the sampler's format): O(1), safe to call while another thread iterates."""
+        """A fresh state dict (version 2, see docs/state-format.md): O(1), safe while another thread iterates.
+
+        After the epoch's last item (before or after its ``StopIteration``) it reads
+        ``epoch + 1, start_index 0, exhausted True``: a node restored from it raises ``StopIteration``
+        first, and its next ``reset(None)`` starts ``epoch + 1``.
+        """
         with self._lock:
             run = self._pass
             pos = run.position
-            remaining = run.total - pos
-            if remaining <= 0 or (self._drop_last_batch and remaining < self._batch_size):  # type: ignore[operator]
-                return self._sharded.state(run.epoch + 1, 0, 0)
-            return self._sharded.state(run.epoch, pos, run.global_start)
+            if self._finished(run, pos):
+                return self._sharded.state(run.epoch + 1, 0, 0, exhausted=True, pulled=True)
+            pulled = self._restored_pulled or pos != self._pass_start
+            return self._sharded.state(run.epoch, pos, run.global_start, pulled=pulled)
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Resume at ``state``'s position as a fresh pass: the sampler-only restore.
+
+        Unlike ``reset(state)`` (which restores the saved node exactly, including whether its pass was
+        pulled from), the restored pass counts as not pulled yet, so the first ``reset(None)`` -- a new
+        ``Loader``'s first ``iter()`` over a rebuilt graph -- keeps the position instead of moving on
+        to the next epoch. Use it to carry only the sampler position into another graph or world
+        size. An exhausted state (taken after an epoch's last item) stays exhausted: ``next()``
+        raises ``StopIteration`` and ``reset(None)`` starts the following epoch, as LeRobot does
+        for ``{"epoch": e, "start_index": len(sampler)}``.
+
+        Raises:
+            TypeError, ValueError: as :meth:`reset`.
+        """
+        with self._lock:
+            resume = self._sharded.restore_state(state)
+            if not resume.exhausted:
+                resume = resume._replace(pulled=False)
+            super().reset(state)
+            self._start_pass(resume)
 
     def set_epoch(self, epoch: int) -> None:
         """Start epoch ``epoch`` from its beginning now; a following ``reset(None)`` keeps it.
@@ -261,7 +308,7 @@ class EpisodeSamplerNode(BaseNode[Any]):
         """
         epoch = check_epoch(epoch)
         with self._lock:
-            self._start_pass((epoch, 0, 0))
+            self._start_pass(Resume(epoch, 0, 0))
 
     # ------------------------------------------------------------------ iteration helpers
     def _batches(self, run: EpochPass, batch_size: int, drop_last: bool, emit_seed: bool) -> Iterator[Any]:
@@ -304,11 +351,12 @@ class EpisodeSamplerNode(BaseNode[Any]):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         state = dict(state)
-        position = state.pop("_position")
+        epoch, position, global_start = state.pop("_position")
         pass_start = state.pop("_pass_start")
+        pulled = state.pop("_restored_pulled", False)
         self.__dict__.update(state)
         self._lock = threading.Lock()
-        self._start_pass(position)
+        self._start_pass(Resume(epoch, position, global_start, pulled=pulled))
         self._pass_start = pass_start  # keeps "pulled from" as it was
 
     def __repr__(self) -> str:

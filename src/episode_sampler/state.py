@@ -1,22 +1,62 @@
-"""The state codec shared by the sampler and the node: build, validate, restore (see docs/state-format.md)."""
+"""The state codec shared by the sampler and the node: build, validate, restore (see docs/state-format.md).
+
+Version 2 (this release) adds to version 1 the two bits of a cursor's state machine that its position
+alone does not say -- ``exhausted`` (the current pass has handed out its last item, its ``next()``
+raises ``StopIteration`` until the next reset) and ``pulled`` (the current pass was pulled from since
+its last reset, so a ``reset(None)`` starts the next epoch) -- and the identity field ``relabel``
+(a fingerprint of the ``absolute_to_relative_idx`` table). ``epoch``/``start_index`` keep LeRobot's
+meaning in every version: the next sample this rank yields is its ``start_index``-th of ``epoch``.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from ._validate import ArgumentTypeError, check_bool, check_int
 
-STATE_VERSION = 1
+STATE_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 MAX_EPOCH = 2**62
+# A state may name the epoch after the last one a sampler can run (the state written after it ended).
+MAX_STATE_EPOCH = MAX_EPOCH + 1
 
 # Fields that define the order: a state is refused when one of them differs.
-IDENTITY_KEYS = ("fingerprint", "num_frames", "seed", "shuffle", "permutation", "order", "block_size")
+IDENTITY_KEYS = (
+    "fingerprint",
+    "num_frames",
+    "seed",
+    "shuffle",
+    "permutation",
+    "order",
+    "block_size",
+    "relabel",
+)
 POSITION_KEYS = ("epoch", "start_index", "global_start", "world_size", "rank", "drop_last")
-STATE_KEYS = ("version", *POSITION_KEYS, *IDENTITY_KEYS)
+PASS_KEYS = ("exhausted", "pulled")
+STATE_KEYS = ("version", *POSITION_KEYS, *PASS_KEYS, *IDENTITY_KEYS)
+# Version 1 (episode-sampler 0.1.0): no pass bits, no relabel fingerprint.
+V1_IDENTITY_KEYS = IDENTITY_KEYS[:-1]
+V1_STATE_KEYS = ("version", *POSITION_KEYS, *V1_IDENTITY_KEYS)
 LEROBOT_KEYS = frozenset({"epoch", "start_index"})
+
+
+class Resume(NamedTuple):
+    """Where a cursor resumes, read from a state.
+
+    ``(epoch, start_index, global_start)`` is the position of the next sample (LeRobot's meaning, in
+    the loading cursor's world size). ``exhausted``: the restored pass is already over -- it yields
+    nothing, and the next pass starts at that position. ``pulled``: the restored pass counts as pulled
+    from, so a ``reset(None)`` moves on to the next epoch (always true when ``exhausted``).
+    """
+
+    epoch: int
+    start_index: int
+    global_start: int
+    exhausted: bool = False
+    pulled: bool = False
 
 
 def samples_per_rank(num_frames: int, global_start: int, world_size: int, drop_last: bool) -> int:
@@ -25,6 +65,19 @@ def samples_per_rank(num_frames: int, global_start: int, world_size: int, drop_l
     if drop_last:
         return remaining // world_size
     return -(-remaining // world_size)
+
+
+def state_keys(version: int) -> tuple[str, ...]:
+    """The exact key set of a full state of ``version`` (1 or 2).
+
+    Raises:
+        ValueError: a version this library does not read.
+    """
+    if version == 1:
+        return V1_STATE_KEYS
+    if version == 2:
+        return STATE_KEYS
+    raise ValueError(f"state field 'version' is {version!r}; this library reads versions {READABLE_VERSIONS}")
 
 
 def build_state(
@@ -36,8 +89,14 @@ def build_state(
     world_size: int,
     rank: int,
     drop_last: bool,
+    exhausted: bool = False,
+    pulled: bool = False,
 ) -> dict[str, Any]:
-    """A fresh JSON-serializable state dict (plain ints, strings, bools and None)."""
+    """A fresh JSON-serializable version-2 state dict (plain ints, strings, bools and None).
+
+    With ``exhausted=True`` the position is the *next* pass's (``epoch`` = the finished epoch + 1,
+    ``start_index`` 0): LeRobot's reading of the state after an epoch's last sample.
+    """
     state: dict[str, Any] = {
         "version": STATE_VERSION,
         "epoch": int(epoch),
@@ -46,23 +105,28 @@ def build_state(
         "world_size": int(world_size),
         "rank": int(rank),
         "drop_last": bool(drop_last),
+        "exhausted": bool(exhausted),
+        "pulled": bool(exhausted or pulled),
     }
     for key in IDENTITY_KEYS:
         state[key] = identity[key]
     return state
 
 
-def restore_position(
+def restore_state(
     state: Any,
     identity: Mapping[str, Any],
     *,
     world_size: int,
     drop_last: bool,
-) -> tuple[int, int, int]:
-    """Validate ``state`` and return where to resume: ``(epoch, start_index, global_start)``.
+) -> Resume:
+    """Validate ``state`` and return where (and in which pass state) to resume.
 
     ``start_index`` and ``global_start`` are in the *current* world size: a state saved under another
-    world size resumes at the first global position no old rank had reached (elastic resume).
+    world size resumes at the first global position no old rank had reached (elastic resume). A
+    position at the end of its epoch (``start_index`` equal to the rank's sample count, as in a bare
+    LeRobot state ``{"epoch": e, "start_index": len(sampler)}``) restores as an exhausted pass of
+    epoch ``e``: one pass that yields nothing, then epoch ``e + 1``.
 
     Raises:
         TypeError: ``state`` is not a mapping, or a field has the wrong type.
@@ -73,30 +137,36 @@ def restore_position(
         raise ArgumentTypeError(f"state must be a dict, got {type(state).__name__}")
     keys = set(state)
     num_frames = identity["num_frames"]
+    exhausted = pulled = False
     if keys == LEROBOT_KEYS:  # a bare LeRobot state: same world, from the epoch's start
-        epoch = check_int("state['epoch']", state["epoch"], minimum=0, maximum=MAX_EPOCH)
+        epoch = check_int("state['epoch']", state["epoch"], minimum=0, maximum=MAX_STATE_EPOCH)
         start = check_int("state['start_index']", state["start_index"], minimum=0)
         saved_ws, saved_drop, global_start = world_size, drop_last, 0
     else:
-        missing = [k for k in STATE_KEYS if k not in keys]
-        unknown = sorted(str(k) for k in keys - set(STATE_KEYS))
-        if unknown:
-            raise ValueError(f"state has unknown keys {unknown}")
-        if missing:
-            raise ValueError(f"state is missing keys {missing}")
-        version = state["version"]
-        if isinstance(version, bool) or not isinstance(version, int) or version != STATE_VERSION:
+        version = state.get("version")
+        if isinstance(version, (bool, np.bool_)) or not isinstance(version, (int, np.integer)):
+            if "version" not in keys:
+                raise ValueError(
+                    f"state is missing keys ['version'] (a full state has {list(STATE_KEYS)}; "
+                    "a bare LeRobot state has exactly 'epoch' and 'start_index')"
+                )
             raise ValueError(
-                f"state field 'version' is {version!r}; this library reads version {STATE_VERSION}"
+                f"state field 'version' is {version!r}; this library reads versions {READABLE_VERSIONS}"
             )
-        for key in IDENTITY_KEYS:
+        expected = state_keys(int(version))
+        missing = [k for k in expected if k not in keys]
+        unknown = sorted(str(k) for k in keys - set(expected))
+        if unknown:
+            raise ValueError(f"state has unknown keys {unknown} for version {int(version)}")
+        if missing:
+            raise ValueError(f"state is missing keys {missing} for version {int(version)}")
+        for key in IDENTITY_KEYS if version == 2 else V1_IDENTITY_KEYS:
             if not _same(state[key], identity[key]):
                 raise ValueError(
                     f"state field {key!r} differs: the state has {state[key]!r}, "
-                    f"this sampler has {identity[key]!r}"
-                    + (" (a state from another dataset layout)" if key == "fingerprint" else "")
+                    f"this sampler has {identity[key]!r}" + _IDENTITY_HINTS.get(key, "")
                 )
-        epoch = check_int("state['epoch']", state["epoch"], minimum=0, maximum=MAX_EPOCH)
+        epoch = check_int("state['epoch']", state["epoch"], minimum=0, maximum=MAX_STATE_EPOCH)
         start = check_int("state['start_index']", state["start_index"], minimum=0)
         saved_ws = check_int("state['world_size']", state["world_size"], minimum=1, maximum=2**31)
         rank = check_int("state['rank']", state["rank"], minimum=0)
@@ -106,22 +176,60 @@ def restore_position(
         global_start = check_int(
             "state['global_start']", state["global_start"], minimum=0, maximum=num_frames
         )
+        if version == 2:
+            exhausted = check_bool("state['exhausted']", state["exhausted"])
+            pulled = check_bool("state['pulled']", state["pulled"])
+            if exhausted and (start != 0 or global_start != 0 or epoch == 0 or not pulled):
+                raise ValueError(
+                    "state field 'exhausted' is True, which needs epoch >= 1, start_index 0, "
+                    f"global_start 0 and pulled True; got epoch {epoch}, start_index {start}, "
+                    f"global_start {global_start}, pulled {pulled}"
+                )
+    if exhausted:  # the pass of epoch - 1 is over; the position is the next pass's start
+        return Resume(epoch, 0, 0, exhausted=True, pulled=True)
+    if epoch > MAX_EPOCH:
+        raise ValueError(f"state field 'epoch' is {epoch}, beyond the last epoch {MAX_EPOCH}")
     per_rank = samples_per_rank(num_frames, global_start, saved_ws, saved_drop)
     if start > per_rank:
         raise ValueError(
             f"state field 'start_index' is {start}, beyond the {per_rank} samples of rank's epoch "
             f"(num_frames={num_frames}, world_size={saved_ws}, global_start={global_start})"
         )
-    if start == per_rank:  # the epoch was finished: resume at the next one
-        return epoch + 1, 0, 0
+    if start == per_rank:  # the epoch was finished: an exhausted pass, then the next epoch
+        return Resume(epoch + 1, 0, 0, exhausted=True, pulled=True)
     if saved_ws == world_size:
         if start >= samples_per_rank(num_frames, global_start, world_size, drop_last):
-            return epoch + 1, 0, 0  # e.g. saved with drop_last=False, loaded with True: epoch is over
-        return epoch, start, global_start
+            # e.g. saved with drop_last=False, loaded with True: nothing of the epoch is left here
+            return Resume(epoch + 1, 0, 0, exhausted=True, pulled=True)
+        return Resume(epoch, start, global_start, pulled=pulled)
     consumed = min(global_start + start * saved_ws, num_frames)
     if samples_per_rank(num_frames, consumed, world_size, drop_last) == 0:
-        return epoch + 1, 0, 0
-    return epoch, 0, consumed
+        return Resume(epoch + 1, 0, 0, exhausted=True, pulled=True)
+    return Resume(epoch, 0, consumed, pulled=pulled)
+
+
+def restore_position(
+    state: Any,
+    identity: Mapping[str, Any],
+    *,
+    world_size: int,
+    drop_last: bool,
+) -> tuple[int, int, int]:
+    """Validate ``state`` and return the next pass's start ``(epoch, start_index, global_start)``.
+
+    The pass bits are dropped: an exhausted state gives the position of the pass after it.
+
+    Raises:
+        TypeError, ValueError: as :func:`restore_state`.
+    """
+    r = restore_state(state, identity, world_size=world_size, drop_last=drop_last)
+    return r.epoch, r.start_index, r.global_start
+
+
+_IDENTITY_HINTS = {
+    "fingerprint": " (a state from another dataset layout)",
+    "relabel": " (a state taken with another absolute_to_relative_idx table, or with none)",
+}
 
 
 def _same(saved: Any, mine: Any) -> bool:

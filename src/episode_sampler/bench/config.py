@@ -5,7 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-SECTIONS = ("fullepoch", "iteration", "restore", "peers_restore", "memory", "quality", "e2e", "state")
+SECTIONS = (
+    "fullepoch",
+    "iteration",
+    "restore",
+    "peers_restore",
+    "memory",
+    "quality",
+    "e2e",
+    "state",
+    "video",
+)
 MiB = 1 << 20
 ORDERS = (("frames", None), ("episodes", None), ("blocks", 16))
 BLOCK_SIZE = 16

@@ -190,6 +190,11 @@ def write_docs(report: dict[str, Any], docs: Path) -> Path:
         ]
         if "perf_e2e.png" in written:
             L += ["![Samples per second end to end](img/perf_e2e.png)", ""]
+    if "video" in sec:
+        from .cases.video import video_markdown
+
+        img = "img/perf_video_blocks.png" if "perf_video_blocks.png" in written else None
+        L += ["## End to end with cameras (video decoding)", "", *video_markdown(sec["video"], img), ""]
     if "state" in sec:
         rows = sec["state"]["rows"]
         L += [

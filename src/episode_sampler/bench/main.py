@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -50,22 +49,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     if args.from_json:
+        report = read_report(args.from_json, parser)
         try:
-            report = json.loads(Path(args.from_json).read_text())
-            if not isinstance(report, dict) or not {"targets", "sections", "mode"} <= set(report):
-                raise ValueError("not a bench report (expected keys 'targets', 'sections', 'mode')")
-        except (OSError, ValueError) as exc:  # JSONDecodeError is a ValueError
-            sys.stderr.write(f"episode-sampler bench: error: --from-json {args.from_json}: {exc}\n")
-            return 2
-        for t in report["targets"]:
-            print(format_target(t))
-        plots(report, Path(args.out))
-        if args.docs:
-            docs = Path(args.docs_dir) if args.docs_dir else Path("docs")
-            write_docs(report, docs)
-            print(f"wrote {docs / 'performance.md'} and {docs / 'img'}/perf_*.png")
+            lines = [format_target(t) for t in report["targets"]]
+            plots(report, Path(args.out))
+            if args.docs:
+                docs = Path(args.docs_dir) if args.docs_dir else Path("docs")
+                write_docs(report, docs)
+                lines.append(f"wrote {docs / 'performance.md'} and {docs / 'img'}/perf_*.png")
+            print("\n".join(lines))
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+            parser.error(
+                f"--from-json {args.from_json!r}: not a bench report this version can render "
+                f"({type(exc).__name__}: {exc})"
+            )
         return 1 if (args.strict and any(t["pass"] is False for t in report["targets"])) else 0
     mode = "smoke" if args.smoke else "quick" if args.quick else "full"
     cfg = make_config(mode)
@@ -103,6 +103,43 @@ def main(argv: list[str] | None = None) -> int:
             print(f"wrote {docs / 'performance.md'} and {docs / 'img'}/perf_*.png")
     failed = any(t["pass"] is False for t in targets)
     return 1 if (failed and args.strict) else 0
+
+
+REPORT_KEYS = ("schema", "mode", "sections", "targets")
+TARGET_KEYS = ("name", "pass", "value", "unit", "threshold", "op", "description")
+
+
+def read_report(path: str, parser: argparse.ArgumentParser) -> dict[str, Any]:
+    """The bench JSON at ``path``; any problem is a usage error (one line, exit 2) naming the file."""
+    where = f"--from-json {path!r}"
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        parser.error(f"{where}: no such file")
+    except IsADirectoryError:
+        parser.error(f"{where} is a directory, not a bench JSON file")
+    except (OSError, UnicodeDecodeError) as exc:
+        parser.error(f"{where}: cannot read it ({exc})")
+    if not text.strip():
+        parser.error(f"{where} is empty")
+    try:
+        report = json.loads(text)
+    except json.JSONDecodeError as exc:
+        parser.error(f"{where} is not valid JSON ({exc}); is it truncated?")
+    if not isinstance(report, dict):
+        parser.error(f"{where} is not a bench report (a JSON {type(report).__name__}, not an object)")
+    missing = [k for k in REPORT_KEYS if k not in report]
+    if missing:
+        parser.error(f"{where} is not a bench report: missing keys {missing}")
+    if report["schema"] != 1:
+        parser.error(f"{where}: unsupported bench report schema {report['schema']!r} (this version reads 1)")
+    if not isinstance(report["sections"], dict) or not isinstance(report["targets"], list):
+        parser.error(f"{where} is not a bench report: 'sections' must be an object, 'targets' a list")
+    for i, t in enumerate(report["targets"]):
+        bad = [k for k in TARGET_KEYS if not isinstance(t, dict) or k not in t]
+        if bad:
+            parser.error(f"{where}: target {i} lacks keys {bad}")
+    return report
 
 
 def _json_default(obj: Any) -> Any:

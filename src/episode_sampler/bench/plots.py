@@ -198,4 +198,9 @@ def plots(report: dict[str, Any], out: Path) -> list[Path]:
         ax.set_title("End to end over LeRobotFrames (ours in blue)", loc="right")
         ax.grid(True, axis="x", alpha=0.3)
         save(fig, "perf_e2e.png")
+    if "video" in sec and sec["video"]["sweep"]:
+        from .cases.video import video_plot
+
+        video_plot(sec["video"], out / "perf_video_blocks.png")
+        written.append(out / "perf_video_blocks.png")
     return written

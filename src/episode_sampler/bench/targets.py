@@ -215,6 +215,12 @@ def evaluate_targets(cfg: Config, sections: dict[str, Any]) -> list[dict[str, An
             512.0,
             "bytes",
         )
+    vid = sections.get("video")
+    if vid is not None:
+        from .cases.video import video_targets
+
+        for name, what, value, op, threshold in video_targets(vid):
+            add(name, what, value, op, threshold)
     return out
 
 

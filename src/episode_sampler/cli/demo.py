@@ -265,7 +265,11 @@ def _run_in(
         from ..lerobot import read_episode_index
 
         episodes = read_episode_index(root)
-        _, node, _ = worker.build_pipeline(cfg)
+        _, node, dataset = worker.build_pipeline(cfg)
+        features = dataset.info.get("features")
+        missing = [k for k in worker.FEATURES if not isinstance(features, dict) or k not in features]
+        if missing:
+            raise ValueError(f"meta/info.json declares no feature {missing[0]!r}")
     except (OSError, ValueError) as exc:
         raise UsageError(f"cannot use the dataset at {str(root)!r}: {exc}") from None
     per_epoch = worker.steps_per_epoch(node.samples_per_epoch, args.batch_size)

@@ -10,7 +10,7 @@ from typing import Any
 
 from ..order import ORDERS
 from ..permutation import PERMUTATIONS
-from ..state import STATE_KEYS
+from ..state import READABLE_VERSIONS, state_keys
 from .parser import UsageError
 
 
@@ -43,14 +43,18 @@ def _is_int(value: Any) -> bool:
 def _check_full(state: Mapping[str, Any]) -> None:
     """Validate a full state's keys and types (the loader's rules); raise UsageError naming the field."""
     keys = set(state)
-    missing = [k for k in STATE_KEYS if k not in keys]
-    unknown = sorted(str(k) for k in keys - set(STATE_KEYS))
+    if not _is_int(state["version"]) or state["version"] not in READABLE_VERSIONS:
+        raise UsageError(
+            f"unsupported state version {state['version']!r} "
+            f"(this release reads versions {READABLE_VERSIONS})"
+        )
+    expected = state_keys(state["version"])
+    missing = [k for k in expected if k not in keys]
+    unknown = sorted(str(k) for k in keys - set(expected))
     if missing:
         raise UsageError(f"not a valid episode-sampler state: missing keys {missing}")
     if unknown:
         raise UsageError(f"not a valid episode-sampler state: unknown keys {unknown}")
-    if not _is_int(state["version"]) or state["version"] != 1:
-        raise UsageError(f"unsupported state version {state['version']!r} (this release reads version 1)")
     rules: dict[str, tuple[Any, str]] = {
         "epoch": (lambda v: _is_int(v) and v >= 0, "an int >= 0"),
         "start_index": (lambda v: _is_int(v) and v >= 0, "an int >= 0"),

@@ -145,7 +145,7 @@ def _add_inspect(sub: Any) -> None:
             "Describe an episode-sampler state saved as JSON (or with torch.save): a sampler/node state, "
             "a bare LeRobot {'epoch', 'start_index'} state, or any checkpoint that nests one (a torchdata "
             "Loader or StatefulDataLoader state_dict, a training checkpoint). "
-            "`episode-sampler demo --keep DIR` leaves one in DIR/checkpoints/checkpoint.json. "
+            "`episode-sampler demo --keep DIR` leaves one in DIR/killed-checkpoint.json. "
             "Given a LeRobot v3 dataset directory instead, describe the dataset: episodes, files, "
             "features, cameras (video keys with their encoding), tasks and stats."
         ),

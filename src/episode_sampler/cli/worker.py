@@ -48,8 +48,11 @@ from .worker_checkpoint import (
     save_checkpoint,
 )
 
+FEATURES = ("observation.state", "action")  # the dataset columns the demo's model trains on
+
 __all__ = [
     "CHECKPOINT_NAME",
+    "FEATURES",
     "TrainConfig",
     "TrainResult",
     "build_pipeline",
@@ -120,7 +123,7 @@ def build_pipeline(cfg: TrainConfig) -> tuple[Any, Any, Any]:
     from ..lerobot import LeRobotFrames
     from ..nodes import EpisodeSamplerNode
 
-    dataset = LeRobotFrames(cfg.root, columns=["index", "observation.state", "action"])
+    dataset = LeRobotFrames(cfg.root, columns=["index", *FEATURES])
     node = EpisodeSamplerNode.from_lerobot(
         cfg.root,
         batch_size=cfg.batch_size,

@@ -5,6 +5,7 @@ Layout (``codebase_version`` ``v3.x``)::
     root/meta/info.json
     root/meta/episodes/chunk-*/file-*.parquet   one row per episode
     root/data/chunk-*/file-*.parquet            one row per frame, whole episodes, sorted by ``index``
+    root/videos/<key>/chunk-*/file-*.mp4        one camera, many episodes per file (AV1)
 
 Modules, in the order data flows through them:
 
@@ -14,8 +15,11 @@ Modules, in the order data flows through them:
 - :mod:`.episode_table`: the episode table -> :class:`~episode_sampler.episodes.EpisodeIndex`.
 - :mod:`.columns`: how an Arrow column converts to numpy rows.
 - :mod:`.data_files`: frame reads from the Parquet data files (file/row lookup, column cache, gathers).
+- :mod:`.video_reader`: camera frames of a batch: which file and time, grouped per (camera, file).
+- :mod:`.video_decode`: decoding a file at given times (PyAV / torchcodec), bounded decoder cache.
 - :mod:`.frames`: :class:`LeRobotFrames`, items and ``delta_indices`` windows collated per batch.
 - :mod:`.writer`: :func:`write_lerobot_dataset`, deterministic datasets for tests and examples.
+- :mod:`.video_encode`: its cameras, encoded and laid out as LeRobot does; pixels that show the index.
 """
 
 from .episode_table import read_episode_index
@@ -23,10 +27,12 @@ from .frames import LeRobotFrames
 from .meta import read_info
 from .stats import read_stats
 from .tasks import read_tasks
+from .video_decode import FrameTimestampError
 from .writer import TASKS, write_lerobot_dataset
 
 __all__ = [
     "TASKS",
+    "FrameTimestampError",
     "LeRobotFrames",
     "read_episode_index",
     "read_info",

@@ -84,6 +84,11 @@ class ColumnCache:
                     self.evictions += 1
         return cols
 
+    def holds(self, key: int) -> bool:
+        """Whether ``key`` is cached (no effect on the LRU order or the counters)."""
+        with self._lock:
+            return key in self._entries
+
     def info(self) -> dict[str, Any]:
         """``files`` (cached keys, least recently used first), ``bytes``, ``max_bytes``, ``hits``,
         ``misses``, ``evictions`` (counted since this process's copy was made)."""

@@ -4,6 +4,7 @@ frame, a bounded per-process column cache, and one vectorized gather per file to
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -21,8 +22,10 @@ class DataFiles:
 
     ``specs`` are the columns to read. A file's columns are decoded to numpy (memory-mapped reads)
     when first needed and kept in a :class:`ColumnCache` bounded by ``cache_bytes`` per process,
-    least recently used files evicted first. The cache is not pickled, so instances travel to worker
-    processes cheaply and reopen files lazily there.
+    least recently used files evicted first. A file whose columns alone exceed the bound (their
+    uncompressed size in the Parquet metadata) is never cached: each request reads just the row
+    groups holding its rows (LeRobot writes one row group per episode). The cache is not pickled, so
+    instances travel to worker processes cheaply and reopen files lazily there.
     """
 
     def __init__(
@@ -36,6 +39,12 @@ class DataFiles:
         self.episodes = episodes
         self.cache = ColumnCache(cache_bytes)
         self.files, self.first, self.rows_index = self._scan(files)
+        self._layout: dict[int, tuple[np.ndarray, int]] = {}  # file -> (row group starts, column bytes)
+        self.partial_reads = 0
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.partial_reads = 0
 
     # ------------------------------------------------------------------ reads
     def fetch(self, groups: list[tuple[np.ndarray, tuple[str, ...]]]) -> list[dict[str, np.ndarray]]:
@@ -91,8 +100,43 @@ class DataFiles:
 
     def take_rows(self, k: int, rows: np.ndarray, names: list[str]) -> dict[str, np.ndarray]:
         """The one vectorized gather per file touched by a request: ``{column: values at rows}``."""
+        limit = self.cache.max_bytes
+        if limit is not None and not self.cache.holds(k) and self._layout_of(k)[1] > limit:
+            return self._read_rows(k, rows, names)
         cols = self.columns(k)
         return {n: cols[n][rows] for n in names}
+
+    def _layout_of(self, k: int) -> tuple[np.ndarray, int]:
+        """File ``k``'s row group start rows (plus the end) and its needed columns' uncompressed bytes."""
+        got = self._layout.get(k)
+        if got is None:
+            meta = pq.read_metadata(self.files[k])
+            sizes = [meta.row_group(g).num_rows for g in range(meta.num_row_groups)]
+            starts = np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)])
+            nbytes = 0
+            for g in range(meta.num_row_groups):
+                rg = meta.row_group(g)
+                for c in range(rg.num_columns):
+                    col = rg.column(c)
+                    path = col.path_in_schema
+                    if any(path == n or path.startswith(n + ".") for n in self.specs):
+                        nbytes += col.total_uncompressed_size
+            got = self._layout[k] = (starts, int(nbytes))
+        return got
+
+    def _read_rows(self, k: int, rows: np.ndarray, names: list[str]) -> dict[str, np.ndarray]:
+        """``rows`` of file ``k`` from only the row groups that hold them (not cached)."""
+        starts, _ = self._layout_of(k)
+        group = np.searchsorted(starts, rows, side="right") - 1
+        needed = np.unique(group)
+        sizes = starts[needed + 1] - starts[needed]
+        offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        local = rows - starts[group] + offsets[np.searchsorted(needed, group)]
+        table = pq.ParquetFile(self.files[k], memory_map=True).read_row_groups(
+            needed.tolist(), columns=list(names)
+        )
+        self.partial_reads += 1
+        return {n: to_numpy(self.specs[n], table.column(n), self.files[k])[local] for n in names}
 
     def columns(self, k: int) -> dict[str, np.ndarray]:
         """File ``k``'s needed columns as numpy arrays, from the cache or read (memory-mapped)."""

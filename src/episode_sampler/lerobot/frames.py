@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 import torch
 from torch.utils.data import Dataset
 
-from .._validate import int_array
+from .._validate import check_bool, int_array
 from .column_cache import DEFAULT_COLUMN_CACHE_BYTES, check_cache_bytes
 from .columns import Column, describe
 from .data_files import DataFiles
@@ -26,6 +26,7 @@ from .episode_table import read_episodes
 from .meta import read_info
 from .stats import read_stats
 from .tasks import read_tasks
+from .video_reader import VideoReader, video_keys
 
 __all__ = ["LeRobotFrames"]
 
@@ -49,6 +50,14 @@ class LeRobotFrames(Dataset):
     ``k + "_is_pad"``, a bool tensor True where ``i + d`` fell outside the episode. A windowed key
     replaces the plain column of the same name.
 
+    Cameras (features of ``info.json`` with dtype ``video``) are returned as LeRobot returns them: the
+    frame shown at ``videos/<key>/from_timestamp + timestamp`` in the episode's video file, within
+    ``tolerance_s``, as a ``[3, H, W]`` float32 tensor in ``[0, 1]`` (``uint8`` with
+    ``return_uint8=True``); windows give ``[len(d), 3, H, W]``. Values equal LeRobot's PyAV decoder's.
+    :meth:`get_batch` and :meth:`__getitems__` decode a batch per (camera, file): wanted times sorted,
+    each run of nearby frames decoded with one seek, cameras in parallel threads, decoders kept open in a
+    bounded per-process cache (see :mod:`episode_sampler.lerobot.video_decode`).
+
     ``stats`` holds the dataset's normalization statistics (``meta/stats.json``) as LeRobot's
     ``dataset.meta.stats`` does, ``info`` the parsed ``meta/info.json``.
 
@@ -63,19 +72,37 @@ class LeRobotFrames(Dataset):
         delta_indices: Mapping[str, Sequence[int]] | None = None,
         *,
         column_cache_bytes: int | None = DEFAULT_COLUMN_CACHE_BYTES,
+        return_uint8: bool = False,
+        video_backend: str | None = None,
+        tolerance_s: float = 1e-4,
+        video_cache_size: int = 32,
+        video_threads: int | None = None,
     ) -> None:
         """Open the dataset at ``root``.
 
         Args:
             root: dataset directory (holding ``meta/`` and ``data/``).
             columns: data columns returned per item, in this order; ``None`` means every column of a
-                supported type (numbers, strings, numeric lists), then ``task`` when the dataset has
-                tasks. ``"task"`` may be listed like a column. Keys of ``delta_indices`` are added.
+                supported type (numbers, strings, numeric lists), the cameras (``video`` features),
+                then ``task`` when the dataset has tasks. ``"task"`` may be listed like a column. Keys
+                of ``delta_indices`` are added.
             delta_indices: per key, integer frame offsets (e.g. ``{"action": range(16)}``).
             column_cache_bytes: bound, per process, of the decoded Parquet columns kept between
                 reads (default 512 MiB; each DataLoader worker holds its own). Files are kept whole
-                and evicted least recently used first; the file being read is always kept. ``None``
-                keeps every file touched; ``0`` keeps only the last one.
+                and evicted least recently used first. A file whose columns alone exceed the bound is
+                not kept: each read decodes just the row groups it needs (one per episode in
+                LeRobot-written files). ``None`` keeps every file touched; ``0`` keeps none. Size it
+                to the files a shuffled batch touches (with ``order="frames"``: all of them), or
+                reads re-decode evicted files.
+            return_uint8: camera frames as ``uint8`` instead of float32 in ``[0, 1]`` (LeRobot's
+                ``return_uint8``; 4x less memory and inter-process traffic, normalize later).
+            video_backend: ``"pyav"`` or ``"torchcodec"``; ``None`` picks torchcodec when it is
+                installed and loads, else PyAV.
+            tolerance_s: largest distance in seconds between a wanted frame time and the decoded
+                frame's (LeRobot's ``tolerance_s``).
+            video_cache_size: open video decoders kept per process, least recently used closed first.
+            video_threads: threads decoding cameras (and files) of a batch in parallel; ``None`` means
+                one per camera.
 
         Raises:
             FileNotFoundError: missing metadata or data files.
@@ -96,6 +123,8 @@ class LeRobotFrames(Dataset):
             )
         schema = pq.read_schema(files[0], memory_map=True)
         available = {n: describe(n, schema.field(n).type) for n in schema.names}
+        for key in video_keys(self.info):
+            available[key] = Column(key, "video", pa.null())
         tasks = read_tasks(self.root)
         index_spec = available.get("task_index")
         # "task" is looked up from task_index, as LeRobot does (unless the data holds its own "task")
@@ -114,13 +143,38 @@ class LeRobotFrames(Dataset):
             available[_TASK] = Column(_TASK, "string", pa.string())
         self._deltas = _check_deltas(delta_indices, available)
         self._plain = _check_columns(columns, available, self._deltas)
-        # data columns read for the plain group: "task" is read as its task_index
-        read = [n for n in self._plain if n != _TASK]
+        self._videos = tuple(n for n in (*self._plain, *self._deltas) if available[n].kind == "video")
+        # data columns read for the plain group: "task" is read as its task_index, a camera as the
+        # frame's timestamp (its time in the episode's video)
+        read = [n for n in self._plain if n != _TASK and n not in self._videos]
         if _TASK in self._plain and "task_index" not in read:
             read.append("task_index")
+        if any(n in self._videos for n in self._plain) and "timestamp" not in read:
+            read.append("timestamp")
         self._read_plain = tuple(read)
-        specs = {n: available[n] for n in (*self._read_plain, *self._deltas)}
+        specs = {n: available[n] for n in (*self._read_plain, *self._deltas) if n not in self._videos}
+        if self._videos:
+            if available.get("timestamp") is None:
+                raise ValueError(
+                    f"data files of {str(self.root)!r} have video features but no 'timestamp' column"
+                )
+            specs.setdefault("timestamp", available["timestamp"])
         self._data = DataFiles(files, self.episodes, specs, column_cache_bytes)
+        self._video = (
+            VideoReader(
+                self.root,
+                self.info,
+                self.episodes,
+                self._videos,
+                backend=video_backend,
+                tolerance_s=tolerance_s,
+                return_uint8=check_bool("return_uint8", return_uint8),
+                max_open_files=video_cache_size,
+                threads=video_threads,
+            )
+            if self._videos
+            else None
+        )
         starts, ends = self.episodes.starts, self.episodes.ends
         # positions are frame indices when episodes tile 0 .. num_frames - 1 (the usual case)
         self._identity = bool(starts.size == 0 or (starts[0] == 0 and np.array_equal(starts[1:], ends[:-1])))
@@ -137,14 +191,33 @@ class LeRobotFrames(Dataset):
         return {k: tuple(v.tolist()) for k, v in self._deltas.items()}
 
     @property
+    def video_keys(self) -> tuple[str, ...]:
+        """Camera (video) features returned per item, plain or windowed."""
+        return self._videos
+
+    @property
+    def video_stats(self) -> dict[str, int]:
+        """Decoding work done by this process so far: files opened, seeks, packets and bytes decoded,
+        frames decoded and converted (empty without cameras)."""
+        if self._video is None:
+            return {}
+        return self._video.cache.stats.as_dict()
+
+    def close(self) -> None:
+        """Close open video decoders and decoding threads (they reopen on next use)."""
+        if self._video is not None:
+            self._video.close()
+
+    @property
     def files(self) -> tuple[Path, ...]:
         """Data files, sorted by their first frame index."""
         return tuple(self._data.files)
 
     def column_cache_info(self) -> dict[str, Any]:
         """This process's Parquet column cache: ``files`` (indices into :attr:`files`, least recently
-        used first), ``bytes``, ``max_bytes``, ``hits``, ``misses``, ``evictions``."""
-        return self._data.cache.info()
+        used first), ``bytes``, ``max_bytes``, ``hits``, ``misses``, ``evictions``, and
+        ``partial_reads`` (reads of only some row groups of a file too large to keep)."""
+        return {**self._data.cache.info(), "partial_reads": self._data.partial_reads}
 
     def __len__(self) -> int:
         return self.episodes.num_frames
@@ -195,26 +268,45 @@ class LeRobotFrames(Dataset):
             bad = int(pos[(pos < 0) | (pos >= n)][0])
             raise IndexError(f"index {bad} is out of range for LeRobotFrames of length {n}")
         frames = pos if self._identity else self.episodes.frame_at(pos)
+        videos = self._videos
         groups: list[tuple[np.ndarray, tuple[str, ...]]] = [(frames, self._read_plain)]
         pads: dict[str, np.ndarray] = {}
-        if self._deltas:
+        ep = None
+        if self._deltas or videos:
             ep = self.episodes.episode_of(frames) if frames.size else np.zeros(0, np.int64)
+        if self._deltas:
             lo = self.episodes.starts[ep][:, None]
             hi = self.episodes.ends[ep][:, None] - 1
             for key, offs in self._deltas.items():
                 query = frames[:, None] + offs[None, :]
                 pads[key] = (query < lo) | (query > hi)
-                groups.append((np.clip(query, lo, hi).reshape(-1), (key,)))
+                names = ("timestamp",) if key in videos else (key,)
+                groups.append((np.clip(query, lo, hi).reshape(-1), names))
         values = self._data.fetch(groups)
+        # cameras: every camera of the batch decoded at once (per camera and file, in threads)
+        requests: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        for name in self._plain:
+            if name in videos:
+                requests[name] = (ep, values[0]["timestamp"])
+        for g, (key, offs) in enumerate(self._deltas.items(), start=1):
+            if key in videos:
+                requests[key] = (np.repeat(ep, offs.size), values[g]["timestamp"])
+        decoded = self._video.read(requests) if requests else {}
         out: dict[str, Any] = {}
         for name in self._plain:
             if name == _TASK:
                 out[name] = self._task_strings(values[0]["task_index"], frames)
+            elif name in videos:
+                out[name] = decoded[name]
             else:
                 out[name] = _as_output(values[0][name])
         for g, (key, offs) in enumerate(self._deltas.items(), start=1):
-            arr = values[g][key]
-            out[key] = _as_output(arr.reshape(pos.size, offs.size, *arr.shape[1:]))
+            if key in videos:
+                arr = decoded[key]
+                out[key] = arr.reshape(pos.size, offs.size, *arr.shape[1:])
+            else:
+                arr = values[g][key]
+                out[key] = _as_output(arr.reshape(pos.size, offs.size, *arr.shape[1:]))
             out[f"{key}_is_pad"] = torch.from_numpy(pads[key])
         return out
 

@@ -6,6 +6,7 @@ checked without trusting the writer::
     observation.state[j] = float32(i + j / 10)          j < state_dim
     action[j]            = float32(-(i + j / 10) - 1)   j < action_dim
     timestamp            = float32(frame_index / fps)
+    camera <key> pixels  = video_encode.camera_frame(i, height, width)   (video, lossy AV1)
 
 Float32 holds the index exactly only up to 2**24 frames.
 """
@@ -14,7 +15,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -24,6 +27,7 @@ from .._validate import check_int
 from ..episodes import EpisodeIndex
 from .stats import dataset_stats, episode_stats, stats_columns, write_stats
 from .tasks import write_tasks
+from .video_encode import MIN_CAMERA_SIZE, VIDEO_PATH, CameraFrames, write_camera_videos
 
 __all__ = ["TASKS", "write_lerobot_dataset"]
 
@@ -43,6 +47,8 @@ def write_lerobot_dataset(
     state_dim: int = 6,
     action_dim: int = 4,
     fps: int = 30,
+    cameras: Mapping[str, tuple[int, int]] | None = None,
+    episodes_per_video_file: int | None = None,
 ) -> EpisodeIndex:
     """Write a valid LeRobot v3 dataset of random-length episodes to ``root``; return its episodes.
 
@@ -60,6 +66,14 @@ def write_lerobot_dataset(
         episodes_per_file, files_per_chunk: file layout (>= 1).
         state_dim, action_dim: widths of ``observation.state`` and ``action`` (>= 1).
         fps: frames per second written to ``info.json`` and used for ``timestamp`` (>= 1).
+        cameras: video features to write, ``{key: (height, width)}`` (each >= 64), e.g.
+            ``{"observation.images.top": (96, 96)}``. Encoded as LeRobot encodes them (libsvtav1
+            through PyAV, yuv420p, ``g=2``, crf 30), episodes appended to shared files
+            ``videos/<key>/chunk-XXX/file-YYY.mp4`` with ``from_timestamp``/``to_timestamp`` in the
+            episode table; the pixels of frame ``index`` encode ``index``
+            (:func:`episode_sampler.lerobot.video_encode.camera_frame`), and their per-channel stats
+            go to the episode table and ``meta/stats.json`` like the other features'.
+        episodes_per_video_file: episodes per video file (default ``episodes_per_file``).
 
     Raises:
         TypeError: a non-integer argument.
@@ -75,6 +89,12 @@ def write_lerobot_dataset(
     state_dim = check_int("state_dim", state_dim, minimum=1)
     action_dim = check_int("action_dim", action_dim, minimum=1)
     fps = check_int("fps", fps, minimum=1)
+    cams = _check_cameras(cameras)
+    per_video = check_int(
+        "episodes_per_video_file",
+        episodes_per_file if episodes_per_video_file is None else episodes_per_video_file,
+        minimum=1,
+    )
     root = Path(root)
     for sub in ("meta", "data"):
         if (root / sub).exists():
@@ -106,6 +126,14 @@ def write_lerobot_dataset(
     }
     data = pa.table(columns)
 
+    video_cols: dict[str, np.ndarray] = {}
+    video_features: dict[str, Any] = {}
+    for key, size in cams.items():
+        cols, video_features[key] = write_camera_videos(
+            root, key, size, starts, ends, fps, episodes_per_file=per_video, files_per_chunk=files_per_chunk
+        )
+        video_cols.update(cols)
+
     info = {
         "codebase_version": "v3.0",
         "robot_type": "synthetic",
@@ -118,7 +146,7 @@ def write_lerobot_dataset(
         "fps": fps,
         "splits": {"train": f"0:{num_episodes}"},
         "data_path": "data/" + _PATH,
-        "video_path": None,
+        "video_path": VIDEO_PATH if cams else None,
         "features": {
             "observation.state": {
                 "dtype": "float32",
@@ -130,6 +158,7 @@ def write_lerobot_dataset(
                 "shape": [action_dim],
                 "names": [f"action_{j}" for j in range(action_dim)],
             },
+            **video_features,
             "timestamp": {"dtype": "float32", "shape": [1], "names": None},
             "frame_index": {"dtype": "int64", "shape": [1], "names": None},
             "episode_index": {"dtype": "int64", "shape": [1], "names": None},
@@ -147,6 +176,7 @@ def write_lerobot_dataset(
         "episode_index": episode,
         "index": index,
         "task_index": task_of[episode],
+        **{key: CameraFrames(0, total, h, w) for key, (h, w) in cams.items()},
     }
     per_episode = [
         episode_stats({k: v[lo:hi] for k, v in episode_data.items()}, info["features"])
@@ -173,6 +203,7 @@ def write_lerobot_dataset(
                 "data/file_index": pa.array(data_file[eps] % files_per_chunk),
                 "dataset_from_index": pa.array(starts[eps]),
                 "dataset_to_index": pa.array(ends[eps]),
+                **{name: pa.array(values[eps]) for name, values in video_cols.items()},
                 **stats_columns(per_episode[first : first + eps.size]),
                 "meta/episodes/chunk_index": pa.array(np.full(eps.size, chunk, dtype=np.int64)),
                 "meta/episodes/file_index": pa.array(np.full(eps.size, file, dtype=np.int64)),
@@ -183,6 +214,23 @@ def write_lerobot_dataset(
     write_tasks(root, TASKS)
     (root / "meta" / "info.json").write_text(json.dumps(info, indent=4) + "\n", encoding="utf-8")
     return EpisodeIndex(starts, ends, episode_ids=np.arange(num_episodes))
+
+
+def _check_cameras(cameras: Mapping[str, tuple[int, int]] | None) -> dict[str, tuple[int, int]]:
+    if cameras is None:
+        return {}
+    if not isinstance(cameras, Mapping):
+        raise TypeError(f"cameras must be a mapping of key -> (height, width), got {type(cameras).__name__}")
+    out = {}
+    for key, size in cameras.items():
+        if not isinstance(key, str) or not key:
+            raise TypeError(f"cameras must be keyed by non-empty str, got {key!r}")
+        if isinstance(size, (str, bytes)) or not isinstance(size, Sequence) or len(size) != 2:
+            raise ValueError(f"cameras[{key!r}] must be (height, width), got {size!r}")
+        h = check_int(f"cameras[{key!r}] height", size[0], minimum=MIN_CAMERA_SIZE)
+        w = check_int(f"cameras[{key!r}] width", size[1], minimum=MIN_CAMERA_SIZE)
+        out[key] = (h, w)
+    return out
 
 
 def _path(f: int, files_per_chunk: int) -> str:

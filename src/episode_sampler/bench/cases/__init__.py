@@ -15,6 +15,7 @@ from .quality import bench_quality
 from .restore import bench_restore
 from .restore_peers import bench_restore_peers
 from .state import bench_state
+from .video import bench_video
 
 BENCHES: dict[str, Callable[[Config, Log], dict[str, Any]]] = {
     "fullepoch": bench_fullepoch,
@@ -25,4 +26,5 @@ BENCHES: dict[str, Callable[[Config, Log], dict[str, Any]]] = {
     "quality": bench_quality,
     "e2e": bench_e2e,
     "state": bench_state,
+    "video": bench_video,
 }

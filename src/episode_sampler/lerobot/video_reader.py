@@ -1,0 +1,240 @@
+"""Camera frames of a LeRobot v3 dataset, read in batches (the video half of :class:`LeRobotFrames`).
+
+Where a frame lives (LeRobot 0.6.1, ``dataset_reader.py``): camera ``key`` of episode ``e`` is in the
+file ``info["video_path"].format(video_key=key, chunk_index=c, file_index=f)`` with ``c``, ``f`` the
+episode-table columns ``videos/<key>/chunk_index`` and ``videos/<key>/file_index``; the frame whose
+data row has ``timestamp`` ``ts`` is the one shown at ``videos/<key>/from_timestamp + ts`` seconds in
+that file (within ``tolerance_s``).
+
+A batch is read per (camera, file): its wanted times are sorted and made unique, then decoded in one
+pass over the file (:meth:`DecoderCache.read`), the (camera, file) groups running in parallel threads.
+Frames come out as LeRobot returns them: ``[3, H, W]`` float32 in ``[0, 1]`` (``uint8`` on request).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+
+from ..episodes import EpisodeIndex
+from .video_decode import BACKENDS, DecoderCache, default_backend
+
+__all__ = ["VideoReader", "video_keys"]
+
+
+def video_keys(info: dict[str, Any]) -> list[str]:
+    """Features of ``info.json`` stored as video (``dtype == "video"``), in ``info.json`` order."""
+    features = info.get("features") or {}
+    return [k for k, ft in features.items() if isinstance(ft, dict) and ft.get("dtype") == "video"]
+
+
+class VideoReader:
+    """Decoded camera frames for (episode, timestamp) requests of several cameras at once.
+
+    Args:
+        root: dataset directory.
+        info: parsed ``meta/info.json``.
+        episodes: the dataset's episode index (rows of the returned arrays follow its order).
+        keys: video features to read.
+        backend: ``"pyav"`` or ``"torchcodec"``; ``None`` picks torchcodec when it loads, else PyAV.
+        tolerance_s: largest accepted distance between a wanted time and the decoded frame's time.
+        return_uint8: return ``uint8`` frames instead of float32 in ``[0, 1]``.
+        max_open_files: open decoders kept per process (LRU).
+        threads: threads decoding (camera, file) groups in parallel; ``None``: one per camera.
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        info: dict[str, Any],
+        episodes: EpisodeIndex,
+        keys: Sequence[str],
+        *,
+        backend: str | None = None,
+        tolerance_s: float = 1e-4,
+        return_uint8: bool = False,
+        max_open_files: int = 32,
+        threads: int | None = None,
+    ) -> None:
+        if backend is None:
+            backend = default_backend()
+        if backend not in BACKENDS:
+            raise ValueError(f"video_backend must be one of {BACKENDS}, got {backend!r}")
+        if isinstance(tolerance_s, bool) or not isinstance(tolerance_s, (int, float)) or not tolerance_s > 0:
+            raise ValueError(f"tolerance_s must be a positive number of seconds, got {tolerance_s!r}")
+        if isinstance(max_open_files, bool) or not isinstance(max_open_files, int) or max_open_files < 1:
+            raise ValueError(f"video_cache_size must be an int >= 1, got {max_open_files!r}")
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+            raise ValueError(f"video_threads must be an int >= 1 or None, got {threads!r}")
+        template = info.get("video_path")
+        if keys and not isinstance(template, str):
+            raise ValueError(
+                f"meta/info.json of {str(root)!r} has video features but no 'video_path' template"
+            )
+        self.root = Path(root)
+        self.keys = tuple(keys)
+        self.backend = backend
+        self.tolerance_s = float(tolerance_s)
+        self.return_uint8 = bool(return_uint8)
+        self.max_open_files = max_open_files
+        self.threads = threads if threads is not None else max(1, len(self.keys))
+        # per key: file number of each episode, the files, from_timestamp of each episode
+        self._file_of: dict[str, np.ndarray] = {}
+        self._paths: dict[str, list[str]] = {}
+        self._from: dict[str, np.ndarray] = {}
+        table = _episode_video_columns(self.root, episodes, self.keys)
+        for key in self.keys:
+            chunk = table[f"videos/{key}/chunk_index"]
+            file = table[f"videos/{key}/file_index"]
+            pairs, inverse = np.unique(np.stack([chunk, file], axis=1), axis=0, return_inverse=True)
+            paths = []
+            for c, f in pairs.tolist():
+                path = self.root / template.format(video_key=key, chunk_index=c, file_index=f)
+                if not path.is_file():
+                    raise FileNotFoundError(f"video file {str(path)!r} of camera {key!r} does not exist")
+                paths.append(str(path))
+            self._file_of[key] = inverse.reshape(-1).astype(np.int64)
+            self._paths[key] = paths
+            self._from[key] = table[f"videos/{key}/from_timestamp"]
+        self._cache: DecoderCache | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        self._pid = os.getpid()
+
+    # ------------------------------------------------------------------ reading
+    @property
+    def cache(self) -> DecoderCache:
+        """This process's open decoders (created on first use, dropped when pickled)."""
+        if self._cache is None or self._pid != os.getpid():
+            if self._pid != os.getpid():  # forked: the parent's decoding threads are gone
+                self._pool = None
+            self._cache = DecoderCache(self.backend, self.max_open_files)
+            self._pid = os.getpid()
+        return self._cache
+
+    def files(self, key: str) -> tuple[str, ...]:
+        """Video files of camera ``key``."""
+        return tuple(self._paths[key])
+
+    def read(self, requests: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, torch.Tensor]:
+        """Frames per camera: ``requests[key] = (episode_positions, timestamps)`` (positions into the
+        episode index, ``timestamp`` values of the data rows) -> ``[n, 3, H, W]`` tensors."""
+        tasks = []
+        for key, (ep, ts) in requests.items():
+            ep = np.asarray(ep, dtype=np.int64)
+            times = self._from[key][ep] + np.asarray(ts, dtype=np.float64)
+            file_of = self._file_of[key][ep]
+            if file_of.size and (file_of == file_of[0]).all():
+                parts = [np.arange(file_of.size)]
+            else:
+                order = np.argsort(file_of, kind="stable")
+                parts = np.split(order, np.flatnonzero(np.diff(file_of[order])) + 1)
+            for sel in parts:
+                if sel.size == 0:
+                    continue
+                uniq, inv = np.unique(times[sel], return_inverse=True)
+                tasks.append((key, self._paths[key][int(file_of[sel[0]])], uniq, sel, inv.reshape(-1)))
+        cache = self.cache  # first: resets the pool too after a fork
+        tol = self.tolerance_s
+        frames: dict[str, np.ndarray] = {}  # per camera, [n, H, W, 3] uint8, filled in place
+        lock = threading.Lock()
+
+        def run(task) -> None:
+            key, path, uniq, sel, inv = task
+            got = cache.read(path, uniq, tol)
+            shape = got[0].shape
+            with lock:
+                out = frames.get(key)
+                if out is None:
+                    out = frames[key] = np.empty((len(requests[key][0]), *shape), dtype=np.uint8)
+            if out.shape[1:] != shape:
+                raise ValueError(
+                    f"video files of camera {key!r} have different frame sizes: {out.shape[1:3]} and "
+                    f"{shape[:2]} ({path!r})"
+                )
+            for row, j in zip(sel.tolist(), inv.tolist()):
+                out[row] = got[j]
+
+        if self.threads > 1 and len(tasks) > 1:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="episode-sampler-video")
+            list(self._pool.map(run, tasks))
+        else:
+            for t in tasks:
+                run(t)
+        result = {}
+        dtype = torch.uint8 if self.return_uint8 else torch.float32
+        for key in requests:
+            arr = frames.get(key)
+            if arr is None:  # no request: an empty batch
+                result[key] = torch.zeros((0, 3, 0, 0), dtype=dtype)
+                continue
+            chw = torch.from_numpy(arr).permute(0, 3, 1, 2)
+            if self.return_uint8:
+                result[key] = chw.contiguous()
+            else:  # LeRobot: uint8 frames .type(torch.float32) / 255; here in one pass, same values
+                out = torch.empty(chw.shape, dtype=torch.float32)
+                result[key] = torch.div(chw, 255, out=out)
+        return result
+
+    def close(self) -> None:
+        """Close open decoders and stop the decoding threads (both come back on next use)."""
+        if self._cache is not None:
+            self._cache.clear()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+    # ------------------------------------------------------------------ pickling
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_cache"] = None
+        state["_pool"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._pid = os.getpid()
+
+
+def _episode_video_columns(root: Path, episodes: EpisodeIndex, keys: Sequence[str]) -> dict[str, np.ndarray]:
+    """``videos/<key>/{chunk_index,file_index,from_timestamp}`` of every episode, in ``episodes`` order."""
+    if not keys:
+        return {}
+    names = [f"videos/{k}/{c}" for k in keys for c in ("chunk_index", "file_index", "from_timestamp")]
+    files = sorted((root / "meta" / "episodes").glob("chunk-*/file-*.parquet"))
+    ids, parts = [], {n: [] for n in names}
+    for path in files:
+        have = set(pq.read_schema(path, memory_map=True).names)
+        for name in names:
+            if name not in have:
+                raise ValueError(
+                    f"episode metadata file {str(path)!r} has no column {name!r}, needed for the video "
+                    "feature named in meta/info.json"
+                )
+        table = pq.read_table(path, columns=["episode_index", *names], memory_map=True)
+        ids.append(table.column("episode_index").to_numpy().astype(np.int64))
+        for name in names:
+            col = table.column(name)
+            if col.null_count:
+                raise ValueError(f"column {name!r} of {str(path)!r} holds null values")
+            want_int = not name.endswith("from_timestamp")
+            if want_int and not pa.types.is_integer(col.type):
+                raise ValueError(f"column {name!r} of {str(path)!r} must hold integers, got {col.type}")
+            if not want_int and not (pa.types.is_floating(col.type) or pa.types.is_integer(col.type)):
+                raise ValueError(f"column {name!r} of {str(path)!r} must hold numbers, got {col.type}")
+            parts[name].append(col.to_numpy().astype(np.int64 if want_int else np.float64))
+    all_ids = np.concatenate(ids)
+    order = np.argsort(all_ids, kind="stable")
+    # rows sorted by episode id are the episode index's rows (read_episodes sorted them the same way)
+    if not np.array_equal(all_ids[order], episodes.episode_ids):
+        raise ValueError(f"episode metadata of {str(root)!r} changed while it was read")
+    return {n: np.concatenate(parts[n])[order] for n in names}
