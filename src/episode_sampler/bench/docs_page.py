@@ -311,6 +311,21 @@ def write_docs(report: dict[str, Any], docs: Path) -> Path:
         ],
     }
     notes = [f"- {why[name]}" + "\n" + "\n".join(text[name]) for name in why if name in fails]
+    spread = [
+        f"`{r['method']}` {min(r['times_s']):.2f}-{max(r['times_s']):.2f} s"
+        for r in sec.get("iteration", {}).get("rows", [])
+        if r["method"].startswith(
+            ("for i in sampler (feistel)", "for i in DistributedSampler", "for i in Random")
+        )
+    ]
+    if spread and any(n in fails for n in ("iter_vs_randomsampler", "iter_vs_distributedsampler")):
+        notes.append(
+            "- iteration rows of this run: the repetitions of each method ranged over "
+            + ", ".join(spread)
+            + " (one epoch of N = 10^6 each). With other jobs sharing both cores, a median of "
+            f"{report['config']['reps']} repetitions of a sub-second loop moves by a factor of 2 or more "
+            "between runs; these ratios need an idle machine to be read."
+        )
     if notes:
         L += ["## Targets not met, and why", "", *notes, ""]
     docs.mkdir(parents=True, exist_ok=True)
