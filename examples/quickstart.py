@@ -41,20 +41,28 @@ def sampler_basics() -> None:
 
 def pipeline() -> None:
     with tempfile.TemporaryDirectory() as root:
-        episodes = write_lerobot_dataset(root, num_episodes=12)
-        dataset = LeRobotFrames(root, columns=["index", "episode_index", "observation.state", "action"])
+        # one tiny camera, stored as LeRobot stores cameras: AV1 video, many episodes per MP4 file
+        episodes = write_lerobot_dataset(root, num_episodes=12, cameras={"observation.images.top": (64, 64)})
+        dataset = LeRobotFrames(
+            root, columns=["index", "episode_index", "observation.state", "action", "observation.images.top"]
+        )
         node = EpisodeSamplerNode.from_lerobot(
             root, batch_size=16, shuffle=True, seed=0, permutation="feistel", order="blocks", block_size=4
         )
         loader = Loader(Prefetcher(Mapper(node, dataset.get_batch), prefetch_factor=2))
 
-        seen = []
+        seen, images = [], []
         for batch in loader:  # one epoch
             seen += batch["index"].tolist()
+            images.append(batch["observation.images.top"])
+        image = images[0]
         print(
             f"pipeline: {episodes.num_episodes} episodes, {len(seen)} frames in one epoch, "
             f"batch keys {sorted(batch)}"
         )
+        # as LeRobot returns camera frames: float32 CHW in [0, 1], decoded a batch at a time
+        low, high = image.min().item(), image.max().item()
+        print(f"camera batch: {tuple(image.shape)} {image.dtype}, values in [{low:.2f}, {high:.2f}]")
         assert sorted(seen) == list(range(episodes.num_frames))
         # order="blocks": whole blocks of 4 consecutive frames (cut from each episode's start) are shuffled
         blocks = {
@@ -67,7 +75,9 @@ def pipeline() -> None:
             block = blocks[seen[pos]]  # every block starts a run of the stream...
             assert seen[pos : pos + len(block)] == block  # ...and is yielded whole, in order
             pos += len(block)
-        print(f"first frames: {seen[:12]} (shuffled blocks of 4 consecutive frames)")
+        print(
+            f"first frames: {seen[:12]} (shuffled blocks of 4 consecutive frames: one video seek per block)"
+        )
 
 
 if __name__ == "__main__":

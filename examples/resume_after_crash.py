@@ -34,7 +34,7 @@ EPOCHS, BATCH, CHECKPOINT_EVERY, KILL_AT = 2, 16, 10, 105
 
 def make_loader(root: str) -> tuple[Loader, int]:
     """The pipeline, and the number of steps (batches) in one epoch."""
-    dataset = LeRobotFrames(root, columns=["index", "observation.state"])
+    dataset = LeRobotFrames(root, columns=["index", "observation.state", "observation.images.top"])
     node = EpisodeSamplerNode.from_lerobot(
         root, batch_size=BATCH, shuffle=True, seed=7, permutation="feistel"
     )
@@ -72,7 +72,7 @@ def read_log(path: Path) -> list[dict]:
 def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         root = str(Path(tmp) / "dataset")
-        write_lerobot_dataset(root, num_episodes=30)
+        write_lerobot_dataset(root, num_episodes=30, cameras={"observation.images.top": (64, 64)})
         ref_log, crash_log, resume_log = (Path(tmp) / n for n in ("ref.jsonl", "crash.jsonl", "resume.jsonl"))
         checkpoint = str(Path(tmp) / "state.json")
 

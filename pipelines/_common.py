@@ -21,6 +21,11 @@ import torch
 import torch.distributed as dist
 
 from episode_sampler import LeRobotFrames, load_state, save_state, write_lerobot_dataset
+from episode_sampler.lerobot import read_info
+
+#: The camera of the synthetic dataset (``--episodes N`` without ``--root``): tiny and short AV1 video, so
+#: every pipeline decodes video the way a vision policy's data loading does.
+CAMERAS = {"observation.images.top": (64, 64)}
 
 TrainFn = Callable[[argparse.Namespace, str, int, int], int]
 """``train(args, root, rank, world) -> exit code``."""
@@ -142,8 +147,9 @@ def set_threads(args: argparse.Namespace) -> int:
 
     The pipelines are data loading with a tiny model: torch's default (one thread per core) makes its
     kernels' worker threads compete with the loader's threads (Prefetcher, ParallelMapper, gloo) for the
-    same cores. One process of ``train_loader.py`` ran 4-10x slower on 2 cores with the default than with
-    one thread. ``torchrun`` sets ``OMP_NUM_THREADS=1`` for several processes per node; it is honoured.
+    same cores. One process of ``train_loader.py`` ran 4-10x slower on an idle 2-core machine with the
+    default than with one thread (1.2-1.6x on the median when the cores were shared with other jobs).
+    ``torchrun`` sets ``OMP_NUM_THREADS=1`` for several processes per node; it is honoured.
     """
     threads = args.threads
     if threads is None:
@@ -199,7 +205,7 @@ def run(args: argparse.Namespace, tmp_prefix: str, train: TrainFn) -> int:
     tmp = None
     if args.root is None:  # every rank writes the same deterministic dataset: no shared disk needed
         tmp = tempfile.mkdtemp(prefix=f"{tmp_prefix}-r{rank}-")
-        write_lerobot_dataset(tmp, num_episodes=args.episodes, seed=0)
+        write_lerobot_dataset(tmp, num_episodes=args.episodes, seed=0, cameras=CAMERAS)
     try:
         return train(args, args.root or tmp, rank, world)
     finally:
@@ -223,13 +229,37 @@ def sampler_state(obj: Any) -> dict[str, Any] | None:
     return None
 
 
+def open_dataset(root: str) -> LeRobotFrames:
+    """The columns the model reads: ``index``, state, action and every camera (as uint8: 4x less to move
+    between processes than float32; :func:`model_input` scales them)."""
+    names = ["index", "observation.state", "action", *video_keys(read_info(root))]
+    return LeRobotFrames(root, columns=names, return_uint8=True)
+
+
+def video_keys(info: Mapping[str, Any]) -> list[str]:
+    """Camera features (dtype ``video``) of a dataset's ``info.json``."""
+    return [
+        k
+        for k, f in (info.get("features") or {}).items()
+        if isinstance(f, dict) and f.get("dtype") == "video"
+    ]
+
+
+def model_input(batch: Mapping[str, Any], cameras: list[str], scale: float) -> torch.Tensor:
+    """State (divided by ``scale``) and, per camera, each channel's mean brightness in [0, 1]."""
+    parts = [batch["observation.state"].float() / scale]
+    parts += [batch[k].float().mean(dim=(-2, -1)) / 255.0 for k in cameras]
+    return torch.cat(parts, dim=-1)
+
+
 def build_model(
     dataset: LeRobotFrames, world: int, lr: float
 ) -> tuple[torch.nn.Module, torch.optim.Optimizer, torch.nn.Module]:
-    """``(model, optimizer, net)``: a linear state -> action model (DDP-wrapped when ``world > 1``) and the
-    bare module whose state is saved."""
+    """``(model, optimizer, net)``: a linear model from state and camera features (:func:`model_input`) to
+    action (DDP-wrapped when ``world > 1``), and the bare module whose state is saved."""
     features = dataset.info["features"]
-    model: Any = torch.nn.Linear(features["observation.state"]["shape"][0], features["action"]["shape"][0])
+    width = features["observation.state"]["shape"][0] + 3 * len(video_keys(dataset.info))
+    model: Any = torch.nn.Linear(width, features["action"]["shape"][0])
     if world > 1:
         model = torch.nn.parallel.DistributedDataParallel(model)
     optim = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)

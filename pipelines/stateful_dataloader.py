@@ -33,7 +33,7 @@ import torch
 from torchdata.stateful_dataloader import StatefulDataLoader
 from torchdata.stateful_dataloader.sampler import BatchSampler
 
-from episode_sampler import EpisodeAwareSampler, LeRobotFrames
+from episode_sampler import EpisodeAwareSampler
 from episode_sampler.distributed import check_consistent
 
 if str(Path(__file__).resolve().parent) not in sys.path:  # also when loaded by path, not run
@@ -57,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def train(args: argparse.Namespace, root: str, rank: int, world: int) -> int:
     torch.manual_seed(args.seed)
-    dataset = LeRobotFrames(root, columns=["index", "observation.state", "action"])
+    dataset = _common.open_dataset(root)
+    cameras = _common.video_keys(dataset.info)
     scale = float(len(dataset))
     sampler = EpisodeAwareSampler.from_lerobot(root, **_common.sampler_options(args, rank, world))
     loader = StatefulDataLoader(
@@ -86,7 +87,7 @@ def train(args: argparse.Namespace, root: str, rank: int, world: int) -> int:
     check_consistent(sampler)
 
     def inputs(batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
-        return batch["observation.state"].float() / scale, batch["action"].float() / scale
+        return _common.model_input(batch, cameras, scale), batch["action"].float() / scale
 
     return _common.fit(
         args, loader, model, optim, inputs, step=step, epoch=epoch, rank=rank, world=world, record_world=True

@@ -33,7 +33,6 @@ from typing import Any
 import torch
 from torchdata.nodes import Loader, Mapper, ParallelMapper, PinMemory, Prefetcher
 
-from episode_sampler import LeRobotFrames
 from episode_sampler.distributed import check_consistent
 from episode_sampler.nodes import EpisodeSamplerNode
 
@@ -54,7 +53,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def build_loader(args: argparse.Namespace, root: str, rank: int, world: int) -> tuple[Loader, Any, Any]:
     """``(loader, node, dataset)`` for this rank."""
-    dataset = LeRobotFrames(root, columns=["index", "observation.state", "action"])
+    dataset = _common.open_dataset(root)
+    cameras = _common.video_keys(dataset.info)
     scale = float(len(dataset))
     node = EpisodeSamplerNode.from_lerobot(
         root, batch_size=args.batch_size, **_common.sampler_options(args, rank, world)
@@ -68,7 +68,7 @@ def build_loader(args: argparse.Namespace, root: str, rank: int, world: int) -> 
 
     def collate(batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         return {
-            "x": batch["observation.state"].float() / scale,
+            "x": _common.model_input(batch, cameras, scale),
             "y": batch["action"].float() / scale,
             "index": batch["index"],
         }

@@ -222,7 +222,8 @@ def test_lerobot_flow_under_real_accelerate_killed_and_resumed(tmp_path: Path) -
     for s in D1[4]:
         for flow in ("plain", "synced", "helper"):
             jobs1.append(resume_job(f"d1_{flow}_{s}", D1, t / f"d1v_ckpt{s}.json", flow))
-        jobs2.append(resume_job(f"d1to2_{s}", (2, {}, 4, 30, []), t / f"d1v_ckpt{s}.json", "helper"))
+        for flow in ("plain", "helper"):
+            jobs2.append(resume_job(f"d1to2_{flow}_{s}", (2, {}, 4, 30, []), t / f"d1v_ckpt{s}.json", flow))
     p3, p4 = launch(t, "resume2", 2, jobs2), launch(t, "resume1", 1, jobs1)
     log2 = finish(t, "resume2", p3, killed=False)
     log1 = finish(t, "resume1", p4, killed=False)
@@ -257,4 +258,5 @@ def test_lerobot_flow_under_real_accelerate_killed_and_resumed(tmp_path: Path) -
         for flow in ("plain", "helper"):
             check_other_world(full["d2"], s, streams(t, f"d2to1_{flow}_{s}", 1))
     for s in D1[4]:
-        check_other_world(full["d1"], s, streams(t, f"d1to2_{s}", 2))
+        for flow in ("plain", "helper"):
+            check_other_world(full["d1"], s, streams(t, f"d1to2_{flow}_{s}", 2))

@@ -619,7 +619,14 @@ def test_demo_keeps_the_run_directory_when_a_worker_fails(tmp_path: Path, capsys
         raise demo.DemoFailed("the run to be killed exited (code 1) before step 3: boom")
 
     monkeypatch.setattr(demo.Worker, "run_until_kill", fail)
-    monkeypatch.setattr(demo.tempfile, "mkdtemp", lambda prefix: str(tmp_path / "run"))
+    real_mkdtemp = demo.tempfile.mkdtemp
+
+    def mkdtemp(suffix=None, prefix=None, dir=None):  # the demo's run directory; others (video encoding) real
+        if prefix == "episode-sampler-demo-":
+            return str(tmp_path / "run")
+        return real_mkdtemp(suffix, prefix, dir)
+
+    monkeypatch.setattr(demo.tempfile, "mkdtemp", mkdtemp)
     (tmp_path / "run").mkdir()
     code, _, err = run(["demo", "--episodes", "3", "--batch-size", "8", "--epochs", "1", "--quiet"], capsys)
     assert code == 1

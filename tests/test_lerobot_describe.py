@@ -72,3 +72,11 @@ def test_inspect_cli_on_a_dataset(tmp_path, capsys):
     (tmp_path / "ds" / "meta" / "info.json").write_text('{"codebase_version": "v3.0", "total_frames": 1}')
     assert main(["inspect", str(tmp_path / "ds")]) == 2
     assert "total_frames=1" in capsys.readouterr().err
+
+
+def test_describe_a_written_camera_dataset(tmp_path):
+    write_lerobot_dataset(tmp_path, 2, 3, 3, seed=0, cameras={"observation.images.top": (64, 72)})
+    lines = describe_dataset(tmp_path)
+    camera = value(lines, "cameras")
+    assert camera.startswith("observation.images.top  video 64x72x3, av1 yuv420p, 30 fps, 1 file, ")
+    assert "observation.images.top" not in value(lines, "features")

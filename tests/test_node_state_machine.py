@@ -116,7 +116,7 @@ class NodeMachine(RuleBasedStateMachine):
     def reset_none(self) -> None:
         for n in self._nodes():
             n.reset(None)
-        if self.pulled or self._finished():
+        if self.pulled:
             self.epoch, self.pos, self.pulled = self.epoch + 1, 0, False
 
     @rule(target=states)
@@ -144,7 +144,7 @@ class NodeMachine(RuleBasedStateMachine):
         states = [n.get_state() for n in self._nodes()]
         assert all(s == states[0] for s in states), f"get_state() diverged: {states}"
         s = states[0]
-        if self._finished():
+        if self._finished() and self.pulled:
             assert (s["epoch"], s["start_index"], s["exhausted"]) == (self.epoch + 1, 0, True)
         else:
             assert (s["epoch"], s["start_index"], s["exhausted"]) == (self.epoch, self.pos, False)

@@ -17,8 +17,6 @@ initial state); with ``"follow"`` (LeRobot's ``set_epoch``) they start fresh.
 
 from __future__ import annotations
 
-import warnings
-
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
@@ -64,7 +62,6 @@ def pull(it, k: int) -> tuple[list[int], bool]:
 class SamplerMachine(RuleBasedStateMachine):
     @initialize(cfg=CONFIGS)
     def setup(self, cfg: dict) -> None:
-        warnings.simplefilter("ignore", RuntimeWarning)  # "ignoring set_epoch(...) after a restore"
         self.cfg = cfg
         self.a, self.b = build(cfg), build(cfg)
         if cfg["policy"] == "keep_resumed":

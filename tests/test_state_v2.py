@@ -269,3 +269,52 @@ def test_load_state_dict_carries_only_the_position_into_a_new_loader():
     other.load_state_dict(end)
     assert _drain(other) == []
     assert list(Loader(other)) == reference(1)
+
+
+def test_cli_inspect_describes_the_pass_bits_and_relabel(tmp_path, capsys):
+    from episode_sampler.cli import main
+
+    node = EpisodeSamplerNode(FROM, TO, absolute_to_relative_idx=list(range(20)), **KW)
+    node.reset(None)
+    for _ in range(20):
+        node.next()
+    path = tmp_path / "state.json"
+    path.write_text(json.dumps(node.get_state()))
+    assert main(["inspect", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "version 2" in out and "epoch 0 was finished" in out
+    assert f"fingerprint {node.get_state()['relabel']}" in out
+    path.write_text(json.dumps({**node.get_state(), "pulled": "yes"}))
+    assert main(["inspect", str(path)]) != 0
+    assert "'pulled'" in capsys.readouterr().err
+
+
+def test_relabel_fingerprint_is_the_digest_of_the_relabelled_valid_frames():
+    import hashlib
+
+    from episode_sampler.cursor import _Relabel
+    from episode_sampler.episodes import EpisodeIndex
+
+    index = EpisodeIndex.from_bounds([0, 10, 30, 31], [7, 25, 30, 40])  # one empty episode
+    table = [(7 * i + 3) % 101 for i in range(40)]
+    valid = [f for a, b in [(0, 7), (10, 25), (31, 40)] for f in range(a, b)]  # brute force
+    brute = hashlib.blake2b(b"episode-sampler relabel v1", digest_size=16)
+    for f in valid:
+        brute.update(table[f].to_bytes(8, "little", signed=True))
+    mapping = {f: table[f] for f in valid}
+    assert _Relabel.make(table, index).fingerprint(index) == brute.hexdigest()
+    assert _Relabel.make(mapping, index).fingerprint(index) == brute.hexdigest()
+
+
+def test_an_epoch_shorter_than_a_dropped_batch_is_over_only_after_its_stop_iteration():
+    node = EpisodeSamplerNode([0], [2], batch_size=3, drop_last_batch=True)  # every pass yields nothing
+    node.reset(None)
+    node.reset(None)  # not pulled: no epoch skipped
+    state = node.get_state()
+    assert (state["epoch"], state["exhausted"], state["pulled"]) == (0, False, False)
+    with pytest.raises(StopIteration):
+        node.next()
+    state = node.get_state()
+    assert (state["epoch"], state["exhausted"]) == (1, True)
+    node.reset(None)
+    assert node.get_state()["epoch"] == 1

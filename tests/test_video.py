@@ -311,6 +311,21 @@ def test_dataloader_with_workers(root):
     assert seen == list(range(len(ds)))
 
 
+@pytest.mark.slow
+def test_forked_workers_do_not_touch_the_parents_open_decoders(root):
+    # decoders opened (with codec threads) in the parent must not be used or freed in forked workers:
+    # that used to hang or crash the workers
+    ds = LeRobotFrames(root, columns=["index", TOP], return_uint8=True)
+    ds.get_batch([0, 1, 2, 30])
+    assert len(ds._video.cache) > 0
+    loader = DataLoader(ds, batch_size=4, num_workers=2, multiprocessing_context="fork", timeout=120)
+    for batch in loader:
+        assert [read_frame_index(f) for f in batch[TOP]] == batch["index"].tolist()
+    assert torch.equal(
+        ds.get_batch([5])[TOP], LeRobotFrames(root, columns=[TOP], return_uint8=True)[5][TOP][None]
+    )
+
+
 def test_columns_select_cameras_and_errors(root):
     ds = LeRobotFrames(root, columns=[SIDE])
     assert ds.video_keys == (SIDE,) and set(ds[3]) == {SIDE}

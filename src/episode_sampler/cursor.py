@@ -269,10 +269,13 @@ class _Relabel:
         effect agree; entries for frames outside the valid ranges do not count).
         """
         h = hashlib.blake2b(b"episode-sampler relabel v1", digest_size=16)
-        step = 1 << 20
-        for lo in range(0, index.num_frames, step):
-            frames = index.frame_at(np.arange(lo, min(lo + step, index.num_frames), dtype=np.int64))
-            h.update(np.ascontiguousarray(self(frames), dtype="<i8").tobytes())
+        keep = index.lengths > 0
+        starts, ends = index.starts[keep], index.ends[keep]
+        # a valid range's relabelled frames are one contiguous slice of the table (a mapping covers
+        # every frame of it, validated in make(), and its keys are unique and sorted)
+        firsts = starts if self.keys is None else np.searchsorted(self.keys, starts)
+        for lo, n in zip(firsts.tolist(), (ends - starts).tolist()):
+            h.update(np.ascontiguousarray(self.values[lo : lo + n], dtype="<i8").tobytes())
         return h.hexdigest()
 
     def __call__(self, frames: np.ndarray) -> np.ndarray:

@@ -232,11 +232,13 @@ class EpisodeSamplerNode(BaseNode[Any]):
         remaining = run.total - position
         return remaining <= 0 or (self._drop_last_batch and remaining < self._batch_size)  # type: ignore[operator]
 
-    def _pulled(self) -> bool:
-        """Whether ``reset(None)`` now starts the next epoch: the pass was pulled from or has nothing left."""
-        run = self._pass
-        pos = run.position
-        return self._restored_pulled or pos != self._pass_start or self._finished(run, pos)
+    def _pulled(self, position: int) -> bool:
+        """Whether the pass was pulled from since its reset (then ``reset(None)`` starts the next epoch).
+
+        A ``next()`` that raised ``StopIteration`` counts: it moves the position to the pass's end
+        (``EpochPass.next_batch``), except for a pass restored as exhausted, which is pulled anyway.
+        """
+        return self._restored_pulled or position != self._pass_start
 
     def reset(self, initial_state: dict[str, Any] | None = None) -> None:
         """Restart: from ``initial_state`` if given, else the next epoch if the current one was pulled from.
@@ -249,7 +251,7 @@ class EpisodeSamplerNode(BaseNode[Any]):
             resume: Resume
             if initial_state is not None:
                 resume = self._sharded.restore_state(initial_state)
-            elif self._pulled():
+            elif self._pulled(self._pass.position):
                 resume = Resume(self._pass.epoch + 1, 0, 0)
             else:  # nothing consumed yet: start the same pass again
                 resume = Resume(self._pass.epoch, self._pass_start, self._pass.global_start)
@@ -274,9 +276,11 @@ class EpisodeSamplerNode(BaseNode[Any]):
         with self._lock:
             run = self._pass
             pos = run.position
-            if self._finished(run, pos):
+            pulled = self._pulled(pos)
+            if pulled and self._finished(run, pos):
                 return self._sharded.state(run.epoch + 1, 0, 0, exhausted=True, pulled=True)
-            pulled = self._restored_pulled or pos != self._pass_start
+            # (a pass not pulled from yet that has nothing to yield -- a short last batch with
+            # drop_last_batch -- is not over until its next() raises: reset(None) keeps it)
             return self._sharded.state(run.epoch, pos, run.global_start, pulled=pulled)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import logging
 import os
-import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -16,6 +16,8 @@ from .cursor import MAX_EPOCH, EpochPass, ShardedOrder, check_epoch
 from .episodes import EpisodeIndex
 from .order import EpochOrder
 from .state import samples_per_rank
+
+logger = logging.getLogger(__name__)
 
 
 class EpisodeAwareSampler(Sampler[int]):
@@ -30,7 +32,7 @@ class EpisodeAwareSampler(Sampler[int]):
 
     ``set_epoch(e)`` sets the epoch and keeps the position, as LeRobot's does. After a restore
     (:meth:`load_state_dict`), a ``set_epoch`` that would move the epoch *backwards* is ignored with a
-    warning (``set_epoch_policy="keep_resumed"``, the default): frameworks call ``set_epoch`` with a
+    logged warning (``set_epoch_policy="keep_resumed"``, the default): frameworks call ``set_epoch`` with a
     per-process pass counter that restarts at 0 in a resumed process (accelerate's ``DataLoaderShard``
     does, every pass), which would otherwise replay epoch 0 from the restored position. See
     ``docs/lerobot-migration.md``.
@@ -329,13 +331,13 @@ class EpisodeAwareSampler(Sampler[int]):
         if epoch < current and self._restored and self.set_epoch_policy == "keep_resumed":
             if not self._warned:
                 self._warned = True
-                warnings.warn(
-                    f"EpisodeAwareSampler: ignoring set_epoch({epoch}) after a restore: the sampler "
-                    f"resumed at epoch {current} and does not move backwards (a framework's pass counter "
-                    "restarting at 0, e.g. accelerate's DataLoaderShard, would replay epochs). Pass "
-                    "set_epoch_policy='follow' to obey every set_epoch. Warned once per sampler.",
-                    RuntimeWarning,
-                    stacklevel=2,
+                logger.warning(
+                    "EpisodeAwareSampler: ignoring set_epoch(%d) after a restore: the sampler resumed at "
+                    "epoch %d and does not move backwards (a framework's pass counter restarting at 0, "
+                    "e.g. accelerate's DataLoaderShard, would replay epochs). Pass "
+                    "set_epoch_policy='follow' to obey every set_epoch. Logged once per sampler.",
+                    epoch,
+                    current,
                 )
             return
         self._next = (epoch, start, global_start)
@@ -373,9 +375,11 @@ class EpisodeAwareSampler(Sampler[int]):
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Resume from a state of this sampler (any rank, any world size) or a bare LeRobot state.
 
-        O(1) for ``permutation="feistel"``: nothing is replayed. A state whose epoch has no sample
-        left for this rank (``{"epoch": e, "start_index": len(sampler)}``) gives one pass that yields
-        nothing, then epoch ``e + 1``, as LeRobot's sampler does.
+        O(1) for ``permutation="feistel"``: nothing is replayed. The sampler reads ``epoch`` and
+        ``start_index`` with LeRobot's meaning and ignores a node state's pass bits (``exhausted``,
+        ``pulled``; its iterator's state carries its own). A state whose ``start_index`` is its rank's
+        sample count (``{"epoch": e, "start_index": len(sampler)}``) gives one pass that yields nothing,
+        then epoch ``e + 1``, as LeRobot's sampler does.
 
         Raises:
             TypeError: not a dict, or fields of the wrong type.
@@ -533,6 +537,12 @@ def compute_sampler_state(
         )
     args = (batch_size, num_processes, split_batches, even_batches, drop_last, rank)
     per_step, per_epoch = _accelerate_steps(num_frames, *args)
+    if per_epoch == 0:
+        raise ValueError(
+            f"process {rank} gets no batch in an epoch of num_frames={num_frames} with batch_size="
+            f"{batch_size}, num_processes={num_processes}, split_batches={split_batches}, "
+            f"even_batches={even_batches}, drop_last={drop_last}: a training loop would never get a step"
+        )
     epoch = 0
     if origin is not None:
         step, epoch, start = _check_origin(origin, step, num_frames)
@@ -541,12 +551,6 @@ def compute_sampler_state(
             if step < partial:
                 return {"epoch": epoch, "start_index": min(start + step * per_step, num_frames)}
             step, epoch = step - partial, epoch + 1
-    if per_epoch == 0:
-        raise ValueError(
-            f"process {rank} gets no batch in an epoch of num_frames={num_frames} with batch_size="
-            f"{batch_size}, num_processes={num_processes}, split_batches={split_batches}, "
-            f"even_batches={even_batches}, drop_last={drop_last}: a training loop would never get a step"
-        )
     epochs, into = divmod(step, per_epoch)
     return {"epoch": epoch + epochs, "start_index": min(into * per_step, num_frames)}
 

@@ -25,6 +25,7 @@ from .parser import PROG, UsageError
 from .progress import Progress, StepBar
 
 DEFAULT_EPISODES = 120
+DEMO_CAMERAS = {"observation.images.top": (64, 64)}  # one tiny AV1 camera: the demo decodes video too
 DEFAULT_BLOCK_SIZE = 8
 KILLED_CHECKPOINT = "killed-checkpoint.json"  # in the run directory: the state the resume started from
 
@@ -62,8 +63,8 @@ def ensure_dataset(root: Path, episodes: int | None, progress: Progress) -> bool
             f"--root {str(root)!r} is not empty and holds no LeRobot dataset (no meta/info.json)"
         )
     n = DEFAULT_EPISODES if episodes is None else episodes
-    with progress.status(f"writing a synthetic LeRobot v3 dataset of {n} episodes"):
-        write_lerobot_dataset(root, num_episodes=n, seed=0)
+    with progress.status(f"writing a synthetic LeRobot v3 dataset of {n} episodes with a 64x64 camera"):
+        write_lerobot_dataset(root, num_episodes=n, seed=0, cameras=DEMO_CAMERAS)
     return True
 
 
@@ -284,9 +285,17 @@ def _run_in(
 
     say(f"{PROG} demo")
     where_ds = f"{root}" + ("" if args.root or args.keep else " (temporary)")
+    cameras = list(dataset.video_keys)
+    shapes = {k: (dataset.info["features"][k].get("shape") or [])[:2] for k in cameras}
+    seen = ", ".join(f"{k} {'x'.join(map(str, shapes[k]))}" for k in cameras) or "none"
     say(
         f"  dataset     {episodes.num_episodes} episodes, {episodes.num_frames} frames, LeRobot v3 "
         f"{'(synthetic, just written) ' if wrote else ''}at {where_ds}"
+    )
+    say(
+        f"              cameras: {seen} (AV1 video, decoded per batch)"
+        if cameras
+        else "              cameras: none"
     )
     blocks = f", block_size={block_size}" if block_size else ""
     say(
@@ -294,8 +303,9 @@ def _run_in(
         f"permutation={args.permutation!r}, order={args.order!r}{blocks})"
     )
     say("              -> Mapper(LeRobotFrames.get_batch) -> Prefetcher -> Loader")
+    inputs = "observation.state" + (" + camera channel means" if cameras else "")
     say(
-        f"  training    linear model observation.state -> action, SGD with momentum; {args.epochs} epoch(s) "
+        f"  training    linear model {inputs} -> action, SGD with momentum; {args.epochs} epoch(s) "
         f"x {per_epoch} steps = {total} steps"
     )
     say(f"              atomic checkpoint (model + Loader.state_dict()) every {args.checkpoint_every} steps")

@@ -77,6 +77,15 @@ def _check_full(state: Mapping[str, Any]) -> None:
         check, what = rules[key]
         if not check(state[key]):
             raise UsageError(f"invalid state field {key!r}: {state[key]!r} (expected {what})")
+    if state["version"] >= 2:
+        v2_rules: dict[str, tuple[Any, str]] = {
+            "exhausted": (lambda v: isinstance(v, bool), "a bool"),
+            "pulled": (lambda v: isinstance(v, bool), "a bool"),
+            "relabel": (lambda v: v is None or isinstance(v, str), "null or a string"),
+        }
+        for key, (check, what) in v2_rules.items():
+            if not check(state[key]):
+                raise UsageError(f"invalid state field {key!r}: {state[key]!r} (expected {what})")
     if state["global_start"] > state["num_frames"]:
         raise UsageError(
             f"invalid state field 'global_start': {state['global_start']} > num_frames {state['num_frames']}"
@@ -143,6 +152,22 @@ def describe_state(state: Mapping[str, Any], kind: str) -> list[str]:
             else "padded by wrapping to the epoch's start (drop_last=False)"
         ),
     ]
+    if state["version"] >= 2:
+        if state["exhausted"]:
+            lines.append(
+                f"pass          over: epoch {e - 1} was finished (a restored node raises StopIteration "
+                f"first, then starts epoch {e})"
+            )
+        else:
+            lines.append(
+                "pass          "
+                + ("pulled from since its reset" if state["pulled"] else "not pulled from yet")
+            )
+        relabel = state["relabel"]
+        lines.append(
+            "relabel       "
+            + ("none" if relabel is None else f"absolute_to_relative_idx table, fingerprint {relabel}")
+        )
     if k == per_rank:
         lines.append(f"note          the rank's epoch is finished: a restore starts epoch {e + 1}")
     return lines

@@ -48,7 +48,7 @@ from .worker_checkpoint import (
     save_checkpoint,
 )
 
-FEATURES = ("observation.state", "action")  # the dataset columns the demo's model trains on
+FEATURES = ("observation.state", "action")  # the dataset columns the demo's model trains on (+ cameras)
 
 __all__ = [
     "CHECKPOINT_NAME",
@@ -120,10 +120,14 @@ def build_pipeline(cfg: TrainConfig) -> tuple[Any, Any, Any]:
     """``(loader, node, dataset)``: the canonical single-process graph for ``cfg``."""
     from torchdata.nodes import Loader, Mapper, Prefetcher
 
-    from ..lerobot import LeRobotFrames
+    from ..lerobot import LeRobotFrames, read_info
     from ..nodes import EpisodeSamplerNode
 
-    dataset = LeRobotFrames(cfg.root, columns=["index", *FEATURES])
+    # cameras as uint8 (as decoded: 4x less memory than float32); the model scales them
+    features = read_info(cfg.root).get("features")
+    features = features if isinstance(features, dict) else {}
+    cameras = [k for k, f in features.items() if isinstance(f, dict) and f.get("dtype") == "video"]
+    dataset = LeRobotFrames(cfg.root, columns=["index", *FEATURES, *cameras], return_uint8=True)
     node = EpisodeSamplerNode.from_lerobot(
         cfg.root,
         batch_size=cfg.batch_size,
@@ -209,7 +213,9 @@ def train(
         scale = float(len(dataset))
         state_dim = int(dataset.info["features"]["observation.state"]["shape"][0])
         action_dim = int(dataset.info["features"]["action"]["shape"][0])
-        model = torch.nn.Linear(state_dim, action_dim)
+        cameras = list(dataset.video_keys)
+        # a linear policy on the state and each camera's per-channel mean brightness
+        model = torch.nn.Linear(state_dim + 3 * len(cameras), action_dim)
         optimizer = MomentumSGD(model.parameters(), lr=cfg.lr, momentum=0.9)
         per_epoch = steps_per_epoch(node.samples_per_epoch, cfg.batch_size)
         step, epoch = 0, 0
@@ -240,7 +246,11 @@ def train(
         with open(log_path, "a", encoding="utf-8") as log:
             while epoch < cfg.epochs:
                 for batch in loader:
-                    x = batch["observation.state"] / scale
+                    x = torch.cat(
+                        [batch["observation.state"] / scale]
+                        + [batch[k].float().mean(dim=(-2, -1)) / 255.0 for k in cameras],
+                        dim=-1,
+                    )
                     y = batch["action"] / scale
                     loss = torch.nn.functional.mse_loss(model(x), y)
                     optimizer.zero_grad()

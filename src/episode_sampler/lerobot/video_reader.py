@@ -144,24 +144,29 @@ class VideoReader:
                 tasks.append((key, self._paths[key][int(file_of[sel[0]])], uniq, sel, inv.reshape(-1)))
         cache = self.cache  # first: resets the pool too after a fork
         tol = self.tolerance_s
-        frames: dict[str, np.ndarray] = {}  # per camera, [n, H, W, 3] uint8, filled in place
+        dtype = torch.uint8 if self.return_uint8 else torch.float32
+        result: dict[str, torch.Tensor] = {}  # per camera, [n, 3, H, W], filled in place by the tasks
         lock = threading.Lock()
 
         def run(task) -> None:
             key, path, uniq, sel, inv = task
             got = cache.read(path, uniq, tol)
-            shape = got[0].shape
+            h, w, c = got[0].shape
             with lock:
-                out = frames.get(key)
+                out = result.get(key)
                 if out is None:
-                    out = frames[key] = np.empty((len(requests[key][0]), *shape), dtype=np.uint8)
-            if out.shape[1:] != shape:
+                    out = result[key] = torch.empty((len(requests[key][0]), c, h, w), dtype=dtype)
+            if out.shape[1:] != (c, h, w):
                 raise ValueError(
-                    f"video files of camera {key!r} have different frame sizes: {out.shape[1:3]} and "
-                    f"{shape[:2]} ({path!r})"
+                    f"video files of camera {key!r} have different frame sizes: {tuple(out.shape[2:])} and "
+                    f"{(h, w)} ({path!r})"
                 )
+            chw = [torch.from_numpy(f).permute(2, 0, 1) for f in got]
             for row, j in zip(sel.tolist(), inv.tolist()):
-                out[row] = got[j]
+                if self.return_uint8:
+                    out[row].copy_(chw[j])
+                else:  # LeRobot: uint8 frames .type(torch.float32) / 255 (same values, one pass)
+                    torch.div(chw[j], 255, out=out[row])
 
         if self.threads > 1 and len(tasks) > 1:
             if self._pool is None:
@@ -170,20 +175,10 @@ class VideoReader:
         else:
             for t in tasks:
                 run(t)
-        result = {}
-        dtype = torch.uint8 if self.return_uint8 else torch.float32
         for key in requests:
-            arr = frames.get(key)
-            if arr is None:  # no request: an empty batch
+            if key not in result:  # no request: an empty batch
                 result[key] = torch.zeros((0, 3, 0, 0), dtype=dtype)
-                continue
-            chw = torch.from_numpy(arr).permute(0, 3, 1, 2)
-            if self.return_uint8:
-                result[key] = chw.contiguous()
-            else:  # LeRobot: uint8 frames .type(torch.float32) / 255; here in one pass, same values
-                out = torch.empty(chw.shape, dtype=torch.float32)
-                result[key] = torch.div(chw, 255, out=out)
-        return result
+        return {key: result[key] for key in requests}
 
     def close(self) -> None:
         """Close open decoders and stop the decoding threads (both come back on next use)."""

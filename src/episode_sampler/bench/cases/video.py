@@ -52,7 +52,7 @@ class VideoSizes:
 
 SIZES = {
     "smoke": VideoSizes(3, (10, 14), 2, 8, (0,), 1, (1, 8), {"observation.images.small": (64, 64)}),
-    "quick": VideoSizes(8, (30, 40), 6, BATCH, (0, 2), 1, (1, 8)),
+    "quick": VideoSizes(8, (30, 40), 4, BATCH, (0, 2), 2, (1, 8)),
     "full": VideoSizes(16, (40, 80), 20, BATCH, (0, 2), 3, (1, 2, 4, 8, 16, 32)),
 }
 BASELINE = "LeRobot-style per item, per camera (RandomSampler)"
