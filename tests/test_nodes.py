@@ -421,11 +421,22 @@ def test_concurrent_get_state_is_never_torn(permutation, batch_size):
     sys.setswitchinterval(1e-6)
     watcher = threading.Thread(target=watch)
     watcher.start()
+    handshake = 10 if batch_size else 200
+
+    def let_watcher_see() -> None:
+        # On a loaded machine the watcher can be starved; wait (bounded) until it has taken two more
+        # states, so the states it sees are spread over the whole run, not bunched at one point.
+        seen, deadline = len(observed), time.monotonic() + 2.0
+        while len(observed) < seen + 2 and time.monotonic() < deadline:
+            time.sleep(0.0005)
+
     try:
         for _ in range(3):
             for i, _ in enumerate(node):
                 if i % every == 0:
                     time.sleep(0)  # a consumer that releases the GIL now and then
+                if i % handshake == 0:
+                    let_watcher_see()
             node.reset(None)
     finally:
         stop.set()

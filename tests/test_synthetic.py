@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -96,13 +95,11 @@ def test_dims_and_return_type(tmp_path):
     assert t.schema.field("action").type.list_size == 7
 
 
-def test_fast(tmp_path):
-    t0 = time.perf_counter()
+def test_many_episodes(tmp_path):
+    # Scale, not speed (speed is the benchmarks' job): 1000 episodes in 10 files, every frame counted.
     eps = write_lerobot_dataset(tmp_path, 1000, 50, 50, episodes_per_file=100)
-    # loose bound (shared CI cores): the frames are vectorized; the per-episode stats LeRobot's
-    # way (7 features x 1000 episodes) take about a millisecond per episode
-    assert time.perf_counter() - t0 < 15.0
     assert eps.num_frames == 50_000
+    assert len(list((tmp_path / "data").rglob("*.parquet"))) == 10
 
 
 @pytest.mark.parametrize(

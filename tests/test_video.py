@@ -371,6 +371,19 @@ def test_timestamp_outside_tolerance_raises_like_lerobot(root, tmp_path):
     assert read_frame_index(ok[0][TOP]) in (0, 1)
 
 
+def test_depth_videos_are_refused_not_misread(root, tmp_path):
+    depth = tmp_path / "depth"
+    shutil.copytree(root, depth)
+    info = json.loads((depth / "meta" / "info.json").read_text())
+    info["features"][SIDE]["info"]["is_depth_map"] = True
+    (depth / "meta" / "info.json").write_text(json.dumps(info))
+    with pytest.warns(UserWarning, match="depth"):
+        ds = LeRobotFrames(depth)
+    assert ds.video_keys == (TOP,)
+    with pytest.raises(ValueError, match="unsupported"):
+        LeRobotFrames(depth, columns=[SIDE])
+
+
 def test_missing_video_file_or_column_is_named(root, tmp_path):
     gone = tmp_path / "gone"
     shutil.copytree(root, gone)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import operator
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from .episode_table import read_episodes
 from .meta import read_info
 from .stats import read_stats
 from .tasks import read_tasks
-from .video_reader import VideoReader, video_keys
+from .video_reader import VideoReader, depth_keys, video_keys
 
 __all__ = ["LeRobotFrames"]
 
@@ -56,7 +57,8 @@ class LeRobotFrames(Dataset):
     ``return_uint8=True``); windows give ``[len(d), 3, H, W]``. Values equal LeRobot's PyAV decoder's.
     :meth:`get_batch` and :meth:`__getitems__` decode a batch per (camera, file): wanted times sorted,
     each run of nearby frames decoded with one seek, cameras in parallel threads, decoders kept open in a
-    bounded per-process cache (see :mod:`episode_sampler.lerobot.video_decode`).
+    bounded per-process cache (see :mod:`episode_sampler.lerobot.video_decode`). Depth-map videos
+    (``is_depth_map``) are not decoded: they are left out (with a warning) or refused when requested.
 
     ``stats`` holds the dataset's normalization statistics (``meta/stats.json``) as LeRobot's
     ``dataset.meta.stats`` does, ``info`` the parsed ``meta/info.json``.
@@ -125,6 +127,16 @@ class LeRobotFrames(Dataset):
         available = {n: describe(n, schema.field(n).type) for n in schema.names}
         for key in video_keys(self.info):
             available[key] = Column(key, "video", pa.null())
+        depth = depth_keys(self.info)
+        for key in depth:  # LeRobot dequantizes 12-bit depth videos; not supported here (yet)
+            available[key] = None
+        if depth and columns is None:
+            warnings.warn(
+                f"LeRobotFrames leaves out the depth-map video features {depth} of {str(self.root)!r}: "
+                "decoding depth videos is not supported",
+                UserWarning,
+                stacklevel=2,
+            )
         tasks = read_tasks(self.root)
         index_spec = available.get("task_index")
         # "task" is looked up from task_index, as LeRobot does (unless the data holds its own "task")

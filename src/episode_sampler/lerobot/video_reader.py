@@ -28,13 +28,25 @@ import torch
 from ..episodes import EpisodeIndex
 from .video_decode import BACKENDS, DecoderCache, default_backend
 
-__all__ = ["VideoReader", "video_keys"]
+__all__ = ["VideoReader", "depth_keys", "video_keys"]
 
 
 def video_keys(info: dict[str, Any]) -> list[str]:
     """Features of ``info.json`` stored as video (``dtype == "video"``), in ``info.json`` order."""
     features = info.get("features") or {}
     return [k for k, ft in features.items() if isinstance(ft, dict) and ft.get("dtype") == "video"]
+
+
+def depth_keys(info: dict[str, Any]) -> list[str]:
+    """Video features holding depth maps (LeRobot's ``is_depth_map`` markers): 12-bit gray frames that
+    LeRobot dequantizes to metres; not decoded here."""
+    out = []
+    for key in video_keys(info):
+        ft = info["features"][key]
+        meta, video_info = ft.get("info") or {}, ft.get("video_info") or {}
+        if meta.get("is_depth_map") or meta.get("video.is_depth_map") or video_info.get("video.is_depth_map"):
+            out.append(key)
+    return out
 
 
 class VideoReader:
