@@ -246,3 +246,29 @@ def test_read_stats_missing_and_bad(tmp_path):
         read_stats(tmp_path)
     write_stats(tmp_path, {"a": {"mean": np.float32([0.5, 1.5]), "count": np.array([3])}})
     assert_stats_identical(read_stats(tmp_path), ref.load_stats(tmp_path))
+
+
+def test_writer_camera_stats_as_lerobot(tmp_path):
+    """Camera stats: LeRobot's compute_episode_stats over the source frames (its PNGs), per channel."""
+    from episode_sampler.lerobot.video_encode import camera_frame
+
+    cam, (h, w) = "observation.images.top", (64, 72)
+    write_lerobot_dataset(tmp_path, 3, 4, 7, seed=2, cameras={cam: (h, w)})
+    info = json.loads((tmp_path / "meta" / "info.json").read_text())
+    files = sorted((tmp_path / "meta" / "episodes").rglob("*.parquet"))
+    table = pa.concat_tables(pq.read_table(f) for f in files)
+    per_episode = []
+    for lo, hi in zip(
+        table.column("dataset_from_index").to_pylist(), table.column("dataset_to_index").to_pylist()
+    ):
+        frames = [camera_frame(i, h, w).transpose(2, 0, 1) for i in range(lo, hi)]  # CHW uint8
+        per_episode.append(ref.compute_episode_stats({cam: frames}, info["features"]))
+    want = lerobot_dataset_stats(per_episode)[cam]
+    got = ref.load_stats(tmp_path)[cam]
+    for k in STAT_KEYS:
+        np.testing.assert_array_equal(got[k], np.asarray(want[k], dtype=got[k].dtype), err_msg=k)
+    for e, ep in enumerate(per_episode):
+        for k in STAT_KEYS:
+            np.testing.assert_array_equal(
+                np.asarray(table.column(f"stats/{cam}/{k}")[e].as_py()), np.asarray(ep[cam][k]), err_msg=k
+            )
