@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from episode_sampler import bench
@@ -17,6 +18,12 @@ TARGETS = {
     "iter_vs_randomsampler",
     "iter_vs_lerobot",
     "loader_vs_samplerwrapper",
+    "iter_vs_distributedsampler",
+    "fullepoch_vs_randperm",
+    "blocks_vs_frames",
+    "episodes_vs_frames",
+    "restore_construct_vs_grain",
+    "restore_built_vs_grain",
     "restore_position_ratio",
     "restore_size_ratio",
     "memory_peak",
@@ -48,7 +55,12 @@ def test_every_target_is_evaluated(smoke_report, capsys):
     report, _ = smoke_report
     targets = {t["name"]: t for t in report["targets"]}
     assert set(targets) == TARGETS
-    for t in targets.values():
+    grain_missing = "Grain" in report["sections"]["peers_restore"]["skipped"]
+    for name, t in targets.items():
+        if grain_missing and name.endswith("_vs_grain"):  # a missing peer skips its targets, never fails
+            assert t["value"] is None and t["pass"] is None
+            assert bench.format_target(t).startswith("SKIP")
+            continue
         assert isinstance(t["value"], float) and t["value"] > 0
         assert isinstance(t["pass"], bool)
         assert t["op"] in (">=", "<=", "<")
@@ -81,6 +93,43 @@ def test_section_rows(smoke_report):
         "DataLoader(batch_size, RandomSampler, num_workers=0)",
     }
     assert all(0 < r["json_bytes"] for r in sec["state"]["rows"])
+    peers = {r["method"] for r in sec["peers_restore"]["rows"]}
+    assert {"ours built", "ours construct", "StatefulDistributedSampler construct"} <= peers
+    quality = {r["method"]: r for r in sec["quality"]["rows"]}
+    assert {"numpy.random.permutation (reference)", "ours feistel"} <= set(quality)
+    for r in quality.values():
+        assert (
+            -1 <= r["position_correlation"] <= 1 and 0 <= r["gap_ks"] <= 1 and 0 <= r["first_percent_p"] <= 1
+        )
+
+
+def test_quality_probes_tell_a_local_shuffle_from_a_uniform_one():
+    from episode_sampler.bench.cases.quality import first_percent_chi2, gap_ks, position_correlation
+
+    n = 20000
+    uniform = np.random.default_rng(0).permutation(n)
+    local = np.concatenate([np.random.default_rng(i).permutation(1000) + 1000 * i for i in range(20)])
+    assert abs(position_correlation(uniform)) < 0.03 and position_correlation(np.arange(n)) == pytest.approx(
+        1
+    )
+    assert position_correlation(local) > 0.99
+    assert gap_ks(uniform) < 0.03 and gap_ks(local) > 0.9
+    assert first_percent_chi2(uniform)[1] > 0.001 and first_percent_chi2(local)[1] < 1e-6
+
+
+def test_missing_peer_is_skipped_with_a_note(monkeypatch):
+    from episode_sampler.bench import peers
+    from episode_sampler.bench.peers import grain_peer
+
+    monkeypatch.setattr(grain_peer, "available", lambda: "grain not importable (test)")
+    assert peers.missing()["grain"] == "grain not importable (test)"
+    from episode_sampler.bench.cases.restore_peers import bench_restore_peers
+    from episode_sampler.bench.config import make_config
+    from episode_sampler.bench.timing import Log
+
+    out = bench_restore_peers(make_config("smoke"), Log(True))
+    assert out["skipped"]["Grain"] == "grain not importable (test)"
+    assert not any(r["method"].startswith("Grain") for r in out["rows"])
 
 
 def test_docs_render_from_json(smoke_report, tmp_path):
@@ -107,6 +156,7 @@ def test_docs_render_from_json(smoke_report, tmp_path):
         "perf_restore.png",
         "perf_memory.png",
         "perf_e2e.png",
+        "perf_restore_peers.png",
     ):
         assert (docs / "img" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert f"img/{name}" in text
@@ -137,3 +187,12 @@ def test_bench_is_outside_the_core_import_path():
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert proc.stdout.strip() == "[]"
+
+
+def test_plots_are_skipped_with_a_note_without_matplotlib(smoke_report, tmp_path, monkeypatch, capsys):
+    from episode_sampler.bench.plots import NO_MATPLOTLIB, plots
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # makes `import matplotlib` fail
+    assert plots(smoke_report[0], tmp_path / "plots") == []
+    assert NO_MATPLOTLIB in capsys.readouterr().out
+    assert not (tmp_path / "plots").exists()

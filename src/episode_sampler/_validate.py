@@ -16,10 +16,11 @@ class ArgumentTypeError(TypeError, ValueError):
 
 def check_int(name: str, value: Any, *, minimum: int | None = None, maximum: int | None = None) -> int:
     """Return ``value`` as a Python int; TypeError for non-integers (bools included), ValueError for range."""
-    value = _unwrap_tensor(value)
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Integral, np.integer)):
-        raise ArgumentTypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-    value = int(value)
+    if type(value) is not int:  # plain ints (the usual case) skip the tensor and ABC checks
+        value = _unwrap_tensor(value)
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Integral, np.integer)):
+            raise ArgumentTypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+        value = int(value)
     if minimum is not None and value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
     if maximum is not None and value > maximum:

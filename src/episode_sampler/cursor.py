@@ -81,6 +81,12 @@ class ShardedOrder:
             out[lo - start : hi - start] = self._frames(epoch, global_start, lo, hi)
         return out
 
+    def frame_one(self, epoch: int, global_start: int, k: int) -> int:
+        """This rank's ``k``-th sample of ``epoch`` (a Python int; the same value :meth:`frames` gives)."""
+        g = (global_start + self.rank + k * self.world_size) % self.num_frames
+        out = self.order.frame_one(epoch, g)
+        return int(self._relabel(np.array([out]))[0]) if self._relabel is not None else out
+
     def _frames(self, epoch: int, global_start: int, start: int, stop: int) -> np.ndarray:
         first = global_start + self.rank
         if self.world_size == 1:
@@ -168,9 +174,15 @@ class EpochPass:
 
         ``position`` stays exact: each chunk is published before any of its items is handed out.
         """
-        size = FIRST_CHUNK
         total = self.total
         frames = self.sharded.frames
+        base, length, _ = self._chunk
+        stop = base + length
+        if stop < total:  # the first sample alone, on Python ints: a restore's first item is fast
+            it = iter((self.sharded.frame_one(self.epoch, self.global_start, stop),))
+            self._chunk = (stop, 1, it)
+            yield it
+        size = FIRST_CHUNK
         while True:
             base, length, _ = self._chunk
             stop = base + length

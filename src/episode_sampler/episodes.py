@@ -174,6 +174,14 @@ class EpisodeIndex:
         """Stable hex digest (BLAKE2b-128) of the non-empty frame ranges, identical on every platform."""
         if self._fingerprint is None:
             h = hashlib.blake2b(_FINGERPRINT_TAG, digest_size=16)
+            starts, ends = self._starts, self._ends
+            if starts.dtype == "<i8" and bool(
+                (ends > starts).all()
+            ):  # no empty episode: the arrays as they are
+                h.update(memoryview(starts))  # (blake2b streams: the same digest as hashing in pieces)
+                h.update(memoryview(ends))
+                self._fingerprint = h.hexdigest()
+                return self._fingerprint
             step = 1 << 16  # hash in pieces: no O(episodes) temporary copies
             for arr in (self._starts, self._ends):
                 for lo in range(0, arr.size, step):
@@ -283,7 +291,7 @@ class EpisodeIndex:
         f, shape = _flat_ints("frames", frames)
         ep = self._episode_of(f)
         lk = self._get_lookup()
-        return (f - lk.offset[ep]).reshape(shape)[()]
+        return (f - lk.offset(ep)).reshape(shape)[()]
 
     # ------------------------------------------------------------------ internals
     def _get_lookup(self) -> _Lookup:
@@ -331,32 +339,44 @@ class _Lookup:
     frames with one add and never builds the table.
     """
 
-    __slots__ = ("cum_end", "offset", "shift", "table", "steps", "exact", "_cum", "_base")
+    __slots__ = ("cum_end", "shift", "table", "steps", "exact", "_cum", "_base", "_ends", "_nonempty")
 
     def __init__(self, starts: np.ndarray, ends: np.ndarray) -> None:
         e = int(starts.size)
         cum = np.empty(e + 1, dtype=np.int64)
         np.subtract(ends, starts, out=cum[:e])
+        self._nonempty = int(np.count_nonzero(cum[:e]))
         np.cumsum(cum[:e], out=cum[:e])
         cum[e] = np.iinfo(np.int64).max  # sentinel: never <= a position
         self._cum = cum
         self.cum_end = cum[:e]
-        offset = ends - self.cum_end  # frame = position + offset[episode]
+        # frame = position + offset[episode] with offset = ends - cum_end, computed where it is used
+        # (the layout's own ``ends`` are kept, not an O(episodes) copy); one shared base when no gaps
+        self._ends = ends
         self._base: int | None = None
-        if e and bool((offset == offset[0]).all()):
-            self._base = int(offset[0])
-            offset = np.broadcast_to(offset[:1].copy(), (e,))  # read-only, O(1) memory
-        self.offset = offset
+        if e:
+            base = int(ends[0] - cum[0])
+            if all(
+                bool((ends[lo : lo + _BLOCK] - cum[lo : min(e, lo + _BLOCK)] == base).all())
+                for lo in range(0, e, _BLOCK)
+            ):
+                self._base = base
         self.table: np.ndarray | None = None
         self.shift = 0
         self.steps = 0
         self.exact = True
 
+    def offset(self, ep: np.ndarray) -> np.ndarray:
+        """``frame - position`` inside each episode of ``ep`` (``ends - cum_end``)."""
+        if self._base is not None:
+            return np.full(np.shape(ep), self._base, dtype=np.int64)
+        return self._ends[ep] - self.cum_end[ep]
+
     def _build_table(self) -> np.ndarray:
         cum_end = self.cum_end
         e = int(cum_end.size)
         n = int(cum_end[-1]) if e else 0
-        mean = max(1, n // max(1, int(np.count_nonzero(np.diff(cum_end, prepend=0)))))
+        mean = max(1, n // max(1, self._nonempty))
         shift = max(0, mean.bit_length() - 1)  # bucket width <= mean episode length
         nb = (n >> shift) + 1
         table = np.empty(nb, dtype=np.int32 if e < 2**31 - 1 else np.int64)
@@ -404,7 +424,7 @@ class _Lookup:
         if self._base is not None:
             return pos + self._base
         ep = int(self.cum_end.searchsorted(pos, side="right"))
-        return pos + int(self.offset[ep])
+        return pos + int(self._ends[ep] - self.cum_end[ep])
 
     def frame(self, pos: np.ndarray) -> np.ndarray:
         """Frame index of each position in ``[0, num_frames)`` (int64, same shape), block by block."""
@@ -413,10 +433,13 @@ class _Lookup:
             return pos + self._base
         flat = pos.ravel()
         out = np.empty(flat.size, dtype=np.int64)
-        offset = self.offset
+        ends, cum = self._ends, self._cum
         for lo in range(0, flat.size, _BLOCK):
             p = flat[lo : lo + _BLOCK]
-            np.add(p, offset[self._episode(p)], out=out[lo : lo + _BLOCK])
+            ep = self._episode(p)
+            o = out[lo : lo + _BLOCK]
+            np.add(p, ends[ep], out=o)
+            o -= cum[ep]
         return out.reshape(pos.shape)
 
 

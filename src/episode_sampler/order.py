@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._validate import check_bool, check_choice, check_int
-from .episodes import EpisodeIndex
+from .episodes import EpisodeIndex, _Lookup
 from .permutation import PERMUTATIONS, Permutation, check_seed, make_permutation
 
 ORDERS = ("frames", "episodes", "blocks")
@@ -87,6 +87,9 @@ class EpochOrder:
             short = np.flatnonzero(rem)
             self._short_ids = self._block_cum[short] - 1  # last block of each episode with a remainder
             self._short_len = rem[short]
+            self._first_block = self._block_cum - nblocks
+            # block -> episode through the layout's bucket-table search (O(1) per block, not a bisection)
+            self._block_lookup = _Lookup(self._first_block, self._block_cum)
         if self.shuffle and self.permutation == "randperm" and self.num_units > RANDPERM_MAX_UNITS:
             raise ValueError(
                 f"permutation='randperm' would materialize {self.num_units} int64 per epoch "
@@ -157,10 +160,31 @@ class _EpochTable:
         if o.order == "frames":
             return o.index._frame_at(perm(g) if perm is not None else g)
         if o.order == "episodes":
+            if g.size > 64 and int(g[-1]) - int(g[0]) == g.size - 1 and (g[1:] - g[:-1] == 1).all():
+                return self._episodes_range(int(g[0]), int(g[-1]) + 1)
             slot = np.searchsorted(self.cum, g, side="right")
             ep = self.ep_order[slot]
             return o._starts[ep] + (g - (self.cum[slot] - o._lengths[ep]))
-        k = o.block_size
+        if g.size > 2 * o.block_size and int(g[-1]) - int(g[0]) == g.size - 1 and (g[1:] - g[:-1] == 1).all():
+            return self._blocks_range(int(g[0]), int(g[-1]) + 1)
+        slot, off = self._slots(g)
+        return self._block_frames(slot) + off
+
+    def _episodes_range(self, a: int, b: int) -> np.ndarray:
+        """Positions ``[a, b)`` of ``order="episodes"``: one run of consecutive frames per episode slot."""
+        o = self.o
+        s0, s1 = (int(s) for s in np.searchsorted(self.cum, [a, b - 1], side="right"))
+        ep = self.ep_order[s0 : s1 + 1]
+        first = self.cum[s0 : s1 + 1] - o._lengths[ep]  # position where each slot's episode begins
+        run0 = np.maximum(first, a)  # where each run begins, clipped to the range
+        lens = np.minimum(self.cum[s0 : s1 + 1], b) - run0
+        out = np.repeat(o._starts[ep] - first, lens)
+        out += np.arange(a, b, dtype=np.int64)
+        return out
+
+    def _slots(self, g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Slot (position of the unit in the shuffled order) and offset inside it, for each position."""
+        k = self.o.block_size
         j = np.searchsorted(self.short_pos, g, side="right")
         prev = j - 1
         has_prev = prev >= 0
@@ -177,7 +201,38 @@ class _EpochTable:
         if in_short.any():
             slot[in_short] = self.short_slots[prev_c[in_short]]
             off[in_short] = g[in_short] - self.short_pos[prev_c[in_short]]
+        return slot, off
+
+    def _block_frames(self, slot: np.ndarray) -> np.ndarray:
+        """First frame of the block in each slot."""
+        o, perm = self.o, self.perm
         block = perm(slot) if perm is not None else slot
-        ep = np.searchsorted(o._block_cum, block, side="right")
-        first_block = o._block_cum[ep] - -(-o._lengths[ep] // k)
-        return o._starts[ep] + (block - first_block) * k + off
+        ep = o._block_lookup.episode(block)
+        return o._starts[ep] + (block - o._first_block[ep]) * o.block_size
+
+    def _blocks_range(self, a: int, b: int) -> np.ndarray:
+        """Positions ``[a, b)``: each slot in the range is mapped once, then expanded to its frames.
+
+        The same values as the per-position path (slots from the same tables), with the permutation
+        and the episode search run per block instead of per frame.
+        """
+        k = self.o.block_size
+        ends = np.array([a, b - 1], dtype=np.int64)
+        (s0, s1), (off0, _) = self._slots(ends)
+        s0, s1, off0 = int(s0), int(s1), int(off0)
+        slots = np.arange(s0, s1 + 1, dtype=np.int64)
+        lens = np.full(slots.size, k, dtype=np.int64)
+        lo = int(np.searchsorted(self.short_slots, s0, side="left"))
+        hi = int(np.searchsorted(self.short_slots, s1, side="right"))
+        lens[self.short_slots[lo:hi] - s0] = self.short_len[lo:hi]
+        lens[0] -= off0
+        if slots.size == 1:
+            lens[0] = b - a
+        else:
+            lens[-1] = (b - a) - int(lens[:-1].sum())
+        firsts = self._block_frames(slots)
+        firsts[0] += off0
+        starts = np.cumsum(lens) - lens  # where each run begins in the output
+        out = np.repeat(firsts - starts, lens)
+        out += np.arange(b - a, dtype=np.int64)
+        return out

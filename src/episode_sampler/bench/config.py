@@ -5,7 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-SECTIONS = ("fullepoch", "iteration", "restore", "memory", "e2e", "state", "video")
+SECTIONS = (
+    "fullepoch",
+    "iteration",
+    "restore",
+    "peers_restore",
+    "memory",
+    "quality",
+    "e2e",
+    "state",
+    "video",
+)
 MiB = 1 << 20
 ORDERS = (("frames", None), ("episodes", None), ("blocks", 16))
 BLOCK_SIZE = 16
@@ -35,6 +45,9 @@ class Config:
     e2e_episodes: int
     e2e_lengths: tuple[int, int]
     e2e_batch: list[int]
+    restore_peers: list[tuple[int, int]] = field(default_factory=list)  # (N, E) of restore vs peers
+    restore_peer_max_n: int = 10**7  # peers that materialize the epoch run up to this N
+    quality_n: int = 10**5  # positions per order in the shuffle-quality table
     targets: dict[str, Any] = field(default_factory=dict)
 
 
@@ -61,7 +74,16 @@ def make_config(mode: str) -> Config:
             e2e_episodes=6,
             e2e_lengths=(20, 40),
             e2e_batch=[32],
-            targets={"fullepoch": (10**4, 10**2), "iter": 10**4, "memory": (10**12, 10**3)},
+            restore_peers=[(10**4, 10**2), (10**12, 10**3)],
+            restore_peer_max_n=10**4,
+            quality_n=2000,
+            targets={
+                "fullepoch": (10**4, 10**2),
+                "iter": 10**4,
+                "memory": (10**12, 10**3),
+                "restore_construct": (10**4, 10**2),
+                "restore_built": (10**12, 10**3),
+            },
         )
     if mode == "quick":
         return Config(
@@ -85,7 +107,16 @@ def make_config(mode: str) -> Config:
             e2e_episodes=60,
             e2e_lengths=(50, 150),
             e2e_batch=[32],
-            targets={"fullepoch": (10**7, 10**4), "iter": 10**6, "memory": (10**12, 10**6)},
+            restore_peers=[(10**6, 10**3), (10**12, 10**6)],
+            restore_peer_max_n=10**6,
+            quality_n=2 * 10**4,
+            targets={
+                "fullepoch": (10**7, 10**4),
+                "iter": 10**6,
+                "memory": (10**12, 10**6),
+                "restore_construct": (10**6, 10**3),
+                "restore_built": (10**12, 10**6),
+            },
         )
     sizes = [(n, e) for n in (10**6, 10**7, 10**8) for e in (10**3, 10**4, 10**5)]
     return Config(
@@ -109,5 +140,14 @@ def make_config(mode: str) -> Config:
         e2e_episodes=200,
         e2e_lengths=(50, 150),
         e2e_batch=[32, 256],
-        targets={"fullepoch": (10**7, 10**4), "iter": 10**7, "memory": (10**12, 10**6)},
+        restore_peers=[(10**6, 10**3), (10**8, 10**4), (10**10, 10**5), (10**12, 10**6)],
+        restore_peer_max_n=10**8,
+        quality_n=10**5,
+        targets={
+            "fullepoch": (10**7, 10**4),
+            "iter": 10**7,
+            "memory": (10**12, 10**6),
+            "restore_construct": (10**6, 10**3),
+            "restore_built": (10**12, 10**6),
+        },
     )

@@ -39,7 +39,7 @@ def machine_info() -> dict[str, Any]:
     except ImportError:
         pass
     try:
-        from . import __version__
+        from .. import __version__
 
         info["episode_sampler"] = __version__
     except ImportError:

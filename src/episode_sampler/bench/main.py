@@ -25,7 +25,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Benchmark suite: full-epoch index generation, iteration, restore latency, memory, "
         "end to end over LeRobotFrames and state size, each against its baselines, with PASS/FAIL targets.",
     )
-    p.add_argument("--quick", action="store_true", help="fewer sizes and repetitions (well under a minute)")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="fewer sizes and repetitions (one to three minutes on an idle 2-core machine)",
+    )
     p.add_argument("--smoke", action="store_true", help=argparse.SUPPRESS)  # tiny sizes, for the test suite
     p.add_argument(
         "--out", default="bench-results", help="directory for bench.json and plots (default: %(default)s/)"

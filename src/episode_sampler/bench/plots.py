@@ -8,10 +8,22 @@ from typing import Any
 from .config import BLOCK_SIZE, MiB
 from .tables import fmt_n
 
+NO_MATPLOTLIB = (
+    "plots skipped: matplotlib is not installed (pip install 'episode-sampler[bench]' installs it "
+    "with the peers)"
+)
+
 
 def plots(report: dict[str, Any], out: Path) -> list[Path]:
-    """PNG plots (matplotlib, Agg) of the sections present in ``report``; returns the files written."""
-    import matplotlib
+    """PNG plots (matplotlib, Agg) of the sections present in ``report``; returns the files written.
+
+    Without matplotlib (a plain ``pip install``), prints a one-line note and writes nothing.
+    """
+    try:
+        import matplotlib
+    except ImportError:
+        print(NO_MATPLOTLIB)
+        return []
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -24,7 +36,7 @@ def plots(report: dict[str, Any], out: Path) -> list[Path]:
     def save(fig: Any, name: str) -> None:
         path = out / name
         fig.tight_layout()
-        fig.savefig(path, dpi=90)
+        fig.savefig(path, dpi=90, bbox_inches="tight")
         plt.close(fig)
         written.append(path)
 
@@ -69,8 +81,7 @@ def plots(report: dict[str, Any], out: Path) -> list[Path]:
         ax.set_yticks(range(len(rows)))
         ax.set_yticklabels(labels, fontsize=6.5)
         ax.invert_yaxis()
-        ax.set_xscale("log")
-        ax.set_xlabel("million items per second (log; ours in blue)")
+        ax.set_xlabel("million items per second (linear; ours in blue)")
         ax.set_title("Python iteration throughput, whole epochs")
         ax.grid(True, axis="x", which="both", alpha=0.3)
         save(fig, "perf_iteration.png")
@@ -119,15 +130,42 @@ def plots(report: dict[str, Any], out: Path) -> list[Path]:
             color="gray",
             label="layout arrays (input)",
         )
-        ax.axhline(64, color="red", linewidth=0.8, label="64 MiB target")
+        ax.axhline(24, color="red", linewidth=0.8, label="24 MiB target")
         ax.set_xscale("log")
         ax.set_ylim(bottom=0)
         ax.set_xlabel(f"frames per epoch N ({fmt_n(rows[0]['E'])} episodes)")
         ax.set_ylabel("MiB")
         ax.set_title("Peak memory, feistel (build, iterate, save, restore, resume)")
+        ax.set_ylim(top=max(30.0, ax.get_ylim()[1]))
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=6)
+        ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
         save(fig, "perf_memory.png")
+
+    if "peers_restore" in sec:
+        rows = sec["peers_restore"]["rows"]
+        sizes = list(dict.fromkeys((r["N"], r["E"]) for r in rows))
+        peers = [m for m in dict.fromkeys(r["method"] for r in rows) if not m.startswith("ours")]
+        fig, ax = plt.subplots(figsize=(6.4, 1.2 + 0.3 * len(peers)))
+        for j, (n, e) in enumerate(sizes):
+            xs, ys = [], []
+            for i, m in enumerate(peers):
+                case = "construct" if m.endswith("construct") else "built"
+                ours = next((r for r in rows if r["N"] == n and r["method"] == f"ours {case}"), None)
+                theirs = next((r for r in rows if r["N"] == n and r["method"] == m), None)
+                if ours and theirs:
+                    xs.append(theirs["median_s"] / ours["median_s"])
+                    ys.append(i + 0.15 * (j - (len(sizes) - 1) / 2))
+            ax.plot(xs, ys, "o", label=f"N = {fmt_n(n)}, {fmt_n(e)} episodes")
+        ax.axvline(1.0, color="k", linewidth=0.8)
+        ax.set_yticks(range(len(peers)))
+        ax.set_yticklabels(peers, fontsize=6.5)
+        ax.invert_yaxis()
+        ax.set_xscale("log")
+        ax.set_xlabel("peer's time / our time, same case (log scale; > 1: ours is faster)")
+        ax.set_title("Restore + first sample, relative to ours (points, no bars)")
+        ax.grid(True, axis="x", which="both", alpha=0.3)
+        ax.legend(fontsize=6)
+        save(fig, "perf_restore_peers.png")
 
     if "e2e" in sec:
         rows = sec["e2e"]["rows"]

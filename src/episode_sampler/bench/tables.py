@@ -24,6 +24,15 @@ BASELINES = {
     "side='right')` and the episode's offset, one Python iteration per item (written in the benchmark; "
     "iterated from a list, which is faster than iterating the tensor).",
     "RandomSampler": "`for i in RandomSampler(ds)`: `yield from torch.randperm(n).tolist()`.",
+    "StatefulDistributedSampler": "torchdata's `StatefulDistributedSampler` (DistributedSampler plus a "
+    "`yielded` counter; a restore regenerates the epoch's `randperm` and skips the consumed prefix).",
+    "Grain IndexSampler": "`grain.python.IndexSampler(N, shuffle=True, seed)`: `sampler[i]` runs Grain's "
+    "`index_shuffle` (a 4-round cipher in C++) and builds the record's Philox generator; positions only, no "
+    "episode layout. Its state is the index: a restore is `sampler[epoch * N + position]`.",
+    "Mosaic py1e": "MosaicML Streaming's `get_shuffle('py1e', shard_sizes, 64 canonical nodes, seed, epoch, "
+    "2**18)` over shards of 8,192 samples: the whole epoch's order, which a resume recomputes (O(N)).",
+    "litdata FullShuffle": "litdata's `FullShuffle` for one process and worker over chunks of 8,192 samples: "
+    "chunk order from its `_global_assign`, items from its `__call__` (blocks of 256, shuffled).",
     "DataLoader": "`DataLoader(LeRobotFrames, batch_size=B, sampler=RandomSampler, num_workers=0)`: "
     "`__getitems__` then `default_collate`.",
 }
@@ -162,3 +171,40 @@ def targets_table(targets: list[dict[str, Any]]) -> list[str]:
         thr = f"{t['op']} {t['threshold']:g}" + ("x" if t["unit"] == "x" else f" {t['unit']}")
         lines.append(f"| {t['description']} | {value} | {thr} | {status} |")
     return lines
+
+
+def peers_restore_table(rows: list[dict[str, Any]]) -> list[str]:
+    """One column per (N, E), one row per method: median latency of restore + first item."""
+    sizes = list(dict.fromkeys((r["N"], r["E"]) for r in rows))
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    lines = [
+        "| method | " + " | ".join(f"N = {fmt_n(n)}, {fmt_n(e)} episodes" for n, e in sizes) + " |",
+        "|---|" + "---|" * len(sizes),
+    ]
+    for m in methods:
+        cells = []
+        for n, e in sizes:
+            r = find_row(rows, N=n, E=e, method=m)
+            cells.append(fmt_s(r["median_s"]) if r else "not run")
+        name = f"**{m}**" if m.startswith("ours") else m
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def quality_table(rows: list[dict[str, Any]]) -> list[str]:
+    lines = [
+        "| order | position correlation | gap KS distance | first 1 %: chi² (19 dof) | p-value |",
+        "|---|---|---|---|---|",
+    ]
+    for r in rows:
+        name = f"**{r['method']}**" if r["method"].startswith("ours") else r["method"]
+        lines.append(
+            f"| {name} | {r['position_correlation']:+.4f} | {r['gap_ks']:.3f} | "
+            f"{r['first_percent_chi2']:.1f} | {r['first_percent_p']:.3f} |"
+        )
+    return lines
+
+
+def skipped_lines(skipped: dict[str, str]) -> list[str]:
+    """``- peer: why it was skipped`` for every peer that was not installed."""
+    return [f"- skipped {name}: {why}" for name, why in skipped.items()]

@@ -29,16 +29,20 @@ class Estimate:
     seconds: float
 
 
-def time_round_robin(fns: dict[str, Callable[[int], Any]], reps: int) -> dict[str, list[float]]:
+def time_round_robin(
+    fns: dict[str, Callable[[int], Any]], reps: int, collect: bool = True
+) -> dict[str, list[float]]:
     """Run every function ``reps`` times, one repetition of each in turn; wall seconds per call.
 
     A function gets the repetition number (to vary seed/epoch so nothing is cached) and may return
-    an :class:`Estimate` to report an extrapolated duration instead of its own wall time.
+    an :class:`Estimate` to report an extrapolated duration instead of its own wall time. With
+    ``collect`` (the default) a garbage collection runs before every call, outside the timing.
     """
     times: dict[str, list[float]] = {k: [] for k in fns}
     for r in range(reps):
         for name, fn in fns.items():
-            gc.collect()
+            if collect:
+                gc.collect()
             t0 = time.perf_counter()
             out = fn(r)
             dt = time.perf_counter() - t0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -10,9 +11,10 @@ import numpy as np
 
 from ..config import ORDERS, Config
 from ..layouts import Sized, build_sampler, make_layout
+from ..peers import grain_peer, litdata_peer, mosaic_peer
 from ..peers.lerobot_loop import lerobot_estimate
 from ..peers.torch_samplers import loader_random_estimate
-from ..timing import Log, med, time_round_robin
+from ..timing import Estimate, Log, med, time_round_robin
 
 
 def _fullepoch_case(cfg: Config, n: int, e: int, per_n: bool) -> list[dict[str, Any]]:
@@ -62,6 +64,24 @@ def _fullepoch_case(cfg: Config, n: int, e: int, per_n: bool) -> list[dict[str, 
             f"randperm + np.searchsorted per item, extrapolated from {min(cfg.lerobot_prefix, n):,} items"
         )
         layout_free.add("LeRobot-style per-item")
+        if grain_peer.available() is None:
+            g = grain_peer.index_sampler(n)
+            m = min(cfg.lerobot_prefix, n)
+
+            def grain(r: int) -> Estimate:
+                t0 = time.perf_counter()
+                grain_peer.iterate(g, n, r + 1, m)
+                return Estimate((time.perf_counter() - t0) * n / m)
+
+            fns["Grain IndexSampler"] = grain
+            notes["Grain IndexSampler"] = f"sampler[i] per position, extrapolated from {m:,} items"
+            layout_free.add("Grain IndexSampler")
+        if n <= cfg.list_baselines_max_n:
+            for name, mod in (("Mosaic py1e", mosaic_peer), ("litdata FullShuffle", litdata_peer)):
+                if mod.available() is None:
+                    fns[name] = lambda r, mod=mod: mod.epoch_order(n, 0, r + 1)
+                    notes[name] = f"{mod.__name__.rsplit('.', 1)[-1]}.epoch_order: the epoch's positions"
+                    layout_free.add(name)
     times = time_round_robin(fns, cfg.reps)
     return [
         {
@@ -70,7 +90,7 @@ def _fullepoch_case(cfg: Config, n: int, e: int, per_n: bool) -> list[dict[str, 
             "method": name,
             "median_s": med(ts),
             "times_s": ts,
-            "estimated": name.startswith("LeRobot") or "extrapolated" in notes.get(name, ""),
+            "estimated": "extrapolated" in notes.get(name, ""),
             "note": notes.get(name, ""),
         }
         for name, ts in times.items()

@@ -8,6 +8,7 @@ from typing import Any
 
 from ..config import Config
 from ..layouts import Sized, build_sampler, layout_arrays, make_layout
+from ..peers import grain_peer
 from ..peers.lerobot_loop import lerobot_style_iter
 from ..timing import Estimate, Log, consume, med, time_round_robin
 
@@ -58,6 +59,21 @@ def _iteration_case(cfg: Config, n: int) -> list[dict[str, Any]]:
         "LeRobot-style per-item": lerobot,
     }
     notes = {"LeRobot-style per-item": f"randperm + per-item loop extrapolated from {prefix:,} items"}
+    from torchdata.stateful_dataloader.sampler import StatefulDistributedSampler
+
+    fns["for i in StatefulDistributedSampler"] = lambda r: consume(
+        iter(StatefulDistributedSampler(Sized(n), num_replicas=1, rank=0, shuffle=True, seed=r))
+    )
+    if grain_peer.available() is None:
+        g = grain_peer.index_sampler(n)
+
+        def grain(r: int) -> Estimate:
+            t0 = time.perf_counter()
+            grain_peer.iterate(g, n, r + 1, prefix)
+            return Estimate((time.perf_counter() - t0) * n / prefix)
+
+        fns["Grain IndexSampler[i]"] = grain
+        notes["Grain IndexSampler[i]"] = f"sampler[i].record_key per item, extrapolated from {prefix:,} items"
     return _iteration_rows(n, time_round_robin(fns, cfg.reps), notes)
 
 
