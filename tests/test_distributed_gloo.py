@@ -306,6 +306,7 @@ def test_node_records_match_sampler_records() -> None:
         ({"permutation": "randperm"}, ["permutation"]),
         ({"order": "frames", "block_size": None}, ["order", "block_size"]),
         ({"drop_last": True}, ["drop_last"]),
+        ({"absolute_to_relative_idx": list(range(100, 141))}, ["relabel"]),  # relabelled on one rank only
     ],
 )
 def test_disagreeing_fields_and_ranks_are_named(monkeypatch, changes, fields) -> None:

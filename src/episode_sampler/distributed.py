@@ -9,22 +9,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from .state import IDENTITY_KEYS
+
 __all__ = ["CONSISTENCY_FIELDS", "check_consistent", "consistency_record", "get_rank_and_world_size"]
 
 # Fields every rank must agree on, in the order a disagreement is reported.
-CONSISTENCY_FIELDS: tuple[str, ...] = (
-    "fingerprint",
-    "num_frames",
-    "seed",
-    "shuffle",
-    "permutation",
-    "order",
-    "block_size",
-    "drop_last",
-    "world_size",
-    "epoch",
-    "consumed",
-)
+# The identity fields come from the state codec, so a field added there (e.g. ``relabel``) is checked too.
+CONSISTENCY_FIELDS: tuple[str, ...] = (*IDENTITY_KEYS, "drop_last", "world_size", "epoch", "consumed")
 
 
 def _dist() -> Any:
