@@ -147,20 +147,37 @@ def test_mixture_pipeline_resumes_exactly_after_sigkill(tmp_path):
     reference = _read_log(ref_log)
     assert len(reference) == 150 and len({s["dataset"] for s in reference}) == 3
     ckpt = tmp_path / "ckpt" / "mix.json"
+    # The run to be killed hangs while logging step 43 (checkpoints every 5 steps, so the last one is at
+    # step 40 and two steps after it are lost): the kill lands mid-run however loaded the machine is.
+    hang = tmp_path / "hang_at_43.py"
+    hang.write_text(
+        "import importlib.util, json, sys, time\n"
+        f"spec = importlib.util.spec_from_file_location('mixture_pipeline', {str(script)!r})\n"
+        "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)\n"
+        "class HangingJson:\n"
+        "    def __getattr__(self, name): return getattr(json, name)\n"
+        "    def dumps(self, obj, *a, **k):\n"
+        "        if isinstance(obj, dict) and obj.get('step') == 43: time.sleep(3600)\n"
+        "        return json.dumps(obj, *a, **k)\n"
+        "m.json = HangingJson()\n"
+        "sys.exit(m.main(sys.argv[1:]))\n"
+    )
     proc = subprocess.Popen(
-        [*common, "--checkpoint", str(ckpt), "--checkpoint-every", "5", "--log-indices", str(crash_log)],
+        [sys.executable, str(hang), *common[2:], "--checkpoint", str(ckpt), "--checkpoint-every", "5",
+         "--log-indices", str(crash_log)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-    )
+    )  # fmt: skip
     deadline = time.monotonic() + 240
-    while proc.poll() is None and len(_read_log(crash_log)) < 33 and time.monotonic() < deadline:
-        time.sleep(0.002)
+    while proc.poll() is None and len(_read_log(crash_log)) < 42 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.2)  # it is now stuck inside step 43
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     crashed = _read_log(crash_log)
-    assert 33 <= len(crashed) < 150, "the kill must land mid-run"
+    assert len(crashed) == 42, "the kill must land mid-run, inside step 43"
     saved = json.loads(ckpt.read_text())["step"]
-    assert 0 < saved <= len(crashed)
+    assert saved == 40
     out = subprocess.run(
         [*common, "--checkpoint", str(ckpt), "--log-indices", str(resume_log)],
         check=True,
