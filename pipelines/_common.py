@@ -38,20 +38,35 @@ EPISODES = 60  # --episodes: synthetic episodes when no --root is given (about 2
 THREADS_ENV = "OMP_NUM_THREADS"
 
 
-def base_parser(description: str, prog: str | None = None) -> argparse.ArgumentParser:
+def base_parser(
+    description: str, prog: str | None = None, *, several_roots: bool = False
+) -> argparse.ArgumentParser:
     """The flags every pipeline script takes, with the same names and defaults (see the README's
-    "Pipelines" section). A script adds its own flags, then calls :func:`check_args`."""
+    "Pipelines" section). A script adds its own flags, then calls :func:`check_args`.
+
+    ``several_roots`` (a mixture): ``--root [NAME=]DIR`` may be repeated (``args.root`` is then a list
+    of the raw values, ``None`` without any) and ``--episodes`` sizes each synthetic dataset."""
     p = argparse.ArgumentParser(prog=prog, description=description)
     data = p.add_argument_group("dataset")
-    data.add_argument(
-        "--root", help="LeRobot v3 dataset directory (default: a synthetic one, see --episodes)"
-    )
+    if several_roots:
+        data.add_argument(
+            "--root",
+            action="append",
+            metavar="[NAME=]DIR",
+            help="a LeRobot v3 dataset of the mixture; repeat for each (NAME: default the directory's "
+            "name; default: synthetic ones, see --episodes)",
+        )
+    else:
+        data.add_argument(
+            "--root", help="LeRobot v3 dataset directory (default: a synthetic one, see --episodes)"
+        )
     data.add_argument(
         "--episodes",
         type=int,
         metavar="N",
         default=None,
-        help=f"without --root: a synthetic dataset of N episodes (default: {EPISODES})",
+        help=f"without --root: {'each' if several_roots else 'a'} synthetic dataset of N episodes "
+        f"(default: {EPISODES})",
     )
     order = p.add_argument_group("sampling")
     order.add_argument("--batch-size", type=int, default=32, help="samples per rank and step (default: 32)")
