@@ -280,7 +280,7 @@ def train(
     elif ckpt is not None and rank == 0:
         print(f"no checkpoint at {ckpt} yet: starting from scratch", flush=True)
 
-    it = iter(loader)
+    it, fresh_pass = iter(loader), record is None
     log = _common.open_log(args, rank, world)
     by_dataset: Counter[str] = Counter()
     t0 = time.perf_counter()
@@ -291,14 +291,17 @@ def train(
             try:
                 batch = next(it)
             except StopIteration:  # one pass of the mixture is over
+                if fresh_pass:
+                    raise RuntimeError("a new pass of the mixture yielded no batch") from None
                 epoch += 1
-                it = iter(loader)  # the next pass (a checkpoint now holds its start)
+                it, fresh_pass = iter(loader), True  # the next pass (a checkpoint now holds its start)
                 continue
+            fresh_pass = False
             step += 1  # ... a training step on `batch` would run here ...
             by_dataset[batch["dataset"]] += 1
             if log is not None:
-                record = {"step": step, "epoch": epoch, "rank": rank, "dataset": batch["dataset"]}
-                log.write(json.dumps({**record, "indices": batch["index"].tolist()}) + "\n")
+                line = {"step": step, "epoch": epoch, "rank": rank, "dataset": batch["dataset"]}
+                log.write(json.dumps({**line, "indices": batch["index"].tolist()}) + "\n")
                 log.flush()
             if ckpt is not None and step % args.checkpoint_every == 0:
                 save_checkpoint(ckpt, args, loader, step, epoch, rank, world)
