@@ -62,6 +62,7 @@ def write_docs(report: dict[str, Any], docs: Path) -> Path:
         f"({mc.get('torch_threads')} threads), "
         f"torchdata {mc.get('torchdata')}, numpy {mc.get('numpy')}, pyarrow {mc.get('pyarrow', '?')}, "
         f"episode-sampler {mc.get('episode_sampler', '?')} |",
+        f"| kernel | {mc.get('kernel', '?')} (`episode_sampler.kernel.kernel_info()`) |",
         "",
         "## Targets",
         "",
