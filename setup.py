@@ -14,7 +14,8 @@ setup(
         Extension(
             "episode_sampler._kernel",
             ["src/episode_sampler/_kernel.c"],
-            extra_compile_args=["-O3", "-std=c99"],
+            extra_compile_args=["-O3", "-std=c99", "-pthread"],
+            extra_link_args=["-pthread"],
             optional=True,
         )
     ]

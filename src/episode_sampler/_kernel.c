@@ -5,24 +5,98 @@
  * (the tests compare them element by element, and against the pure-Python definitions); the numpy
  * code stays as the fallback when this module is not built.
  *
- *   feistel(src, dst, n, half_bits, keys, decrypt)  Feistel network with cycle walking, per element
- *   lookup_frames(pos, dst, cum, table, shift, steps, ends, base, want_episode)
- *                                                    position -> episode (or frame) via the bucket table
- *   IntIter(array)                                   iterator of Python ints over an int64 buffer
+ *   feistel(src, dst, n, half_bits, keys, decrypt[, threads])
+ *       the Feistel network with cycle walking, element by element (permutation.py)
+ *   lookup(pos, dst, cum, table, shift, steps, ends, base, want_episode)
+ *       position -> episode or frame through the bucket table (episodes.py _Lookup)
+ *   frames(dst, start, step, wrap, perm, lookup, base[, threads])
+ *       the two fused over a rank's strided run of positions (order.py, order="frames")
+ *   IntIter(array)
+ *       an iterator of Python ints over an int64 buffer, boxed one at a time (cursor.py)
  *
  * Arrays are passed through the buffer protocol (C-contiguous, 8-byte signed integers; the table may
- * be 4 or 8 bytes): no numpy headers are needed to build. Long calls release the GIL.
+ * be 4 or 8 bytes): no numpy headers are needed to build. Long calls release the GIL; feistel and
+ * frames split calls across `threads` POSIX threads when asked (the caller decides, see kernel.py).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
 #include <string.h>
+#ifndef _WIN32
+#include <pthread.h>
+#define HAVE_PTHREADS 1
+#endif
 
 #define M1 0xBF58476D1CE4E5B9ULL
 #define M2 0x94D049BB133111EBULL
 #define MAX_ROUNDS 64
 #define TILE 2048             /* elements per cycle-walking tile: the pending list stays in L1 */
 #define NOGIL_MIN 4096        /* release the GIL for calls at least this long */
+#define MAX_THREADS 16
+
+/* ------------------------------------------------------------------------------------------------ */
+/* run fn over [0, size) in `threads` contiguous parts (tile-aligned), the caller running the first */
+
+typedef void (*range_fn)(const void *ctx, Py_ssize_t lo, Py_ssize_t hi);
+
+typedef struct {
+    range_fn fn;
+    const void *ctx;
+    Py_ssize_t lo, hi;
+} part_t;
+
+#ifdef HAVE_PTHREADS
+static void *
+part_main(void *arg)
+{
+    part_t *p = (part_t *)arg;
+    p->fn(p->ctx, p->lo, p->hi);
+    return NULL;
+}
+#endif
+
+static void
+run_parts(range_fn fn, const void *ctx, Py_ssize_t size, int threads)
+{
+    if (threads < 1) {
+        threads = 1;
+    }
+    if (threads > MAX_THREADS) {
+        threads = MAX_THREADS;
+    }
+    Py_ssize_t per = size / threads;
+    per = (per + TILE - 1) / TILE * TILE; /* whole tiles: every part but the last starts on a tile boundary */
+    if (per < TILE) {
+        per = TILE;
+    }
+#ifdef HAVE_PTHREADS
+    pthread_t tid[MAX_THREADS];
+    part_t parts[MAX_THREADS];
+    int started[MAX_THREADS] = {0};
+    for (int t = 1; t < threads; t++) {
+        Py_ssize_t lo = per * t, hi = per * (t + 1) < size ? per * (t + 1) : size;
+        if (lo >= hi) {
+            break;
+        }
+        parts[t].fn = fn;
+        parts[t].ctx = ctx;
+        parts[t].lo = lo;
+        parts[t].hi = hi;
+        started[t] = pthread_create(&tid[t], NULL, part_main, &parts[t]) == 0;
+        if (!started[t]) {
+            fn(ctx, lo, hi); /* no thread to be had: the same work, inline */
+        }
+    }
+    fn(ctx, 0, per < size ? per : size);
+    for (int t = 1; t < threads; t++) {
+        if (started[t]) {
+            pthread_join(tid[t], NULL);
+        }
+    }
+#else
+    fn(ctx, 0, size);
+#endif
+}
 
 /* ------------------------------------------------------------------------------------------------ */
 /* buffers */
@@ -235,14 +309,28 @@ parse_feistel(feistel_t *F, unsigned long long n, unsigned int h, PyObject *keys
     return 0;
 }
 
+typedef struct {
+    const feistel_t *F;
+    const uint64_t *src;
+    uint64_t *dst;
+    int decrypt;
+} feistel_job;
+
+static void
+feistel_part(const void *ctx, Py_ssize_t lo, Py_ssize_t hi)
+{
+    const feistel_job *J = (const feistel_job *)ctx;
+    feistel_run(J->F, J->src + lo, J->dst + lo, hi - lo, J->decrypt);
+}
+
 static PyObject *
 k_feistel(PyObject *Py_UNUSED(self), PyObject *args)
 {
     PyObject *src_o, *dst_o, *keys_o;
     unsigned long long n;
     unsigned int h;
-    int decrypt;
-    if (!PyArg_ParseTuple(args, "OOKIOp:feistel", &src_o, &dst_o, &n, &h, &keys_o, &decrypt)) {
+    int decrypt, threads = 1;
+    if (!PyArg_ParseTuple(args, "OOKIOp|i:feistel", &src_o, &dst_o, &n, &h, &keys_o, &decrypt, &threads)) {
         return NULL;
     }
     feistel_t F;
@@ -274,8 +362,9 @@ k_feistel(PyObject *Py_UNUSED(self), PyObject *args)
         PyErr_SetString(PyExc_ValueError, "src holds a value outside the permutation's domain");
         goto done;
     }
+    feistel_job J = {&F, s, (uint64_t *)dst.buf, decrypt};
     if (size >= NOGIL_MIN) {
-        Py_BEGIN_ALLOW_THREADS feistel_run(&F, s, (uint64_t *)dst.buf, size, decrypt);
+        Py_BEGIN_ALLOW_THREADS run_parts(feistel_part, &J, size, threads);
         Py_END_ALLOW_THREADS
     }
     else {
@@ -587,13 +676,27 @@ frames_run(const frames_job *J, int64_t *dst, Py_ssize_t k0, Py_ssize_t size)
     }
 }
 
+typedef struct {
+    const frames_job *J;
+    int64_t *dst;
+} frames_ctx;
+
+static void
+frames_part(const void *ctx, Py_ssize_t lo, Py_ssize_t hi)
+{
+    const frames_ctx *C = (const frames_ctx *)ctx;
+    frames_run(C->J, C->dst + lo, lo, hi - lo);
+}
+
 static PyObject *
 k_frames(PyObject *Py_UNUSED(self), PyObject *args)
 {
     PyObject *dst_o, *perm_o, *lk_o;
     unsigned long long start, step, wrap;
     long long base;
-    if (!PyArg_ParseTuple(args, "OKKKOOL:frames", &dst_o, &start, &step, &wrap, &perm_o, &lk_o, &base)) {
+    int threads = 1;
+    if (!PyArg_ParseTuple(args, "OKKKOOL|i:frames", &dst_o, &start, &step, &wrap, &perm_o, &lk_o, &base,
+                          &threads)) {
         return NULL;
     }
     if (wrap < 1 || step > (1ULL << 62) || wrap > (1ULL << 62)) {
@@ -635,8 +738,9 @@ k_frames(PyObject *Py_UNUSED(self), PyObject *args)
         goto fail_lookup;
     }
     Py_ssize_t size = dst.len / 8;
+    frames_ctx C = {&J, (int64_t *)dst.buf};
     if (size >= NOGIL_MIN) {
-        Py_BEGIN_ALLOW_THREADS frames_run(&J, (int64_t *)dst.buf, 0, size);
+        Py_BEGIN_ALLOW_THREADS run_parts(frames_part, &C, size, threads);
         Py_END_ALLOW_THREADS
     }
     else {
@@ -757,12 +861,13 @@ static PyTypeObject IntIterType = {
 
 static PyMethodDef kernel_methods[] = {
     {"feistel", k_feistel, METH_VARARGS,
-     "feistel(src, dst, n, half_bits, keys, decrypt): dst = E(src) (or D) with cycle walking into [0, n)."},
+     "feistel(src, dst, n, half_bits, keys, decrypt, threads=1): dst = E(src) (or D) with cycle walking into "
+     "[0, n)."},
     {"lookup", k_lookup, METH_VARARGS,
      "lookup(pos, dst, cum, table, shift, steps, ends, base, want_episode): episode or frame of each "
      "position through the bucket table."},
     {"frames", k_frames, METH_VARARGS,
-     "frames(dst, start, step, wrap, perm, lookup, base): dst[k] = frame of perm((start + k*step) % wrap); "
+     "frames(dst, start, step, wrap, perm, lookup, base, threads=1): dst[k] = frame of perm((start + k*step) % wrap); "
      "perm is (n, half_bits, keys) or None, lookup is (cum, table, shift, steps, ends) or None (+ base)."},
     {NULL, NULL, 0, NULL},
 };

@@ -174,7 +174,7 @@ class _EpochTable:
             out = np.empty(count, dtype=np.int64)
             lookup, base = o.index._get_lookup().kernel_args()
             pargs = None if perm is None else (perm.n, perm.half_bits, perm.keys)
-            k.frames(out, first % n, step % n, n, pargs, lookup, base)
+            k.frames(out, first % n, step % n, n, pargs, lookup, base, kernel.threads_for(count))
             return out
         if count <= _FRAMES_BLOCK:
             return self.frames(_strided(first, step, count, n))

@@ -246,7 +246,8 @@ class FeistelPermutation(Permutation):
             return out.reshape(np.shape(positions))
         k = kernel.K
         if k is not None:  # the same network in C, element by element (see _kernel.c)
-            k.feistel(np.ascontiguousarray(flat), out, self.n, self.half_bits, self.keys, decrypt)
+            threads = kernel.threads_for(size)
+            k.feistel(np.ascontiguousarray(flat), out, self.n, self.half_bits, self.keys, decrypt, threads)
             return out.reshape(np.shape(positions))
         tables = None
         if self.half_bits <= _TABLE_MAX_BITS and size >= max(_TABLE_MIN_SIZE, 2 << self.half_bits):
