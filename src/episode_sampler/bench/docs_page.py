@@ -317,6 +317,7 @@ def write_docs(report: dict[str, Any], docs: Path) -> Path:
         "step (a fused loop), and Python ints created one at a time by a C iterator rather than a",
         "list built by `tolist()` (the per-item iteration target is bound by that boxing).",
         "",
+    ]
     fails = {t_["name"]: t_ for t_ in report["targets"] if t_["pass"] is False}
     why = {
         "iter_vs_distributedsampler": "per-item iteration vs `DistributedSampler`: both sides are",
