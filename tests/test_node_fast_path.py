@@ -12,6 +12,7 @@ import itertools
 import pickle
 import sys
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -294,8 +295,10 @@ def test_seeded_state_is_exact_while_another_thread_reads_it():
     try:
         for k, x in enumerate(node):
             items.append(x)
-            if k % 97 == 0:
-                threading.Event().wait(0.0002)  # let the watcher run
+            if k % 97 == 0:  # let the watcher take two states here, even if the machine starves it
+                seen_before, deadline = len(seen), time.monotonic() + 2.0
+                while len(seen) < seen_before + 2 and time.monotonic() < deadline:
+                    time.sleep(0.0005)
     finally:
         stop.set()
         watcher.join()
