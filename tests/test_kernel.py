@@ -316,3 +316,51 @@ def test_intiter_refuses_other_dtypes_and_releases_its_buffer():
         a.resize(10)
     list(it)
     a.resize(10)  # exhausted: the buffer was released
+
+
+# ------------------------------------------------------------------ episode and block orders (runs)
+
+
+def _units(index, order, block_size):
+    """The shuffled units of an order as lists of frames, in layout order (a materialized reference)."""
+    units = []
+    for s, e in zip(index.starts.tolist(), index.ends.tolist()):
+        if e == s:
+            continue
+        if order == "episodes":
+            units.append(list(range(s, e)))
+        else:
+            units += [list(range(b, min(e, b + block_size))) for b in range(s, e, block_size)]
+    return units
+
+
+@pytest.mark.parametrize(("order", "block_size"), [("episodes", None), ("blocks", 4), ("blocks", 7)])
+@pytest.mark.parametrize("name", ["regular", "empty episodes", "tiny episodes in one bucket"])
+def test_unit_orders_match_reference(path, order, block_size, name):
+    index = _layout(*LAYOUTS[name])
+    s = EpisodeAwareSampler(
+        index.starts,
+        index.ends,
+        shuffle=True,
+        seed=4,
+        permutation="feistel",
+        order=order,
+        block_size=block_size,
+    )
+    units = _units(index, order, block_size)
+    expect = [f for slot in range(len(units)) for f in units[feistel_ref(slot, len(units), 4, 6)]]
+    assert s.frame_indices(6).tolist() == expect
+    n = len(expect)
+    assert s.frame_indices(6, n // 3, n - 5).tolist() == expect[n // 3 : n - 5]  # a range inside units
+
+
+@needs_kernel
+def test_runs_kernel():
+    out = np.empty(6, np.int64)
+    K.runs(out, np.array([10, -3, 7], np.int64), np.array([2, 0, 4], np.int64))
+    assert out.tolist() == [10, 11, 7, 8, 9, 10]
+    for lens in ([2, 0, 3], [2, 0, 5], [7, -1, 0]):
+        with pytest.raises(ValueError, match="sum to len"):
+            K.runs(out, np.array([1, 2, 3], np.int64), np.array(lens, np.int64))
+    with pytest.raises(ValueError, match="same length"):
+        K.runs(out, np.array([1], np.int64), np.array([6, 0], np.int64))

@@ -11,6 +11,8 @@
  *       position -> episode or frame through the bucket table (episodes.py _Lookup)
  *   frames(dst, start, step, wrap, perm, lookup, base[, threads])
  *       the two fused over a rank's strided run of positions (order.py, order="frames")
+ *   runs(dst, firsts, lens)
+ *       consecutive runs of frames, one per unit (order.py, order="episodes"/"blocks" ranges)
  *   IntIter(array)
  *       an iterator of Python ints over an int64 buffer, boxed one at a time (cursor.py)
  *
@@ -763,6 +765,67 @@ fail_lookup:
 }
 
 /* ------------------------------------------------------------------------------------------------ */
+/* runs(dst, firsts, lens): dst = firsts[0], firsts[0] + 1, ..., (lens[0] values), firsts[1], ... --
+ * the frames of consecutive units (episodes, blocks) of a contiguous position range, written once
+ * (numpy needs np.repeat, np.arange and an add: three passes and two temporaries) */
+
+static PyObject *
+k_runs(PyObject *Py_UNUSED(self), PyObject *args)
+{
+    PyObject *dst_o, *firsts_o, *lens_o;
+    if (!PyArg_ParseTuple(args, "OOO:runs", &dst_o, &firsts_o, &lens_o)) {
+        return NULL;
+    }
+    Py_buffer dst, firsts, lens;
+    if (get_i64(dst_o, &dst, 1, "dst") < 0) {
+        return NULL;
+    }
+    if (get_i64(firsts_o, &firsts, 0, "firsts") < 0) {
+        PyBuffer_Release(&dst);
+        return NULL;
+    }
+    if (get_i64(lens_o, &lens, 0, "lens") < 0) {
+        PyBuffer_Release(&dst);
+        PyBuffer_Release(&firsts);
+        return NULL;
+    }
+    PyObject *result = NULL;
+    Py_ssize_t m = firsts.len / 8, size = dst.len / 8;
+    const int64_t *f = (const int64_t *)firsts.buf, *l = (const int64_t *)lens.buf;
+    if (lens.len != firsts.len) {
+        PyErr_SetString(PyExc_ValueError, "firsts and lens must have the same length");
+        goto done;
+    }
+    Py_ssize_t total = 0;
+    for (Py_ssize_t j = 0; j < m; j++) {
+        if (l[j] < 0 || l[j] > size - total) {
+            PyErr_SetString(PyExc_ValueError, "lens must be >= 0 and sum to len(dst)");
+            goto done;
+        }
+        total += (Py_ssize_t)l[j];
+    }
+    if (total != size) {
+        PyErr_SetString(PyExc_ValueError, "lens must be >= 0 and sum to len(dst)");
+        goto done;
+    }
+    int64_t *d = (int64_t *)dst.buf;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t j = 0; j < m; j++) {
+        int64_t v = f[j];
+        for (int64_t t = 0, n = l[j]; t < n; t++) {
+            *d++ = v + t;
+        }
+    }
+    Py_END_ALLOW_THREADS
+    result = Py_NewRef(Py_None);
+done:
+    PyBuffer_Release(&dst);
+    PyBuffer_Release(&firsts);
+    PyBuffer_Release(&lens);
+    return result;
+}
+
+/* ------------------------------------------------------------------------------------------------ */
 /* IntIter: Python ints from an int64 buffer, one at a time (no list of boxed ints is built) */
 
 typedef struct {
@@ -869,6 +932,8 @@ static PyMethodDef kernel_methods[] = {
     {"frames", k_frames, METH_VARARGS,
      "frames(dst, start, step, wrap, perm, lookup, base, threads=1): dst[k] = frame of perm((start + k*step) % wrap); "
      "perm is (n, half_bits, keys) or None, lookup is (cum, table, shift, steps, ends) or None (+ base)."},
+    {"runs", k_runs, METH_VARARGS,
+     "runs(dst, firsts, lens): dst = the runs firsts[j], firsts[j] + 1, ... of lens[j] values, in order."},
     {NULL, NULL, 0, NULL},
 };
 
