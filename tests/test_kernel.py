@@ -478,3 +478,18 @@ def test_sampler_threaded_full_epoch(path, monkeypatch):
     assert got.size == n and np.array_equal(np.sort(got), np.asarray(frames))
     check = list(range(0, n, 9973)) + [n - 2, n - 1]
     assert got[check].tolist() == [frames[feistel_ref(k, n, 3, 1)] for k in check]
+
+
+def test_checked_constructor_equals_the_checked_one():
+    for n, seed, epoch in ((1, 0, 0), (17, 2**64 - 1, 5), (10**12, 3, 2**62)):
+        a = FeistelPermutation(n, seed, epoch)
+        b = FeistelPermutation._checked(n, seed, epoch)
+        assert (a.n, a.seed, a.epoch, a.half_bits, a.keys.tolist()) == (
+            b.n,
+            b.seed,
+            b.epoch,
+            b.half_bits,
+            b.keys.tolist(),
+        )
+        pos = np.array([0, n // 2, n - 1], np.int64)
+        assert a(pos).tolist() == b(pos).tolist() and [a.one(int(x)) for x in pos] == a(pos).tolist()

@@ -20,7 +20,7 @@ import numpy as np
 from . import kernel
 from ._validate import check_bool, check_choice, check_int
 from .episodes import EpisodeIndex, _Lookup
-from .permutation import PERMUTATIONS, Permutation, check_seed, make_permutation
+from .permutation import PERMUTATIONS, FeistelPermutation, Permutation, check_seed, make_permutation
 
 ORDERS = ("frames", "episodes", "blocks")
 _FRAMES_BLOCK = 1 << 16  # positions per block when the numpy path maps a long strided run
@@ -110,7 +110,10 @@ class EpochOrder:
         if table is None:
             perm = None
             if self.shuffle:
-                perm = make_permutation(self.permutation, self.num_units, self.seed, epoch)
+                if self.permutation == "feistel":  # arguments checked here already: no second check
+                    perm = FeistelPermutation._checked(self.num_units, self.seed, epoch)
+                else:
+                    perm = make_permutation(self.permutation, self.num_units, self.seed, epoch)
             table = _EpochTable(self, perm)
             if len(cache) >= 2:
                 cache.pop(next(iter(cache)))

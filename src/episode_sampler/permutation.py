@@ -168,6 +168,23 @@ class FeistelPermutation(Permutation):
         self._tables: tuple[np.ndarray, ...] | None = None
         self._np: bool = False  # the numpy path's uint64 scalars, made on its first use (_numpy_consts)
 
+    @classmethod
+    def _checked(cls, n: int, seed: int, epoch: int) -> FeistelPermutation:
+        """The four-round permutation for arguments the caller has validated (Python ints in range).
+
+        What a restore builds for every new epoch: the same object as ``cls(n, seed, epoch)`` without
+        re-checking what :class:`~episode_sampler.order.EpochOrder` checked once.
+        """
+        self = cls.__new__(cls)
+        self.n, self.seed, self.epoch = n, seed, epoch
+        bits = max(2, (n - 1).bit_length())
+        self.half_bits = (bits + (bits & 1)) // 2
+        self.keys = feistel_keys(seed, epoch, FEISTEL_ROUNDS)
+        self._ikeys = tuple(self.keys.tolist())
+        self._tables = None
+        self._np = False
+        return self
+
     def _numpy_consts(self) -> None:
         """uint64 scalars for the numpy path (a restore served by the kernel or ``one`` never needs them)."""
         self._h = np.uint64(self.half_bits)
