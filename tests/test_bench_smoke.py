@@ -48,6 +48,9 @@ def test_report_structure(smoke_report):
     assert set(report["sections"]) == set(bench.SECTIONS)
     for key in ("python", "torch", "torchdata", "numpy", "cpu_count"):
         assert key in report["machine"]
+    for key in ("load_start", "load_end"):  # os.getloadavg() at the start and the end of the run
+        load = report["machine"][key]
+        assert load is None or (len(load) == 3 and all(x >= 0 for x in load))
     assert report["config"]["reps"] >= 3
 
 
@@ -150,6 +153,10 @@ def test_docs_render_from_json(smoke_report, tmp_path):
     assert code == 0
     text = (docs / "performance.md").read_text()
     assert "## Targets" in text and "| target | measured | threshold | result |" in text
+    assert "other jobs" not in text  # the machine's load is stated as measured, never assumed
+    load = json.loads((out / "bench-smoke.json").read_text())["machine"]["load_start"]
+    if load is not None:
+        assert f"load average was {load[0]:.2f} at the start" in text
     for name in (
         "perf_fullepoch.png",
         "perf_iteration.png",
@@ -196,3 +203,15 @@ def test_plots_are_skipped_with_a_note_without_matplotlib(smoke_report, tmp_path
     assert plots(smoke_report[0], tmp_path / "plots") == []
     assert NO_MATPLOTLIB in capsys.readouterr().out
     assert not (tmp_path / "plots").exists()
+
+
+def test_docs_page_states_the_measured_load():
+    from episode_sampler.bench.docs_page import load_cell, load_sentence
+
+    mc = {"cpu_count": 2, "load_start": [0.25, 0.5, 1.0], "load_end": [3.5, 2.0, 1.25]}
+    text = " ".join(load_sentence(mc))
+    assert "2 cores" in text and "was 0.25 at the start" in text and "3.50 at the end" in text
+    assert load_cell(mc) == "0.25 / 0.50 / 1.00 at the start, 3.50 / 2.00 / 1.25 at the end"
+    old_report = {"cpu_count": 2}  # written before the load was recorded: no claim either way
+    assert "not recorded" in " ".join(load_sentence(old_report)) and load_cell(old_report) == "not recorded"
+    assert "not recorded" in load_cell({"cpu_count": 2, "load_start": None, "load_end": None})

@@ -39,6 +39,42 @@ def _rank_and_world_size(rank: int | None, world_size: int | None) -> tuple[int,
     return rank, world_size
 
 
+_INITIALIZED = "_BaseNode__initialized"  # BaseNode's private "reset was called" flag
+
+
+class _FirstPull:
+    """A node's iterator until its first ``reset``: the first pull initializes it as BaseNode does.
+
+    ``EpisodeSamplerNode.__next__`` skips ``BaseNode.__next__`` (its per-item initialization check)
+    for speed, so a node pulled before any ``reset`` has this in place of its pass's iterator. Its
+    first pull runs ``BaseNode.__next__``'s check once: ``reset(None)`` (a subclass's override
+    included), BaseNode's error if that did not initialize the node (the check then runs again on
+    the next pull), else the pass's first item.
+    """
+
+    __slots__ = ("node", "it")
+
+    def __init__(self, node: EpisodeSamplerNode, it: Iterator[Any]) -> None:
+        self.node = node
+        self.it = it
+
+    def __iter__(self) -> _FirstPull:
+        return self
+
+    def __next__(self) -> Any:
+        node = self.node
+        if not node.__dict__.get(_INITIALIZED, False):
+            node.reset(None)  # starts a pass: node._it is that pass's iterator now
+            if not node.__dict__.get(_INITIALIZED, False):
+                raise NotImplementedError(
+                    "Failed to initialize after .reset(), did you call super().reset() in your .reset() "
+                    f"method? {type(node)=}"
+                )
+        if node._it is self:  # initialized without starting a pass (a reset that bypasses ours)
+            node._it = self.it
+        return next(node._it)
+
+
 class EpisodeSamplerNode(BaseNode[Any]):
     """Frame indices of an :class:`EpisodeAwareSampler`, as a resumable torchdata source node.
 
@@ -62,6 +98,12 @@ class EpisodeSamplerNode(BaseNode[Any]):
     Raises:
         TypeError, ValueError: invalid arguments (naming the argument), as the sampler's.
     """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """A subclass that overrides ``next()`` gets BaseNode's ``__next__`` back, which calls it."""
+        super().__init_subclass__(**kwargs)
+        if cls.next is not EpisodeSamplerNode.next and cls.__next__ is EpisodeSamplerNode.__next__:
+            cls.__next__ = BaseNode.__next__  # type: ignore[method-assign]
 
     def __init__(
         self,
@@ -222,6 +264,8 @@ class EpisodeSamplerNode(BaseNode[Any]):
             it = self._seeded(run)
         else:  # flattened at C speed; the position stays exact (see EpochPass.chunks)
             it = itertools.chain.from_iterable(run.chunks())
+        if not self.__dict__.get(_INITIALIZED, False):
+            it = _FirstPull(self, it)  # the first pull before any reset runs BaseNode's initialization
         self._it = it
         self._pass = run
         self._pass_start = start
@@ -264,6 +308,13 @@ class EpisodeSamplerNode(BaseNode[Any]):
         Raises:
             StopIteration: the epoch is exhausted (until the next ``reset``).
         """
+        return next(self._it)
+
+    def __next__(self) -> Any:
+        # The per-item path of ``next(node)`` / ``Loader``: one frame instead of BaseNode.__next__'s
+        # initialization check plus next(). Before the first reset, ``_it`` is a _FirstPull that
+        # runs that check once; "pulled from" and the position are read off the pass (get_state),
+        # so nothing here counts items.
         return next(self._it)
 
     def get_state(self) -> dict[str, Any]:

@@ -22,6 +22,37 @@ from .tables import (
 )
 
 
+def _fmt_load(load: Any) -> str:
+    return " / ".join(f"{x:.2f}" for x in load)
+
+
+def load_cell(mc: dict[str, Any]) -> str:
+    """The machine table's load row: as measured at the start and the end of the run."""
+    start, end = mc.get("load_start"), mc.get("load_end")
+    if not start or not end:
+        return "not recorded"
+    return f"{_fmt_load(start)} at the start, {_fmt_load(end)} at the end"
+
+
+def load_sentence(mc: dict[str, Any]) -> list[str]:
+    """What the page says about the machine's load: the values measured at the start and the end
+    of the run (``report["machine"]["load_start"]`` / ``["load_end"]``), never a fixed claim."""
+    cores = mc.get("cpu_count")
+    start, end = mc.get("load_start"), mc.get("load_end")
+    if not start or not end or not cores:
+        return [
+            "The machine's load was not recorded for this run. Absolute numbers depend on the machine",
+            "and on what else runs on it; the ratios are what the targets check.",
+        ]
+    return [
+        f"The machine below has {cores} cores; its 1-minute load average was {start[0]:.2f} at the start",
+        f"of the run and {end[0]:.2f} at the end (the end value includes the benchmark's own process; a",
+        "load at or above the core count means other processes competed for the CPU, and absolute",
+        "numbers are then noisy). The ratios, each measured against its baselines in the same run, are",
+        "what the targets check.",
+    ]
+
+
 def write_docs(report: dict[str, Any], docs: Path) -> Path:
     """Write ``docs/performance.md`` and ``docs/img/perf_*.png`` from a report."""
     img = docs / "img"
@@ -42,8 +73,7 @@ def write_docs(report: dict[str, Any], docs: Path) -> Path:
         "same process as its baselines, the methods of a comparison are timed in round-robin order (one",
         "repetition of each in turn), and each value is the median of "
         f"{report['config']['reps']} repetitions ({report['config']['latency_reps']} for latencies).",
-        "The machine below is small and shared (2 cores; other jobs ran during this run), so absolute",
-        "numbers are noisy; the ratios are what the targets check.",
+        *load_sentence(mc),
         "",
         "Peers: `pip install 'episode-sampler[bench]'` installs Grain and matplotlib. MosaicML Streaming",
         "and litdata are measured when they import: their own requirements would replace torch (through",
@@ -62,6 +92,7 @@ def write_docs(report: dict[str, Any], docs: Path) -> Path:
         f"({mc.get('torch_threads')} threads), "
         f"torchdata {mc.get('torchdata')}, numpy {mc.get('numpy')}, pyarrow {mc.get('pyarrow', '?')}, "
         f"episode-sampler {mc.get('episode_sampler', '?')} |",
+        f"| load average (1 / 5 / 15 min) | {load_cell(mc)} |",
         "",
         "## Targets",
         "",
@@ -322,7 +353,7 @@ def write_docs(report: dict[str, Any], docs: Path) -> Path:
         notes.append(
             "- iteration rows of this run: the repetitions of each method ranged over "
             + ", ".join(spread)
-            + " (one epoch of N = 10^6 each). With other jobs sharing both cores, a median of "
+            + " (one epoch of N = 10^6 each). When other processes share the cores, a median of "
             f"{report['config']['reps']} repetitions of a sub-second loop moves by a factor of 2 or more "
             "between runs; these ratios need an idle machine to be read."
         )

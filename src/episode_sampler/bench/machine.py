@@ -9,6 +9,18 @@ from typing import Any
 import numpy as np
 
 
+def load_average() -> list[float] | None:
+    """The system's load average over 1, 5 and 15 minutes (``None`` where the OS has none).
+
+    Recorded at the start and the end of a run: a load near or above the core count means other
+    processes competed for the CPU while the benchmarks ran.
+    """
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
+
+
 def machine_info() -> dict[str, Any]:
     import torch
     import torchdata

@@ -13,7 +13,7 @@ import numpy as np
 from .cases import BENCHES
 from .config import SECTIONS, make_config
 from .docs_page import write_docs
-from .machine import machine_info
+from .machine import load_average, machine_info
 from .plots import plots
 from .targets import evaluate_targets, format_target
 from .timing import Log
@@ -72,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     log = Log(args.quiet)
     sections = list(args.only) if args.only else list(SECTIONS)
     log(f"episode-sampler bench ({mode}): sections {', '.join(sections)}")
+    load_start = load_average()
     t0 = time.perf_counter()
     results: dict[str, Any] = {}
     for name in sections:
@@ -83,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         "mode": mode,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "elapsed_s": elapsed,
-        "machine": machine_info(),
+        "machine": {**machine_info(), "load_start": load_start, "load_end": load_average()},
         "config": {"reps": cfg.reps, "latency_reps": cfg.latency_reps, "sections": sections},
         "sections": results,
         "targets": targets,
