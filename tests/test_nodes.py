@@ -412,9 +412,16 @@ def test_concurrent_get_state_is_never_torn(permutation, batch_size):
     observed: list[dict] = []
     stop = threading.Event()
 
+    taken = [0]  # get_state calls so far (observed keeps only the distinct states)
+
     def watch():
+        last = None
         while not stop.is_set():
-            observed.append(node.get_state())
+            state = node.get_state()
+            taken[0] += 1
+            if state != last:  # a starved main thread must not fill memory with copies of one state
+                observed.append(state)
+                last = state
 
     every = 1 if batch_size else 8
     old = sys.getswitchinterval()
@@ -426,8 +433,8 @@ def test_concurrent_get_state_is_never_torn(permutation, batch_size):
     def let_watcher_see() -> None:
         # On a loaded machine the watcher can be starved; wait (bounded) until it has taken two more
         # states, so the states it sees are spread over the whole run, not bunched at one point.
-        seen, deadline = len(observed), time.monotonic() + 2.0
-        while len(observed) < seen + 2 and time.monotonic() < deadline:
+        seen, deadline = taken[0], time.monotonic() + 2.0
+        while taken[0] < seen + 2 and time.monotonic() < deadline:
             time.sleep(0.0005)
 
     try:

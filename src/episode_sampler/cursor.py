@@ -10,13 +10,13 @@ from typing import Any
 
 import numpy as np
 
+from . import kernel
 from ._validate import ArgumentTypeError, check_bool, check_int, int_array
 from .order import EpochOrder
 from .state import Resume, build_state, restore_state, samples_per_rank
 
 MAX_EPOCH = 2**62
 FIRST_CHUNK = 64
-_FRAMES_BLOCK = 1 << 20  # positions per block when ShardedOrder.frames maps a long range
 MAX_CHUNK = 1 << 16
 
 
@@ -70,37 +70,18 @@ class ShardedOrder:
     def frames(self, epoch: int, global_start: int, start: int, stop: int) -> np.ndarray:
         """This rank's samples ``[start, stop)`` of ``epoch`` (int64 frame indices, relabelled).
 
-        Long ranges run block by block into one output array: every temporary stays cache-sized
-        and only the result is a fresh large allocation.
+        The rank's ``k``-th sample sits at global position ``(global_start + rank + k * world_size)
+        mod num_frames``: one strided run, mapped by :meth:`EpochOrder.frames_strided`.
         """
-        if stop - start <= _FRAMES_BLOCK:
-            return self._frames(epoch, global_start, start, stop)
-        out = np.empty(stop - start, dtype=np.int64)
-        for lo in range(start, stop, _FRAMES_BLOCK):
-            hi = min(stop, lo + _FRAMES_BLOCK)
-            out[lo - start : hi - start] = self._frames(epoch, global_start, lo, hi)
-        return out
+        first = global_start + self.rank + start * self.world_size
+        out = self.order.frames_strided(epoch, first, self.world_size, max(0, stop - start))
+        return self._relabel(out) if self._relabel is not None else out
 
     def frame_one(self, epoch: int, global_start: int, k: int) -> int:
         """This rank's ``k``-th sample of ``epoch`` (a Python int; the same value :meth:`frames` gives)."""
         g = (global_start + self.rank + k * self.world_size) % self.num_frames
         out = self.order.frame_one(epoch, g)
         return int(self._relabel(np.array([out]))[0]) if self._relabel is not None else out
-
-    def _frames(self, epoch: int, global_start: int, start: int, stop: int) -> np.ndarray:
-        first = global_start + self.rank
-        if self.world_size == 1:
-            g = np.arange(start + first, stop + first, dtype=np.int64)
-        else:
-            g = np.arange(start, stop, dtype=np.int64)
-            g *= self.world_size
-            g += first
-        n = self.num_frames
-        if stop > start and int(g[-1]) >= n:
-            over = g >= n
-            g[over] %= n
-        out = self.order.frames(epoch, g)
-        return self._relabel(out) if self._relabel is not None else out
 
     def state(
         self,
@@ -189,7 +170,9 @@ class EpochPass:
             if stop >= total:
                 return
             n = min(size, total - stop)
-            it = iter(frames(self.epoch, self.global_start, stop, stop + n).tolist())
+            arr = frames(self.epoch, self.global_start, stop, stop + n)
+            k = kernel.K  # boxed one at a time by the C iterator (no list of n ints), else a list
+            it = k.IntIter(arr) if k is not None else iter(arr.tolist())
             self._chunk = (stop, n, it)
             yield it
             size = min(size * 4, MAX_CHUNK)

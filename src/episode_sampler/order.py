@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import kernel
 from ._validate import check_bool, check_choice, check_int
 from .episodes import EpisodeIndex, _Lookup
 from .permutation import PERMUTATIONS, Permutation, check_seed, make_permutation
 
 ORDERS = ("frames", "episodes", "blocks")
+_FRAMES_BLOCK = 1 << 16  # positions per block when the numpy path maps a long strided run
 RANDPERM_MAX_UNITS = 2**33  # 64 GiB of int64 per epoch: beyond, randperm cannot be what the user wants
 
 
@@ -125,6 +127,15 @@ class EpochOrder:
         """Frame index at one global position of ``epoch`` (Python ints; same value as :meth:`frames`)."""
         return self.epoch_table(epoch).frame_one(position)
 
+    def frames_strided(self, epoch: int, first: int, step: int, count: int) -> np.ndarray:
+        """Frame indices at the global positions ``(first + k * step) mod num_frames``, ``k < count``.
+
+        What a rank's run of samples is (``step`` = world size). For ``order="frames"`` with the
+        Feistel permutation (or none) the compiled kernel computes the run in one fused loop; otherwise,
+        block by block through :meth:`frames`. The values are the same either way.
+        """
+        return self.epoch_table(epoch).frames_strided(first, step, count)
+
 
 class _EpochTable:
     """Per-epoch state of :class:`EpochOrder`: the permutation plus O(episodes) seek tables."""
@@ -154,6 +165,24 @@ class _EpochTable:
         if o.order == "frames":
             return o.index._get_lookup().frame_one(perm.one(g) if perm is not None else g)
         return int(self.frames(np.array([g], dtype=np.int64))[0])
+
+    def frames_strided(self, first: int, step: int, count: int) -> np.ndarray:
+        o, perm = self.o, self.perm
+        n = o.num_frames
+        k = kernel.K
+        if k is not None and o.order == "frames" and (perm is None or perm.kind == "feistel") and count:
+            out = np.empty(count, dtype=np.int64)
+            lookup, base = o.index._get_lookup().kernel_args()
+            pargs = None if perm is None else (perm.n, perm.half_bits, perm.keys)
+            k.frames(out, first % n, step % n, n, pargs, lookup, base, kernel.threads_for(count))
+            return out
+        if count <= _FRAMES_BLOCK:
+            return self.frames(_strided(first, step, count, n))
+        out = np.empty(count, dtype=np.int64)  # temporaries stay cache-sized; only out is large
+        for lo in range(0, count, _FRAMES_BLOCK):
+            m = min(count - lo, _FRAMES_BLOCK)
+            out[lo : lo + m] = self.frames(_strided(first + lo * step, step, m, n))
+        return out
 
     def frames(self, g: np.ndarray) -> np.ndarray:
         o, perm = self.o, self.perm
@@ -236,3 +265,18 @@ class _EpochTable:
         out = np.repeat(firsts - starts, lens)
         out += np.arange(b - a, dtype=np.int64)
         return out
+
+
+def _strided(first: int, step: int, count: int, n: int) -> np.ndarray:
+    """``(first + k * step) mod n`` for ``k < count`` (int64; ``first``, ``step`` any non-negative ints)."""
+    first %= n
+    step %= n
+    if count and (count - 1) * step + first >= 2**63:  # beyond int64 before the reduction (not a rank's run)
+        return ((np.arange(count, dtype=object) * step + first) % n).astype(np.int64)
+    g = np.arange(count, dtype=np.int64)
+    if step != 1:
+        g *= step
+    g += first
+    if count and int(g[-1]) >= n:
+        g %= n
+    return g

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from . import kernel
 from ._validate import ArgumentTypeError, _unwrap_tensor, check_choice, check_int
 
 PERMUTATIONS = ("randperm", "feistel")
@@ -242,6 +243,11 @@ class FeistelPermutation(Permutation):
         size = flat.size
         out = np.empty(size, dtype=np.int64)
         if size == 0:
+            return out.reshape(np.shape(positions))
+        k = kernel.K
+        if k is not None:  # the same network in C, element by element (see _kernel.c)
+            threads = kernel.threads_for(size)
+            k.feistel(np.ascontiguousarray(flat), out, self.n, self.half_bits, self.keys, decrypt, threads)
             return out.reshape(np.shape(positions))
         tables = None
         if self.half_bits <= _TABLE_MAX_BITS and size >= max(_TABLE_MIN_SIZE, 2 << self.half_bits):

@@ -44,6 +44,9 @@ def machine_info() -> dict[str, Any]:
         "torchdata": getattr(torchdata, "__version__", "?"),
         "numpy": np.__version__,
     }
+    from ..kernel import kernel_info
+
+    info["kernel"] = kernel_info()
     try:
         import pyarrow
 

@@ -94,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     json_path = out / ("bench.json" if mode == "full" else f"bench-{mode}.json")
     json_path.write_text(json.dumps(report, indent=1, default=_json_default) + "\n")
     print(f"\nepisode-sampler bench ({mode}) finished in {elapsed:.1f} s; results in {json_path}")
+    print(f"kernel: {report['machine'].get('kernel', '?')}")
     for t in targets:
         print(format_target(t))
     if not args.no_plots or args.docs:

@@ -1,0 +1,318 @@
+"""The compiled kernel (``_kernel.c``) against independent references, and the numpy fallback against it.
+
+References are written out here on Python ints (the Feistel definition from docs/permutations.md,
+a bisection over cumulative lengths, a materialized list of valid frames), never taken from the
+code under test. Every sampler-level check runs twice: with the kernel and with it switched off.
+"""
+
+from __future__ import annotations
+
+import bisect
+import functools
+import operator
+import os
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import episode_sampler.kernel as kernel_mod
+from episode_sampler import EpisodeAwareSampler, EpisodeIndex
+from episode_sampler.permutation import FeistelPermutation, feistel_keys
+
+K = kernel_mod.K
+needs_kernel = pytest.mark.skipif(K is None, reason=f"kernel: {kernel_mod.kernel_info()}")
+U64 = (1 << 64) - 1
+
+
+@functools.lru_cache(maxsize=64)
+def _keys(seed: int, epoch: int, rounds: int) -> tuple[int, ...]:
+    return tuple(int(k) for k in feistel_keys(seed, epoch, rounds))
+
+
+def feistel_ref(x: int, n: int, seed: int, epoch: int, decrypt: bool = False, rounds: int = 4) -> int:
+    """The documented definition: Feistel on 2**(2h) bits, SplitMix64 round function, cycle walking."""
+    bits = max(2, (n - 1).bit_length())
+    bits += bits & 1
+    h = bits // 2
+    keys = _keys(seed, epoch, rounds)
+
+    def f(r: int, k: int) -> int:
+        z = ((r ^ k) * 0xBF58476D1CE4E5B9) & U64
+        z = ((z ^ (z >> 30)) * 0x94D049BB133111EB) & U64
+        return z >> (64 - h)
+
+    while True:
+        left, right = x >> h, x & ((1 << h) - 1)
+        if decrypt:
+            for k in reversed(keys):
+                left, right = right ^ f(left, k), left
+        else:
+            for k in keys:
+                left, right = right, left ^ f(right, k)
+        x = (left << h) | right
+        if x < n:
+            return x
+
+
+def test_kernel_is_built():
+    """CI installs with a C compiler: the fast path is under test (opt out: EPISODE_SAMPLER_KERNEL=0)."""
+    if os.environ.get("EPISODE_SAMPLER_KERNEL", "1") == "0":
+        assert kernel_mod.kernel_info().startswith("numpy (disabled")
+        return
+    assert kernel_mod.kernel_info() == "compiled", kernel_mod.kernel_info()
+
+
+@pytest.fixture(params=["kernel", "numpy"])
+def path(request, monkeypatch):
+    """Run a test with the compiled kernel and with the numpy fallback."""
+    if request.param == "kernel" and K is None:
+        pytest.skip(f"kernel: {kernel_mod.kernel_info()}")
+    if request.param == "numpy":
+        monkeypatch.setattr(kernel_mod, "K", None)
+    return request.param
+
+
+# ------------------------------------------------------------------ Feistel
+
+
+@needs_kernel
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 15, 16, 17, 1000, 4097, 2**20 + 3])
+@pytest.mark.parametrize("rounds", [4, 5, 8])
+def test_feistel_matches_definition(n, rounds):
+    p = FeistelPermutation(n, seed=11, epoch=3, rounds=rounds)
+    rng = np.random.default_rng(n)
+    pos = rng.integers(0, n, size=min(n, 300)).astype(np.int64)
+    out = np.empty_like(pos)
+    K.feistel(pos, out, n, p.half_bits, p.keys, False)
+    assert out.tolist() == [feistel_ref(int(x), n, 11, 3, rounds=rounds) for x in pos]
+    back = np.empty_like(pos)
+    K.feistel(out, back, n, p.half_bits, p.keys, True)
+    assert back.tolist() == pos.tolist()
+
+
+@needs_kernel
+@pytest.mark.parametrize("n", [2**40 + 7, 2**62, 2**63 + 5, 2**64 - 1])
+def test_feistel_wide_domains(n):
+    """Half widths up to 32 bits (a 64-bit domain): no overflow in the masks and shifts."""
+    p = FeistelPermutation(n, seed=5, epoch=1)
+    pos = np.array([0, 1, 12345, 2**40 + 6], dtype=np.uint64).view(np.int64)
+    out = np.empty_like(pos)
+    K.feistel(pos, out, n, p.half_bits, p.keys, False)
+    expect = [feistel_ref(int(x), n, 5, 1) for x in pos.view(np.uint64)]
+    assert out.view(np.uint64).tolist() == expect
+
+
+@needs_kernel
+def test_feistel_is_a_bijection_and_in_place():
+    n = 3 * 4096 + 17  # several tiles, a partial last one
+    p = FeistelPermutation(n, seed=2, epoch=9)
+    x = np.arange(n, dtype=np.int64)
+    K.feistel(x, x, n, p.half_bits, p.keys, False)  # src is dst
+    assert sorted(x.tolist()) == list(range(n))
+    assert x[:50].tolist() == [feistel_ref(i, n, 2, 9) for i in range(50)]
+    K.feistel(x, x, n, p.half_bits, p.keys, True)
+    assert x.tolist() == list(range(n))
+
+
+@needs_kernel
+def test_feistel_refuses_bad_input():
+    p = FeistelPermutation(100, seed=0, epoch=0)
+    a = np.arange(10, dtype=np.int64)
+    with pytest.raises(ValueError, match="domain"):
+        K.feistel(np.array([1 << 20], dtype=np.int64), np.empty(1, np.int64), 100, p.half_bits, p.keys, False)
+    with pytest.raises(ValueError, match="same length"):
+        K.feistel(a, np.empty(9, np.int64), 100, p.half_bits, p.keys, False)
+    with pytest.raises(TypeError, match="int64"):
+        K.feistel(a.astype(np.int32), np.empty(10, np.int64), 100, p.half_bits, p.keys, False)
+    with pytest.raises((TypeError, ValueError), match="contiguous"):
+        K.feistel(a[::2], np.empty(5, np.int64), 100, p.half_bits, p.keys, False)
+    with pytest.raises(ValueError, match="half_bits"):
+        K.feistel(a, np.empty(10, np.int64), 100, 0, p.keys, False)
+    ro = np.empty(10, np.int64)
+    ro.setflags(write=False)
+    with pytest.raises((TypeError, BufferError, ValueError)):
+        K.feistel(a, ro, 100, p.half_bits, p.keys, False)
+    with pytest.raises(TypeError, match="keys"):
+        K.feistel(a, np.empty(10, np.int64), 100, p.half_bits, p.keys.astype(np.int64), False)
+    with pytest.raises(ValueError, match="n must be"):
+        K.feistel(a, np.empty(10, np.int64), 2**40, p.half_bits, p.keys, False)
+
+
+@pytest.mark.parametrize("n", [1, 7, 64, 5000, 70_001])
+def test_permutation_paths_agree(path, n):
+    """FeistelPermutation's arrays equal the definition on either path (arrays longer than a tile too)."""
+    p = FeistelPermutation(n, seed=3, epoch=4)
+    pos = np.arange(n, dtype=np.int64)
+    out = p(pos)
+    sample = list(range(0, n, max(1, n // 97)))
+    assert out[sample].tolist() == [feistel_ref(i, n, 3, 4) for i in sample]
+    assert sorted(out.tolist()) == list(range(n))
+    assert p.inverse(out).tolist() == pos.tolist()
+
+
+# ------------------------------------------------------------------ lookup
+
+
+def _layout(lengths, gaps):
+    lengths = np.asarray(lengths, dtype=np.int64)
+    stride = lengths + np.asarray(gaps, dtype=np.int64)
+    ends = np.cumsum(stride) - np.asarray(gaps, dtype=np.int64)
+    return EpisodeIndex(ends - lengths, ends)
+
+
+def _valid_frames(index):
+    return [f for s, e in zip(index.starts.tolist(), index.ends.tolist()) for f in range(s, e)]
+
+
+LAYOUTS = {
+    "regular": ([50] * 40, [1] * 40),
+    "no gaps": ([37] * 20, [0] * 20),  # the shared-offset path
+    "tiny episodes in one bucket": ([1000] + [1] * 30 + [0] * 5 + [1000], [3] * 37),  # bisection
+    "empty episodes": ([0, 5, 0, 0, 9, 0], [2, 0, 1, 4, 0, 3]),
+    "one frame": ([1], [0]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LAYOUTS))
+def test_lookup_matches_materialized(path, name):
+    index = _layout(*LAYOUTS[name])
+    frames = _valid_frames(index)
+    n = len(frames)
+    pos = np.random.default_rng(0).integers(0, n, size=3 * n + 5000).astype(np.int64)
+    assert index.frame_at(pos).tolist() == [frames[p] for p in pos.tolist()]
+    cum = np.cumsum(index.lengths).tolist()
+    expect_ep = [bisect.bisect_right(cum, p) for p in pos.tolist()]
+    assert index._get_lookup().episode(pos).tolist() == expect_ep
+
+
+@needs_kernel
+def test_lookup_refuses_out_of_range():
+    index = _layout([10, 10], [1, 1])
+    lk = index._get_lookup()
+    lookup, _ = lk.kernel_args()
+    cum, table, shift, steps, ends = lookup
+    out = np.empty(1, np.int64)
+    for bad in (-1, 20):
+        with pytest.raises(ValueError, match="outside"):
+            K.lookup(np.array([bad], np.int64), out, cum, table, shift, steps, ends, 0, False)
+    with pytest.raises(ValueError, match="sentinel"):
+        K.lookup(np.array([1], np.int64), out, cum[:-1].copy(), table, shift, steps, ends, 0, False)
+
+
+# ------------------------------------------------------------------ fused strided frames (the sampler)
+
+
+def _expected_rank_frames(index, seed, epoch, world, rank, n_per_rank, shuffle=True):
+    frames = _valid_frames(index)
+    n = len(frames)
+    out = []
+    for k in range(n_per_rank):
+        g = (rank + k * world) % n
+        u = feistel_ref(g, n, seed, epoch) if shuffle else g
+        out.append(frames[u])
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(LAYOUTS))
+@pytest.mark.parametrize("world", [1, 3])
+def test_sampler_frames_match_reference(path, name, world):
+    index = _layout(*LAYOUTS[name])
+    n = index.num_frames
+    for rank in range(world):
+        s = EpisodeAwareSampler(
+            index.starts, index.ends, shuffle=True, seed=9, permutation="feistel", rank=rank, world_size=world
+        )
+        expect = _expected_rank_frames(index, 9, 2, world, rank, len(s))
+        assert s.frame_indices(2).tolist() == expect
+        s.set_epoch(2)
+        assert list(s) == expect
+        assert len(expect) == -(-n // world)
+
+
+def test_unshuffled_frames_match_reference(path):
+    index = _layout(*LAYOUTS["regular"])
+    s = EpisodeAwareSampler(
+        index.starts, index.ends, shuffle=False, permutation="feistel", world_size=2, rank=1
+    )
+    assert list(s) == _expected_rank_frames(index, 0, 0, 2, 1, len(s), shuffle=False)
+
+
+def test_long_run_spans_tiles_and_wraps(path):
+    """A strided run longer than a tile, wrapping past the epoch's end (world_size does not divide N)."""
+    index = _layout([700] * 30, [2] * 30)
+    n = index.num_frames
+    s = EpisodeAwareSampler(
+        index.starts, index.ends, shuffle=True, seed=1, permutation="feistel", world_size=7
+    )
+    got = s._sharded.frames(5, global_start=n - 3, start=0, stop=len(s))
+    frames = _valid_frames(index)
+    expect = [frames[feistel_ref((n - 3 + k * 7) % n, n, 1, 5)] for k in range(len(s))]
+    assert got.tolist() == expect
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    lengths=st.lists(st.integers(0, 40), min_size=1, max_size=25).filter(lambda x: sum(x) > 0),
+    gap=st.integers(0, 3),
+    world=st.integers(1, 5),
+    seed=st.integers(0, 2**64 - 1),
+    epoch=st.integers(0, 2**40),
+    start=st.integers(0, 10**6),
+)
+def test_kernel_and_numpy_agree(lengths, gap, world, seed, epoch, start):
+    """Any layout, sharding and resume offset: the kernel's run equals the numpy path's run."""
+    index = _layout(lengths, [gap] * len(lengths))
+    n = index.num_frames
+    s = EpisodeAwareSampler(
+        index.starts, index.ends, shuffle=True, seed=seed, permutation="feistel", world_size=world
+    )
+    got = s._sharded.frames(epoch, start % n, 0, 3 * n)
+    saved = kernel_mod.K
+    kernel_mod.K = None
+    try:
+        s2 = EpisodeAwareSampler(
+            index.starts, index.ends, shuffle=True, seed=seed, permutation="feistel", world_size=world
+        )
+        ref = s2._sharded.frames(epoch, start % n, 0, 3 * n)
+    finally:
+        kernel_mod.K = saved
+    assert got.tolist() == ref.tolist()
+
+
+# ------------------------------------------------------------------ IntIter
+
+
+@needs_kernel
+def test_intiter_yields_python_ints_with_exact_length_hint():
+    a = np.array([5, -1, 2**62, 0, 7], dtype=np.int64)
+    it = K.IntIter(a)
+    seen = []
+    for i in range(a.size):
+        assert operator.length_hint(it) == a.size - i
+        v = next(it)
+        assert type(v) is int
+        seen.append(v)
+    assert seen == a.tolist()
+    assert operator.length_hint(it) == 0
+    with pytest.raises(StopIteration):
+        next(it)
+    assert list(K.IntIter(np.empty(0, np.int64))) == []
+    assert iter(it) is it
+
+
+@needs_kernel
+def test_intiter_refuses_other_dtypes_and_releases_its_buffer():
+    with pytest.raises(TypeError, match="int64"):
+        K.IntIter(np.arange(3, dtype=np.int32))
+    with pytest.raises((TypeError, ValueError), match="contiguous"):
+        K.IntIter(np.arange(6, dtype=np.int64)[::2])
+    with pytest.raises(TypeError):
+        K.IntIter([1, 2, 3])
+    a = np.arange(3, dtype=np.int64)
+    it = K.IntIter(a)
+    with pytest.raises(ValueError):  # a buffer is exported while the iterator holds it
+        a.resize(10)
+    list(it)
+    a.resize(10)  # exhausted: the buffer was released
