@@ -316,3 +316,165 @@ def test_intiter_refuses_other_dtypes_and_releases_its_buffer():
         a.resize(10)
     list(it)
     a.resize(10)  # exhausted: the buffer was released
+
+
+# ------------------------------------------------------------------ episode and block orders (runs)
+
+
+def _units(index, order, block_size):
+    """The shuffled units of an order as lists of frames, in layout order (a materialized reference)."""
+    units = []
+    for s, e in zip(index.starts.tolist(), index.ends.tolist()):
+        if e == s:
+            continue
+        if order == "episodes":
+            units.append(list(range(s, e)))
+        else:
+            units += [list(range(b, min(e, b + block_size))) for b in range(s, e, block_size)]
+    return units
+
+
+@pytest.mark.parametrize(("order", "block_size"), [("episodes", None), ("blocks", 4), ("blocks", 7)])
+@pytest.mark.parametrize("name", ["regular", "empty episodes", "tiny episodes in one bucket"])
+def test_unit_orders_match_reference(path, order, block_size, name):
+    index = _layout(*LAYOUTS[name])
+    s = EpisodeAwareSampler(
+        index.starts,
+        index.ends,
+        shuffle=True,
+        seed=4,
+        permutation="feistel",
+        order=order,
+        block_size=block_size,
+    )
+    units = _units(index, order, block_size)
+    expect = [f for slot in range(len(units)) for f in units[feistel_ref(slot, len(units), 4, 6)]]
+    assert s.frame_indices(6).tolist() == expect
+    n = len(expect)
+    assert s.frame_indices(6, n // 3, n - 5).tolist() == expect[n // 3 : n - 5]  # a range inside units
+
+
+@needs_kernel
+def test_runs_kernel():
+    out = np.empty(6, np.int64)
+    K.runs(out, np.array([10, -3, 7], np.int64), np.array([2, 0, 4], np.int64))
+    assert out.tolist() == [10, 11, 7, 8, 9, 10]
+    for lens in ([2, 0, 3], [2, 0, 5], [7, -1, 0]):
+        with pytest.raises(ValueError, match="sum to len"):
+            K.runs(out, np.array([1, 2, 3], np.int64), np.array(lens, np.int64))
+    with pytest.raises(ValueError, match="same length"):
+        K.runs(out, np.array([1], np.int64), np.array([6, 0], np.int64))
+
+
+# ------------------------------------------------------------------ SeedSequence words
+
+
+@needs_kernel
+@settings(max_examples=300, deadline=None)
+@given(
+    entropy=st.lists(
+        st.one_of(st.integers(0, 2**32 + 5), st.integers(2**64 - 5, 2**64 - 1), st.integers(0, 2**64 - 1)),
+        min_size=1,
+        max_size=9,
+    ),
+    n_words=st.integers(1, 12),
+)
+def test_seedseq_matches_numpy(entropy, n_words):
+    expect = np.random.SeedSequence(entropy).generate_state(n_words, dtype=np.uint64)
+    got = np.frombuffer(K.seedseq(tuple(entropy), n_words), dtype="<u8")
+    assert got.tolist() == expect.tolist()
+
+
+@needs_kernel
+def test_seedseq_refuses_bad_entropy():
+    for bad in ((-1,), (2**64,)):
+        with pytest.raises(OverflowError):
+            K.seedseq(bad, 4)
+    with pytest.raises(TypeError):
+        K.seedseq((1.5,), 4)
+    with pytest.raises(ValueError):
+        K.seedseq((), 4)
+    with pytest.raises(ValueError):
+        K.seedseq((1,), 0)
+
+
+def test_keys_and_randperm_seed_match_numpy(path):
+    from episode_sampler.permutation import randperm_seed
+
+    for seed, epoch in ((0, 0), (2**64 - 1, 2**62), (12345, 7), (2**32, 2**32 - 1)):
+        expect = np.random.SeedSequence([seed, epoch, 0x46656973746C]).generate_state(4, dtype=np.uint64)
+        keys = feistel_keys(seed, epoch)
+        assert keys.dtype == np.uint64 and keys.flags.writeable and keys.tolist() == expect.tolist()
+        assert (
+            feistel_keys(seed, epoch, 7).tolist()
+            == np.random.SeedSequence([seed, epoch, 0x46656973746C])
+            .generate_state(7, dtype=np.uint64)
+            .tolist()
+        )
+        assert randperm_seed(seed, epoch) == int(
+            np.random.SeedSequence([seed, epoch]).generate_state(1, dtype=np.uint64)[0]
+        )
+    assert feistel_keys(np.uint64(5), np.int64(3)).tolist() == feistel_keys(5, 3).tolist()
+
+
+# ------------------------------------------------------------------ threads
+
+
+@needs_kernel
+@pytest.mark.parametrize("threads", [2, 3, 5, 16])
+@pytest.mark.parametrize("size", [2**20, 2**20 + 1, 2**20 + 2047, 3 * 2**19 + 5])
+def test_threaded_calls_equal_one_thread(threads, size):
+    """Every element of a split call is computed, once: the parts cover [0, size) for any thread count."""
+    n = size + 13
+    p = FeistelPermutation(n, seed=8, epoch=2)
+    pos = np.arange(size, dtype=np.int64)
+    one = np.full(size, -1, np.int64)
+    many = np.full(size, -1, np.int64)
+    K.feistel(pos, one, n, p.half_bits, p.keys, False, 1)
+    K.feistel(pos, many, n, p.half_bits, p.keys, False, threads)
+    assert np.array_equal(one, many) and int(one.min()) >= 0
+    index = _layout([997] * (size // 997 + 2), [1] * (size // 997 + 2))
+    lookup, base = index._get_lookup().kernel_args()
+    m = index.num_frames
+    pf = FeistelPermutation(m, seed=8, epoch=2)
+    a = np.full(size, -1, np.int64)
+    b = np.full(size, -1, np.int64)
+    K.frames(a, 5, 3, m, (m, pf.half_bits, pf.keys), lookup, base, 1)
+    K.frames(b, 5, 3, m, (m, pf.half_bits, pf.keys), lookup, base, threads)
+    assert np.array_equal(a, b) and int(a.min()) >= 0
+    frames = _valid_frames(index)
+    check = list(range(0, size, size // 50)) + [size - 1]
+    assert a[check].tolist() == [frames[feistel_ref((5 + 3 * k) % m, m, 8, 2)] for k in check]
+
+
+def test_threads_setting(monkeypatch):
+    monkeypatch.setenv("EPISODE_SAMPLER_THREADS", "3")
+    assert kernel_mod.threads_for(kernel_mod.PARALLEL_MIN) == 3
+    assert kernel_mod.threads_for(kernel_mod.PARALLEL_MIN - 1) == 1
+    monkeypatch.setenv("EPISODE_SAMPLER_THREADS", "many")
+    with pytest.raises(ValueError, match="EPISODE_SAMPLER_THREADS"):
+        kernel_mod.threads_for(kernel_mod.PARALLEL_MIN)
+    monkeypatch.delenv("EPISODE_SAMPLER_THREADS")
+    import torch
+
+    old = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        assert kernel_mod.threads_for(kernel_mod.PARALLEL_MIN) == 1
+        torch.set_num_threads(2)
+        assert kernel_mod.threads_for(kernel_mod.PARALLEL_MIN) == 2
+    finally:
+        torch.set_num_threads(old)
+
+
+def test_sampler_threaded_full_epoch(path, monkeypatch):
+    """A whole epoch above the threading threshold, threaded, equals the reference at sampled points."""
+    monkeypatch.setenv("EPISODE_SAMPLER_THREADS", "2")
+    index = _layout([1500] * 700, [1] * 700)  # 1,050,000 frames
+    s = EpisodeAwareSampler(index.starts, index.ends, shuffle=True, seed=3, permutation="feistel")
+    got = s.frame_indices(1)
+    frames = _valid_frames(index)
+    n = len(frames)
+    assert got.size == n and np.array_equal(np.sort(got), np.asarray(frames))
+    check = list(range(0, n, 9973)) + [n - 2, n - 1]
+    assert got[check].tolist() == [frames[feistel_ref(k, n, 3, 1)] for k in check]

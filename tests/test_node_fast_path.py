@@ -10,6 +10,9 @@ from __future__ import annotations
 import copy
 import itertools
 import pickle
+import sys
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -230,3 +233,83 @@ def test_state_through_a_loader_after_every_item():
         root = loader.state_dict()["root"]
         want = (1, 0, True) if k == len(ref[0]) else (0, k, False)
         assert (root["epoch"], root["start_index"], root["exhausted"]) == want
+
+
+# ---------------------------------------------------------------------------- per-sample seeds
+MASK = (1 << 64) - 1
+G = 0x9E3779B97F4A7C15
+
+
+def ref_mix(z: int) -> int:
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK
+    return z ^ (z >> 31)
+
+
+def ref_sample_seed(seed: int, epoch: int, frame: int) -> int:
+    b = ref_mix((ref_mix((seed + G) & MASK) + (epoch + 1) * G) & MASK)
+    return ref_mix((b + (frame + 1) * G) & MASK)
+
+
+@pytest.mark.parametrize("batch_size", [None, 1, 64, 300])
+@pytest.mark.parametrize("start", [0, 63, 130])
+def test_every_seed_matches_the_reference_from_any_restore_point(batch_size, start):
+    """Seeds of every item (of every batch), from any position, for relabelled indices too."""
+    relabel = list(range(10_000, 10_000 + TO[-1]))  # seeds are of the yielded (relabelled) index
+    kw = dict(KW, seed=2**64 - 3, world_size=2, rank=1, absolute_to_relative_idx=relabel)
+    sampler = EpisodeAwareSampler(FROM, TO, **kw)
+    ref = [list(iter(sampler)) for _ in range(2)]
+    node = EpisodeSamplerNode(FROM, TO, **kw, emit_seed=True, batch_size=batch_size)
+    node.reset({"epoch": 0, "start_index": start})
+    for epoch, want in ((0, ref[0][start:]), (1, ref[1])):
+        got = list(node)
+        if batch_size:
+            assert all(len(b) == len(s) for b, s in got)
+            assert [len(b) for b, _ in got][:-1] == [batch_size] * (len(got) - 1)
+            got = [(i, s) for b, ss in got for i, s in zip(b, ss)]
+        assert [i for i, _ in got] == want
+        assert [s for _, s in got] == [ref_sample_seed(2**64 - 3, epoch, i) for i in want]
+        node.reset(None)
+
+
+def test_seeded_state_is_exact_while_another_thread_reads_it():
+    """A watcher thread's states, restored, continue with the very items and seeds that followed."""
+    lengths = [900, 1300, 700]
+    frm = np.concatenate([[0], np.cumsum(lengths)[:-1]]).tolist()
+    to = np.cumsum(lengths).tolist()
+    kw = dict(KW, world_size=1, rank=0)
+    node = EpisodeSamplerNode(frm, to, **kw, emit_seed=True)
+    node.reset(None)
+    seen: list[dict] = []
+    items: list = []
+    stop = threading.Event()
+
+    def watch():
+        while not stop.is_set():
+            seen.append(node.get_state())
+
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        for k, x in enumerate(node):
+            items.append(x)
+            if k % 97 == 0:  # let the watcher take two states here, even if the machine starves it
+                seen_before, deadline = len(seen), time.monotonic() + 2.0
+                while len(seen) < seen_before + 2 and time.monotonic() < deadline:
+                    time.sleep(0.0005)
+    finally:
+        stop.set()
+        watcher.join()
+        sys.setswitchinterval(old)
+    assert len(items) == sum(lengths)
+    starts = [s["start_index"] for s in seen if not s["exhausted"]]
+    assert starts == sorted(starts) and len(set(starts)) >= 5
+    for state in seen[:: max(1, len(seen) // 40)]:
+        if state["exhausted"]:
+            continue
+        fresh = EpisodeSamplerNode(frm, to, **kw, emit_seed=True)
+        fresh.reset(state)
+        p = state["start_index"]
+        assert list(itertools.islice(fresh, 3)) == items[p : p + 3]

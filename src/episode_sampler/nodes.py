@@ -9,6 +9,7 @@ See ``docs/torchdata.md`` for composing it into a ``torchdata.nodes`` graph.
 from __future__ import annotations
 
 import itertools
+import operator
 import os
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -367,33 +368,50 @@ class EpisodeSamplerNode(BaseNode[Any]):
 
     # ------------------------------------------------------------------ iteration helpers
     def _batches(self, run: EpochPass, batch_size: int, drop_last: bool, emit_seed: bool) -> Iterator[Any]:
-        """Batches of one pass (``(batch, seeds)`` pairs with ``emit_seed``); never cross the epoch."""
-        seed, epoch = self._seed, run.epoch
-        while True:
-            try:
-                batch = run.next_batch(batch_size, drop_last)
-            except StopIteration:
-                return
-            if emit_seed:
-                yield batch, sample_seed(seed, epoch, np.asarray(batch, dtype=np.int64)).tolist()
-            else:
-                yield batch
+        """Batches of one pass (``(batch, seeds)`` pairs with ``emit_seed``); never cross the epoch.
 
-    def _seeded(self, run: EpochPass) -> Iterator[tuple[int, int]]:
-        """``(index, seed)`` pairs; seeds are computed vectorized for blocks of positions."""
-        seed, epoch, total = self._seed, run.epoch, run.total
+        Seeds are computed vectorized for growing blocks of positions and sliced per batch (one numpy
+        call per batch would cost more than the batch's items).
+        """
+        seed, epoch, global_start, total = self._seed, run.epoch, run.global_start, run.total
         frames = self._sharded.frames
         seeds: list[int] = []
         block_start = block_stop = 0
         size = FIRST_CHUNK
-        for index in run:
-            pos = run.position - 1
-            if not block_start <= pos < block_stop:
-                block_start, block_stop = pos, min(pos + size, total)
-                block = frames(epoch, run.global_start, block_start, block_stop)
-                seeds = sample_seed(seed, epoch, block).tolist()
+        while True:
+            start = run.position
+            try:
+                batch = run.next_batch(batch_size, drop_last)
+            except StopIteration:
+                return
+            if not emit_seed:
+                yield batch
+                continue
+            stop = start + len(batch)
+            if not block_start <= start < stop <= block_stop:
+                block_start, block_stop = start, min(start + max(size, stop - start), total)
+                seeds = sample_seed(
+                    seed, epoch, frames(epoch, global_start, block_start, block_stop)
+                ).tolist()
                 size = min(size * 4, MAX_CHUNK)
-            yield index, seeds[pos - block_start]
+            yield batch, seeds[start - block_start : stop - block_start]
+
+    def _seeded(self, run: EpochPass) -> Iterator[tuple[int, int]]:
+        """``(index, seed)`` pairs: each chunk of the pass zipped with its seeds, flattened at C speed.
+
+        A chunk's seeds are computed vectorized from the same positions as the chunk (published by
+        ``EpochPass.chunks`` before any of its items is handed out, so ``run.position`` is its first
+        position). ``zip`` pulls from the chunk's iterator, so the position stays exact per item.
+        """
+        return itertools.chain.from_iterable(self._seeded_chunks(run))
+
+    def _seeded_chunks(self, run: EpochPass) -> Iterator[Iterator[tuple[int, int]]]:
+        seed, epoch, global_start = self._seed, run.epoch, run.global_start
+        frames = self._sharded.frames
+        for chunk in run.chunks():
+            lo = run.position
+            hi = lo + operator.length_hint(chunk)
+            yield zip(chunk, sample_seed(seed, epoch, frames(epoch, global_start, lo, hi)).tolist())
 
     # ------------------------------------------------------------------ copy / pickle
     def __getstate__(self) -> dict[str, Any]:

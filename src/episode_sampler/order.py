@@ -207,9 +207,7 @@ class _EpochTable:
         first = self.cum[s0 : s1 + 1] - o._lengths[ep]  # position where each slot's episode begins
         run0 = np.maximum(first, a)  # where each run begins, clipped to the range
         lens = np.minimum(self.cum[s0 : s1 + 1], b) - run0
-        out = np.repeat(o._starts[ep] - first, lens)
-        out += np.arange(a, b, dtype=np.int64)
-        return out
+        return _runs(o._starts[ep] + (run0 - first), lens, b - a)
 
     def _slots(self, g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Slot (position of the unit in the shuffled order) and offset inside it, for each position."""
@@ -261,10 +259,7 @@ class _EpochTable:
             lens[-1] = (b - a) - int(lens[:-1].sum())
         firsts = self._block_frames(slots)
         firsts[0] += off0
-        starts = np.cumsum(lens) - lens  # where each run begins in the output
-        out = np.repeat(firsts - starts, lens)
-        out += np.arange(b - a, dtype=np.int64)
-        return out
+        return _runs(firsts, lens, b - a)
 
 
 def _strided(first: int, step: int, count: int, n: int) -> np.ndarray:
@@ -280,3 +275,18 @@ def _strided(first: int, step: int, count: int, n: int) -> np.ndarray:
     if count and int(g[-1]) >= n:
         g %= n
     return g
+
+
+def _runs(firsts: np.ndarray, lens: np.ndarray, total: int) -> np.ndarray:
+    """The runs ``firsts[j], firsts[j] + 1, ...`` of ``lens[j]`` frames each, concatenated (``total``)."""
+    firsts = np.ascontiguousarray(firsts, dtype=np.int64)
+    lens = np.ascontiguousarray(lens, dtype=np.int64)
+    k = kernel.K
+    if k is not None:
+        out = np.empty(total, dtype=np.int64)
+        k.runs(out, firsts, lens)
+        return out
+    starts = np.cumsum(lens) - lens  # where each run begins in the output
+    out = np.repeat(firsts - starts, lens)
+    out += np.arange(total, dtype=np.int64)
+    return out

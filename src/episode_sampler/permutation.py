@@ -51,6 +51,15 @@ def randperm_seed(seed: int, epoch: int) -> int:
 
     ``int(np.random.SeedSequence([seed, epoch]).generate_state(1, dtype=np.uint64)[0])``.
     """
+    k = kernel.K
+    if (
+        k is not None
+        and type(seed) is int
+        and type(epoch) is int
+        and 0 <= seed <= _U64
+        and 0 <= epoch <= _U64
+    ):
+        return int.from_bytes(k.seedseq((seed, epoch), 1), "little")  # the same words, ~100x faster
     return int(np.random.SeedSequence([seed, epoch]).generate_state(1, dtype=np.uint64)[0])
 
 
@@ -59,6 +68,19 @@ def feistel_keys(seed: int, epoch: int, rounds: int = FEISTEL_ROUNDS) -> np.ndar
 
     ``np.random.SeedSequence([seed, epoch, 0x46656973746C]).generate_state(rounds, np.uint64)``.
     """
+    k = kernel.K
+    if (
+        k is not None
+        and type(seed) is int
+        and type(epoch) is int
+        and type(rounds) is int
+        and 0 <= seed <= _U64
+        and 0 <= epoch <= _U64
+        and 1 <= rounds <= 64
+    ):  # the same words from the kernel's transcription of SeedSequence (~0.2 us instead of ~20 us)
+        return np.frombuffer(bytearray(k.seedseq((seed, epoch, _FEISTEL_TAG), rounds)), dtype="<u8").astype(
+            np.uint64, copy=False
+        )
     return np.random.SeedSequence([seed, epoch, _FEISTEL_TAG]).generate_state(rounds, dtype=np.uint64)
 
 

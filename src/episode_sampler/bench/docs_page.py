@@ -329,21 +329,22 @@ def write_docs(report: dict[str, Any], docs: Path) -> Path:
     text = {
         "iter_vs_distributedsampler": [
             "  dominated by the consuming loop itself (one Python iteration per item, the same for both);",
-            "  what differs is producing the ints (ours: numpy Feistel + episode search + `tolist()`;",
-            "  theirs: `randperm` + `tolist()` + a slice). Even free index generation would give at most",
-            "  about (loop + theirs) / loop, which is below 1.5x whenever the loop costs more than twice",
-            "  their generation, as it does on this machine.",
+            "  ours creates each int in C as it is consumed (`IntIter`) from frames the kernel computes in",
+            "  chunks, theirs iterates a list built by `randperm(n).tolist()`. Check the kernel row of the",
+            "  machine table: with the numpy fallback ours pays `tolist()` too and the ratio drops.",
         ],
         "loader_vs_samplerwrapper": [
-            "  `Loader` runs three Python frames per item on either side (`LoaderIterator.__next__`,",
-            "  `LoaderIterator.next`, `BaseNode.__next__`); ours adds one `next()` returning from a list",
-            "  iterator, theirs a `next()` with a counter plus a generator resume. The common frames bound",
-            "  the ratio well above 0.6 without changing torchdata's `Loader`.",
+            "  `Loader` runs two Python frames per item on either side (`LoaderIterator.__next__`,",
+            "  `LoaderIterator.next`); ours adds one `__next__` frame over a C iterator, theirs",
+            "  `BaseNode.__next__`, `SamplerWrapper.next` and a generator resume. The common frames take",
+            "  about half of their time, so the ratio has little room below 0.6 on a loaded machine.",
         ],
         "fullepoch_vs_randperm": [
-            "  1.7 passes of 4 tabulated rounds per position at N = 10^7 (cycle walking on a 2^24 domain,",
-            "  which the documented, bit-pinned construction fixes) plus the episode search, in numpy",
-            "  passes; `torch.randperm` is one compiled Fisher-Yates loop. See the compiled-kernel note.",
+            "  1.7 passes of 4 rounds per position at N = 10^7 (cycle walking on a 2^24 domain, which the",
+            "  documented, bit-pinned construction fixes) plus the episode search, fused in the compiled",
+            "  kernel and split over torch's intra-op threads; `torch.randperm` is one compiled",
+            "  Fisher-Yates loop on one thread. With other jobs on the cores the threads gain little;",
+            "  without the kernel (see the machine table) numpy runs one pass per walk step.",
         ],
         "restore_construct_vs_grain": [
             "  layout (sorted, non-overlapping, in range), fingerprints it (BLAKE2b over the bounds, stored",
