@@ -493,3 +493,22 @@ def test_checked_constructor_equals_the_checked_one():
         )
         pos = np.array([0, n // 2, n - 1], np.int64)
         assert a(pos).tolist() == b(pos).tolist() and [a.one(int(x)) for x in pos] == a(pos).tolist()
+
+
+@pytest.mark.parametrize(
+    ("starts", "ends", "base"),
+    [
+        ([5], [9], 5),
+        ([0, 4, 4, 10], [4, 4, 10, 12], 0),  # contiguous, an empty episode inside
+        ([3, 7], [7, 9], 3),
+        ([0, 5], [4, 9], None),  # a gap of one frame
+        ([0, 4, 4], [4, 4, 8], 0),
+        ([0, 4, 5], [4, 4, 8], None),  # the gap sits after an empty episode
+    ],
+)
+def test_lookup_shared_offset_only_without_gaps(starts, ends, base):
+    index = EpisodeIndex(np.array(starts), np.array(ends))
+    lk = index._get_lookup()
+    assert lk._base == base
+    frames = _valid_frames(index)
+    assert index.frame_at(np.arange(len(frames))).tolist() == frames

@@ -19,6 +19,7 @@ _FINGERPRINT_TAG = b"episode-sampler/layout/v1\0"
 _LITTLE_ENDIAN = sys.byteorder == "little"
 MAX_FRAME = 2**62  # frame indices and positions stay far from int64 overflow in every computation
 _BLOCK = 1 << 16  # positions per vectorized block in _Lookup (cache-sized temporaries)
+_INT64_MAX = int(np.iinfo(np.int64).max)
 _MAX_STEPS = 2  # correction steps after the bucket table before falling back to a binary search
 
 
@@ -346,21 +347,27 @@ class _Lookup:
         cum = np.empty(e + 1, dtype=np.int64)
         np.subtract(ends, starts, out=cum[:e])
         self._nonempty = int(np.count_nonzero(cum[:e]))
-        np.cumsum(cum[:e], out=cum[:e])
-        cum[e] = np.iinfo(np.int64).max  # sentinel: never <= a position
+        np.add.accumulate(cum[:e], out=cum[:e])  # cumsum in place (the ufunc call is the cheapest)
+        cum[e] = _INT64_MAX  # sentinel: never <= a position
         self._cum = cum
         self.cum_end = cum[:e]
         # frame = position + offset[episode] with offset = ends - cum_end, computed where it is used
         # (the layout's own ``ends`` are kept, not an O(episodes) copy); one shared base when no gaps
         self._ends = ends
         self._base: int | None = None
-        if e:
-            base = int(ends[0] - cum[0])
-            if all(
-                bool((ends[lo : lo + _BLOCK] - cum[lo : min(e, lo + _BLOCK)] == base).all())
-                for lo in range(0, e, _BLOCK)
-            ):
-                self._base = base
+        # ends[i] - cum[i] is the same for every i exactly when each episode starts where the
+        # previous one ends (the difference of consecutive offsets is starts[i] - ends[i - 1])
+        if e and (
+            e == 1
+            or (
+                starts[1] == ends[0]
+                and all(
+                    bool((starts[lo + 1 : lo + 1 + _BLOCK] == ends[lo : min(e - 1, lo + _BLOCK)]).all())
+                    for lo in range(0, e - 1, _BLOCK)
+                )
+            )
+        ):
+            self._base = int(ends[0] - cum[0])
         self.table: np.ndarray | None = None
         self.shift = 0
         self.steps = 0
