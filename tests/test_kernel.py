@@ -512,3 +512,42 @@ def test_lookup_shared_offset_only_without_gaps(starts, ends, base):
     assert lk._base == base
     frames = _valid_frames(index)
     assert index.frame_at(np.arange(len(frames))).tolist() == frames
+
+
+def test_randperm_runs_match_lerobot_order(path):
+    """permutation="randperm": the rank's run gathers LeRobot's torch.randperm order (fused in the kernel)."""
+    import torch
+
+    from episode_sampler.permutation import randperm_seed
+
+    index = _layout(*LAYOUTS["regular"])
+    frames = _valid_frames(index)
+    n = len(frames)
+    for world, rank in ((1, 0), (3, 2)):
+        s = EpisodeAwareSampler(
+            index.starts,
+            index.ends,
+            shuffle=True,
+            seed=5,
+            permutation="randperm",
+            world_size=world,
+            rank=rank,
+        )
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(randperm_seed(5, 4))).tolist()
+        expect = [frames[order[(rank + k * world) % n]] for k in range(len(s))]
+        assert s.frame_indices(4).tolist() == expect
+
+
+@needs_kernel
+def test_frames_refuses_a_bad_permutation_array():
+    index = _layout([10, 10], [1, 1])
+    lookup, base = index._get_lookup().kernel_args()
+    out = np.empty(20, np.int64)
+    with pytest.raises(ValueError, match="wrap values"):
+        K.frames(out, 0, 1, 20, np.arange(19, dtype=np.int64), lookup, base)
+    bad = np.arange(20, dtype=np.int64)
+    bad[7] = 20
+    with pytest.raises(ValueError, match="outside"):
+        K.frames(out, 0, 1, 20, bad, lookup, base)
+    K.frames(out, 0, 1, 20, np.arange(20, dtype=np.int64)[::-1].copy(), lookup, base)
+    assert out.tolist() == _valid_frames(index)[::-1]
