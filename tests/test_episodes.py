@@ -1,3 +1,4 @@
+import hashlib
 import logging
 
 import numpy as np
@@ -187,3 +188,110 @@ def test_frame_indices_capped_far_from_int64_overflow():
     with pytest.raises(ValueError, match=r"to_indices must be <= 2\*\*62"):
         EpisodeIndex.from_bounds([0], [2**63 - 1])
     assert EpisodeIndex.from_bounds([0], [2**62]).num_frames == 2**62
+
+
+# ---------------------------------------------------------------- construction fast paths (#12)
+def _reference_bounds_error(starts, ends):
+    """The first broken rule, in the documented order, as the message fragment it must raise (None: valid)."""
+    for i, s in enumerate(starts):
+        if s < 0:
+            return f"from_indices must be >= 0, episode {i} starts at {s}"
+    for i, e in enumerate(ends):
+        if e > 2**62:
+            return f"to_indices must be <= 2**62, episode {i} ends at {e}"
+    for i, (s, e) in enumerate(zip(starts, ends)):
+        if s > e:
+            return f"episode {i} has from_index {s} > to_index {e}"
+    for i in range(1, len(starts)):
+        if starts[i] < starts[i - 1]:
+            return f"episodes must be sorted by start: episode {i} starts at {starts[i]}"
+    for i in range(1, len(starts)):
+        if starts[i] < ends[i - 1]:
+            return f"episodes must not overlap: episode {i} starts at {starts[i]}"
+    return None
+
+
+_I64 = st.integers(-(2**63), 2**63 - 1)
+_EXTREME = st.sampled_from([-(2**63), -(2**62), -1, 0, 2**62, 2**62 + 1, 2**63 - 1])
+
+
+@st.composite
+def _bounds(draw):
+    """A valid chain of episodes, then up to three entries replaced by anything an int64 holds."""
+    n = draw(st.integers(0, 12))
+    starts, ends, cur = [], [], draw(st.sampled_from([0, 5, 2**62 - 100]))
+    for _ in range(n):
+        cur += draw(st.integers(0, 3))
+        starts.append(cur)
+        cur += draw(st.integers(0, 4))
+        ends.append(cur)
+    for _ in range(draw(st.integers(0, 3)) if n else 0):
+        which = draw(st.sampled_from([starts, ends]))
+        which[draw(st.integers(0, n - 1))] = draw(st.one_of(_I64, _EXTREME))
+    return starts, ends
+
+
+@settings(max_examples=400, deadline=None)
+@given(_bounds())
+def test_bounds_validation_matches_the_documented_rules(bounds):
+    # Values whose differences overflow int64 included: the check compares, it never subtracts first.
+    starts, ends = bounds
+    want = _reference_bounds_error(starts, ends)
+    for make in (list, lambda v: np.array(v, dtype=np.int64)):
+        if want is not None:
+            with pytest.raises(ValueError) as err:
+                EpisodeIndex.from_bounds(make(starts), make(ends))
+            assert str(err.value).startswith(want)
+            continue
+        ei = EpisodeIndex.from_bounds(make(starts), make(ends))
+        assert ei.num_frames == sum(e - s for s, e in zip(starts, ends))
+        h = hashlib.blake2b(b"episode-sampler/layout/v1\0", digest_size=16)
+        kept = [(s, e) for s, e in zip(starts, ends) if e > s]
+        h.update(np.array([s for s, _ in kept], dtype="<i8").tobytes())
+        h.update(np.array([e for _, e in kept], dtype="<i8").tobytes())
+        assert ei.fingerprint == h.hexdigest()
+
+
+def test_bounds_whose_differences_overflow_int64_are_refused():
+    with pytest.raises(ValueError, match=r"episode 0 has from_index 10 > to_index -9223372036854775803"):
+        EpisodeIndex.from_bounds([10], [-(2**63) + 5])  # ends - starts wraps to a positive length
+    # as int64, every length and gap is >= 0 (one wraps around) and both ends of the chain are in range
+    starts = [0, 2**63 - 1, -(2**63) + 2**61 + 10]
+    ends = [2**62, -(2**63) + 2**61, 2**61]
+    lengths = np.array(ends, dtype=np.int64) - np.array(starts, dtype=np.int64)
+    gaps = np.array(starts[1:], dtype=np.int64) - np.array(ends[:-1], dtype=np.int64)
+    assert (lengths >= 0).all() and (gaps >= 0).all()
+    with pytest.raises(ValueError, match="from_indices must be >= 0, episode 2 starts at"):
+        EpisodeIndex.from_bounds(starts, ends)
+
+
+def test_int64_arrays_are_copied_and_any_int64_layout_is_read():
+    starts, ends = np.array([0, 5, 9], dtype=np.int64), np.array([5, 9, 12], dtype=np.int64)
+    ei = EpisodeIndex.from_bounds(starts, ends)
+    starts[0] = 3  # the caller's array stays the caller's: writable, and not shared
+    assert starts.flags.writeable and ei.starts.tolist() == [0, 5, 9]
+    assert not ei.starts.flags.writeable and not ei.ends.flags.writeable
+    strided = np.array([0, -1, 5, -1, 9, -1], dtype=np.int64)[::2]
+    assert EpisodeIndex.from_bounds(strided, ends) == ei
+    big_endian = EpisodeIndex.from_bounds(np.array([0, 5, 9], dtype=">i8"), np.array([5, 9, 12], dtype=">i8"))
+    assert big_endian == ei and big_endian.fingerprint == ei.fingerprint
+    with pytest.raises(ValueError, match="1-d"):
+        EpisodeIndex.from_bounds(np.zeros((2, 2), dtype=np.int64), np.ones((2, 2), dtype=np.int64))
+
+
+def test_select_of_a_layout_with_an_empty_episode_removes_it():
+    full = EpisodeIndex.from_bounds([0, 5, 5], [5, 5, 9])
+    kept = full.select()
+    assert kept is not full and kept.starts.tolist() == [0, 5] and kept.episode_ids.tolist() == [0, 2]
+    assert kept.select() is kept  # nothing left to remove: the same immutable index
+    assert kept.fingerprint == full.fingerprint
+
+
+def test_fingerprints_written_by_0_1_0_are_unchanged():
+    # Digests computed by episode-sampler 0.1.0 (commit 781c4ca^): states it saved carry them.
+    i = np.arange(70_000)
+    with_empty = EpisodeIndex.from_lengths((i * 7919) % 5, offset=3)  # > 2**16 episodes, some empty
+    assert with_empty.fingerprint == "7daf77e23d26f2c3d4d2ab6350a2e626"
+    assert EpisodeIndex.from_lengths(1 + i % 5, offset=3).fingerprint == "a30febe9724a1d5af098f2445f6cbced"
+    gaps = EpisodeIndex.from_bounds([0, 7, 30, 30, 41], [5, 19, 30, 38, 50])
+    assert gaps.fingerprint == "aa09b73de8849f98b55396629c33e1ce"

@@ -478,3 +478,76 @@ def test_sampler_threaded_full_epoch(path, monkeypatch):
     assert got.size == n and np.array_equal(np.sort(got), np.asarray(frames))
     check = list(range(0, n, 9973)) + [n - 2, n - 1]
     assert got[check].tolist() == [frames[feistel_ref(k, n, 3, 1)] for k in check]
+
+
+def test_checked_constructor_equals_the_checked_one():
+    for n, seed, epoch in ((1, 0, 0), (17, 2**64 - 1, 5), (10**12, 3, 2**62)):
+        a = FeistelPermutation(n, seed, epoch)
+        b = FeistelPermutation._checked(n, seed, epoch)
+        assert (a.n, a.seed, a.epoch, a.half_bits, a.keys.tolist()) == (
+            b.n,
+            b.seed,
+            b.epoch,
+            b.half_bits,
+            b.keys.tolist(),
+        )
+        pos = np.array([0, n // 2, n - 1], np.int64)
+        assert a(pos).tolist() == b(pos).tolist() and [a.one(int(x)) for x in pos] == a(pos).tolist()
+
+
+@pytest.mark.parametrize(
+    ("starts", "ends", "base"),
+    [
+        ([5], [9], 5),
+        ([0, 4, 4, 10], [4, 4, 10, 12], 0),  # contiguous, an empty episode inside
+        ([3, 7], [7, 9], 3),
+        ([0, 5], [4, 9], None),  # a gap of one frame
+        ([0, 4, 4], [4, 4, 8], 0),
+        ([0, 4, 5], [4, 4, 8], None),  # the gap sits after an empty episode
+    ],
+)
+def test_lookup_shared_offset_only_without_gaps(starts, ends, base):
+    index = EpisodeIndex(np.array(starts), np.array(ends))
+    lk = index._get_lookup()
+    assert lk._base == base
+    frames = _valid_frames(index)
+    assert index.frame_at(np.arange(len(frames))).tolist() == frames
+
+
+def test_randperm_runs_match_lerobot_order(path):
+    """permutation="randperm": the rank's run gathers LeRobot's torch.randperm order (fused in the kernel)."""
+    import torch
+
+    from episode_sampler.permutation import randperm_seed
+
+    index = _layout(*LAYOUTS["regular"])
+    frames = _valid_frames(index)
+    n = len(frames)
+    for world, rank in ((1, 0), (3, 2)):
+        s = EpisodeAwareSampler(
+            index.starts,
+            index.ends,
+            shuffle=True,
+            seed=5,
+            permutation="randperm",
+            world_size=world,
+            rank=rank,
+        )
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(randperm_seed(5, 4))).tolist()
+        expect = [frames[order[(rank + k * world) % n]] for k in range(len(s))]
+        assert s.frame_indices(4).tolist() == expect
+
+
+@needs_kernel
+def test_frames_refuses_a_bad_permutation_array():
+    index = _layout([10, 10], [1, 1])
+    lookup, base = index._get_lookup().kernel_args()
+    out = np.empty(20, np.int64)
+    with pytest.raises(ValueError, match="wrap values"):
+        K.frames(out, 0, 1, 20, np.arange(19, dtype=np.int64), lookup, base)
+    bad = np.arange(20, dtype=np.int64)
+    bad[7] = 20
+    with pytest.raises(ValueError, match="outside"):
+        K.frames(out, 0, 1, 20, bad, lookup, base)
+    K.frames(out, 0, 1, 20, np.arange(20, dtype=np.int64)[::-1].copy(), lookup, base)
+    assert out.tolist() == _valid_frames(index)[::-1]

@@ -318,3 +318,56 @@ def test_an_epoch_shorter_than_a_dropped_batch_is_over_only_after_its_stop_itera
     assert (state["epoch"], state["exhausted"]) == (1, True)
     node.reset(None)
     assert node.get_state()["epoch"] == 1
+
+
+# A state exactly as episode-sampler 0.1.0 (commit 781c4ca^) wrote it, and what 0.1.0 yielded after it.
+V010_KW = dict(shuffle=True, seed=12345, permutation="feistel", drop_n_first_frames=1)
+V010_BOUNDS = ([0, 7, 30, 30, 41], [5, 19, 30, 38, 50])
+V010_STATE = (
+    '{"version": 1, "epoch": 0, "start_index": 6, "global_start": 0, "world_size": 1, "rank": 0, '
+    '"drop_last": false, "fingerprint": "8b84cb0a2970f18ce9ea3e711f528381", "num_frames": 30, '
+    '"seed": 12345, "shuffle": true, "permutation": "feistel", "order": "frames", "block_size": null}'
+)
+V010_REST = [33, 35, 9, 34, 8, 4, 2, 47, 11, 17, 37, 45, 14, 3, 46, 1, 15, 10, 13, 31, 18, 16, 49, 48]
+V010_EPOCH3_FROM_4 = [47, 14, 11, 46, 12, 18, 13, 35, 15, 34, 48, 33, 2, 43, 9, 8, 3, 4, 32, 49, 31, 45, 17]
+
+
+def test_a_state_written_by_0_1_0_resumes_where_0_1_0_did():
+    s = EpisodeAwareSampler(*V010_BOUNDS, **V010_KW)
+    s.load_state_dict(json.loads(V010_STATE))
+    assert list(iter(s)) == V010_REST
+    s.load_state_dict({**json.loads(V010_STATE), "epoch": 3, "start_index": 4})
+    assert list(iter(s))[: len(V010_EPOCH3_FROM_4)] == V010_EPOCH3_FROM_4
+    other_layout = EpisodeAwareSampler(V010_BOUNDS[0], [5, 19, 30, 38, 51], **V010_KW)
+    with pytest.raises(ValueError, match="'fingerprint' differs.*another dataset layout"):
+        other_layout.load_state_dict(json.loads(V010_STATE))
+
+
+def test_identity_fields_compare_by_value_and_kind():
+    import types
+
+    import numpy as np
+
+    s = EpisodeAwareSampler(FROM, TO, **KW)
+    good = s.state_dict()
+    numpy_typed = {
+        **good,
+        "version": np.int64(2),
+        "seed": np.uint64(3),
+        "num_frames": np.int32(20),
+        "shuffle": np.bool_(True),
+    }
+    s.load_state_dict(numpy_typed)  # a state that went through numpy (e.g. torch.save of arrays)
+    s.load_state_dict(types.MappingProxyType(dict(good, start_index=4)))  # any mapping
+    assert list(iter(s)) == reference(0)[4:]
+    for field, value in [
+        ("shuffle", 1),  # an int is not a bool
+        ("seed", True),  # a bool is not an int
+        ("seed", 3.0),
+        ("num_frames", "20"),
+        ("fingerprint", good["fingerprint"].upper()),
+        ("block_size", 0),
+        ("relabel", ""),
+    ]:
+        with pytest.raises(ValueError, match=f"state field '{field}' differs"):
+            s.load_state_dict({**good, field: value})

@@ -575,7 +575,8 @@ done:
 /* ------------------------------------------------------------------------------------------------ */
 /* frames(dst, start, step, wrap, perm, lookup, base): the fused path for order="frames"
  *   g_k  = (start + k * step) mod wrap          global position of the rank's k-th sample
- *   u_k  = perm(g_k)                             (identity when perm is None)
+ *   u_k  = perm(g_k)                             (the Feistel network, a materialized permutation
+ *                                                 array (randperm), or the identity when None)
  *   dst_k = frame of u_k                         (u_k + base when lookup is None)
  * tile by tile, so nothing but dst is written to memory. */
 
@@ -645,10 +646,12 @@ mulmod(uint64_t a, uint64_t b, uint64_t m)
 
 typedef struct {
     uint64_t start, step, wrap;
-    const feistel_t *F; /* NULL: identity */
-    const lookup_t *L;  /* NULL: + base */
+    const feistel_t *F;    /* NULL: no Feistel network */
+    const int64_t *order;  /* a materialized permutation (randperm), or NULL */
+    const lookup_t *L;     /* NULL: + base */
     const int64_t *ends;
     int64_t base;
+    int *bad;              /* set when order holds a value outside [0, wrap) */
 } frames_job;
 
 static void
@@ -667,6 +670,19 @@ frames_run(const frames_job *J, int64_t *dst, Py_ssize_t k0, Py_ssize_t size)
         uint64_t *u = x;
         if (J->F != NULL) {
             feistel_tile(J->F, x, y, m, 0);
+            u = y;
+        }
+        else if (J->order != NULL) {
+            int bad = 0;
+            for (Py_ssize_t i = 0; i < m; i++) {
+                uint64_t v = (uint64_t)J->order[x[i]];
+                int out = v >= wrap;
+                bad |= out;
+                y[i] = out ? 0 : v; /* memory-safe whatever the array holds; reported below */
+            }
+            if (bad) {
+                *J->bad = 1;
+            }
             u = y;
         }
         if (J->L != NULL) {
@@ -709,8 +725,23 @@ k_frames(PyObject *Py_UNUSED(self), PyObject *args)
     }
     feistel_t F;
     lookup_t L;
-    frames_job J = {start % wrap, step % wrap, wrap, NULL, NULL, NULL, base}; /* all mod wrap */
-    if (perm_o != Py_None) {
+    int bad_order = 0;
+    frames_job J = {start % wrap, step % wrap, wrap, NULL, NULL, NULL, NULL, base, &bad_order}; /* mod wrap */
+    Py_buffer order;
+    int have_order = 0;
+    if (perm_o != Py_None && !PyTuple_Check(perm_o)) { /* a materialized permutation of [0, wrap) */
+        if (get_i64(perm_o, &order, 0, "perm") < 0) {
+            return NULL;
+        }
+        if ((uint64_t)(order.len / 8) != wrap) {
+            PyErr_SetString(PyExc_ValueError, "a permutation array must hold wrap values");
+            PyBuffer_Release(&order);
+            return NULL;
+        }
+        have_order = 1;
+        J.order = (const int64_t *)order.buf;
+    }
+    else if (perm_o != Py_None) {
         unsigned long long n;
         unsigned int h;
         PyObject *keys_o;
@@ -729,7 +760,7 @@ k_frames(PyObject *Py_UNUSED(self), PyObject *args)
             if (!PyErr_Occurred()) {
                 PyErr_SetString(PyExc_TypeError, "lookup must be a tuple or None");
             }
-            return NULL;
+            goto fail_order;
         }
         if ((uint64_t)L.cum[L.e - 1] != wrap) {
             PyErr_SetString(PyExc_ValueError, "the lookup's frame count must equal wrap");
@@ -756,12 +787,23 @@ k_frames(PyObject *Py_UNUSED(self), PyObject *args)
         PyBuffer_Release(&table);
         PyBuffer_Release(&ends);
     }
+    if (have_order) {
+        PyBuffer_Release(&order);
+    }
+    if (bad_order) {
+        PyErr_SetString(PyExc_ValueError, "perm holds a value outside [0, wrap)");
+        return NULL;
+    }
     Py_RETURN_NONE;
 fail_lookup:
     if (J.L != NULL || lk_o != Py_None) {
         PyBuffer_Release(&cum);
         PyBuffer_Release(&table);
         PyBuffer_Release(&ends);
+    }
+fail_order:
+    if (have_order) {
+        PyBuffer_Release(&order);
     }
     return NULL;
 }
@@ -1033,7 +1075,8 @@ static PyMethodDef kernel_methods[] = {
      "position through the bucket table."},
     {"frames", k_frames, METH_VARARGS,
      "frames(dst, start, step, wrap, perm, lookup, base, threads=1): dst[k] = frame of perm((start + k*step) % wrap); "
-     "perm is (n, half_bits, keys) or None, lookup is (cum, table, shift, steps, ends) or None (+ base)."},
+     "perm is (n, half_bits, keys), an int64 permutation array of wrap values, or None; lookup is "
+     "(cum, table, shift, steps, ends) or None (+ base)."},
     {"runs", k_runs, METH_VARARGS,
      "runs(dst, firsts, lens): dst = the runs firsts[j], firsts[j] + 1, ... of lens[j] values, in order."},
     {"seedseq", k_seedseq, METH_VARARGS,

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 _INT64_MAX = np.iinfo(np.int64).max
+_INT64 = np.dtype(np.int64)
 
 
 class ArgumentTypeError(TypeError, ValueError):
@@ -46,6 +47,8 @@ def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
 
 def int_array(name: str, values: Any) -> np.ndarray:
     """Convert a 1-d sequence of integers to a fresh int64 array; TypeError for non-integer input."""
+    if type(values) is np.ndarray and values.dtype == _INT64 and values.ndim == 1:
+        return values.copy()  # the usual case (bounds read from a table): one copy, no other check
     if isinstance(values, (str, bytes)) or isinstance(values, dict):
         raise ArgumentTypeError(f"{name} must be a 1-d sequence of ints, got {type(values).__name__}")
     if hasattr(values, "detach") and hasattr(values, "cpu"):  # torch.Tensor without importing torch here

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import sys
 from typing import Any
 
 import numpy as np
@@ -15,8 +16,10 @@ from ._validate import check_int, int_array
 logger = logging.getLogger(__name__)
 
 _FINGERPRINT_TAG = b"episode-sampler/layout/v1\0"
+_LITTLE_ENDIAN = sys.byteorder == "little"
 MAX_FRAME = 2**62  # frame indices and positions stay far from int64 overflow in every computation
 _BLOCK = 1 << 16  # positions per vectorized block in _Lookup (cache-sized temporaries)
+_INT64_MAX = int(np.iinfo(np.int64).max)
 _MAX_STEPS = 2  # correction steps after the bucket table before falling back to a binary search
 
 
@@ -32,7 +35,7 @@ class EpisodeIndex:
     position.
     """
 
-    __slots__ = ("_starts", "_ends", "_ids", "_num_frames", "_lookup", "_fingerprint")
+    __slots__ = ("_starts", "_ends", "_ids", "_num_frames", "_all_nonempty", "_lookup", "_fingerprint")
 
     def __init__(self, starts: Any, ends: Any, episode_ids: Any = None) -> None:
         """Build from episode starts and (exclusive) ends; prefer the ``from_*`` constructors.
@@ -56,13 +59,14 @@ class EpisodeIndex:
                     f"episode_ids must have one entry per episode, got {ids.size} for {starts.size} episodes"
                 )
             ids.flags.writeable = False
-        _check_bounds(starts, ends)
-        for arr in (starts, ends):
-            arr.flags.writeable = False
+        lengths, all_nonempty = _checked_lengths(starts, ends)
+        starts.flags.writeable = False
+        ends.flags.writeable = False
         self._starts = starts
         self._ends = ends
         self._ids = ids
-        self._num_frames = int((ends - starts).sum()) if starts.size else 0
+        self._num_frames = int(np.add.reduce(lengths)) if lengths.size else 0
+        self._all_nonempty = all_nonempty  # no empty episode: select() and fingerprint take short paths
         self._lookup: _Lookup | None = None
         self._fingerprint: str | None = None
 
@@ -175,12 +179,9 @@ class EpisodeIndex:
         """Stable hex digest (BLAKE2b-128) of the non-empty frame ranges, identical on every platform."""
         if self._fingerprint is None:
             h = hashlib.blake2b(_FINGERPRINT_TAG, digest_size=16)
-            starts, ends = self._starts, self._ends
-            if starts.dtype == "<i8" and bool(
-                (ends > starts).all()
-            ):  # no empty episode: the arrays as they are
-                h.update(memoryview(starts))  # (blake2b streams: the same digest as hashing in pieces)
-                h.update(memoryview(ends))
+            if self._all_nonempty and _LITTLE_ENDIAN:  # the arrays as they are (native int64 is "<i8")
+                h.update(memoryview(self._starts))  # (blake2b streams: the same digest as in pieces)
+                h.update(memoryview(self._ends))
                 self._fingerprint = h.hexdigest()
                 return self._fingerprint
             step = 1 << 16  # hash in pieces: no O(episodes) temporary copies
@@ -217,8 +218,7 @@ class EpisodeIndex:
             raise ValueError(f"drop_n_first_frames must be >= 0, got {drop_first}")
         if drop_last < 0:
             raise ValueError(f"drop_n_last_frames must be >= 0, got {drop_last}")
-        untouched = episodes is None and drop_first == 0 and drop_last == 0
-        if untouched and bool((self._ends > self._starts).all()):
+        if episodes is None and drop_first == 0 and drop_last == 0 and self._all_nonempty:
             return self  # immutable: nothing to select, trim or remove
         used = np.ones(self.num_episodes, dtype=bool)
         if episodes is not None:
@@ -347,21 +347,27 @@ class _Lookup:
         cum = np.empty(e + 1, dtype=np.int64)
         np.subtract(ends, starts, out=cum[:e])
         self._nonempty = int(np.count_nonzero(cum[:e]))
-        np.cumsum(cum[:e], out=cum[:e])
-        cum[e] = np.iinfo(np.int64).max  # sentinel: never <= a position
+        np.add.accumulate(cum[:e], out=cum[:e])  # cumsum in place (the ufunc call is the cheapest)
+        cum[e] = _INT64_MAX  # sentinel: never <= a position
         self._cum = cum
         self.cum_end = cum[:e]
         # frame = position + offset[episode] with offset = ends - cum_end, computed where it is used
         # (the layout's own ``ends`` are kept, not an O(episodes) copy); one shared base when no gaps
         self._ends = ends
         self._base: int | None = None
-        if e:
-            base = int(ends[0] - cum[0])
-            if all(
-                bool((ends[lo : lo + _BLOCK] - cum[lo : min(e, lo + _BLOCK)] == base).all())
-                for lo in range(0, e, _BLOCK)
-            ):
-                self._base = base
+        # ends[i] - cum[i] is the same for every i exactly when each episode starts where the
+        # previous one ends (the difference of consecutive offsets is starts[i] - ends[i - 1])
+        if e and (
+            e == 1
+            or (
+                starts[1] == ends[0]
+                and all(
+                    bool((starts[lo + 1 : lo + 1 + _BLOCK] == ends[lo : min(e - 1, lo + _BLOCK)]).all())
+                    for lo in range(0, e - 1, _BLOCK)
+                )
+            )
+        ):
+            self._base = int(ends[0] - cum[0])
         self.table: np.ndarray | None = None
         self.shift = 0
         self.steps = 0
@@ -469,6 +475,27 @@ def _flat_ints(name: str, values: Any) -> tuple[np.ndarray, tuple[int, ...]]:
         int_array(name, values)  # raises the usual TypeError
     arr = values.detach().cpu().numpy() if hasattr(values, "detach") else np.asarray(values)
     return int_array(name, arr.reshape(-1)), arr.shape
+
+
+def _checked_lengths(starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, bool]:
+    """``(ends - starts, no episode is empty)`` for valid bounds; ValueError naming the first bad episode.
+
+    Valid bounds form one chain ``0 <= s0 <= e0 <= s1 <= e1 <= ... <= e_last <= 2**62``. Checking
+    ``s_i <= e_i`` and ``e_i <= s_(i+1)`` by comparison (no subtraction that could overflow int64)
+    plus both ends of the chain proves every other condition (in range, sorted); when one fails,
+    :func:`_check_bounds` runs the detailed checks in their documented order for the message.
+    """
+    if not starts.size:
+        return ends - starts, True
+    all_nonempty = not np.count_nonzero(starts >= ends)
+    if not (
+        int(starts[0]) >= 0
+        and int(ends[-1]) <= MAX_FRAME
+        and (all_nonempty or not np.count_nonzero(starts > ends))
+        and not np.count_nonzero(starts[1:] < ends[:-1])
+    ):
+        _check_bounds(starts, ends)  # raises: one of its conditions fails
+    return ends - starts, all_nonempty
 
 
 def _check_bounds(starts: np.ndarray, ends: np.ndarray) -> None:

@@ -20,7 +20,7 @@ import numpy as np
 from . import kernel
 from ._validate import check_bool, check_choice, check_int
 from .episodes import EpisodeIndex, _Lookup
-from .permutation import PERMUTATIONS, Permutation, check_seed, make_permutation
+from .permutation import PERMUTATIONS, FeistelPermutation, Permutation, check_seed, make_permutation
 
 ORDERS = ("frames", "episodes", "blocks")
 _FRAMES_BLOCK = 1 << 16  # positions per block when the numpy path maps a long strided run
@@ -110,7 +110,10 @@ class EpochOrder:
         if table is None:
             perm = None
             if self.shuffle:
-                perm = make_permutation(self.permutation, self.num_units, self.seed, epoch)
+                if self.permutation == "feistel":  # arguments checked here already: no second check
+                    perm = FeistelPermutation._checked(self.num_units, self.seed, epoch)
+                else:
+                    perm = make_permutation(self.permutation, self.num_units, self.seed, epoch)
             table = _EpochTable(self, perm)
             if len(cache) >= 2:
                 cache.pop(next(iter(cache)))
@@ -131,7 +134,8 @@ class EpochOrder:
         """Frame indices at the global positions ``(first + k * step) mod num_frames``, ``k < count``.
 
         What a rank's run of samples is (``step`` = world size). For ``order="frames"`` with the
-        Feistel permutation (or none) the compiled kernel computes the run in one fused loop; otherwise,
+        Feistel permutation, the materialized ``randperm`` or none, the compiled kernel computes the
+        run in one fused loop; otherwise,
         block by block through :meth:`frames`. The values are the same either way.
         """
         return self.epoch_table(epoch).frames_strided(first, step, count)
@@ -170,10 +174,15 @@ class _EpochTable:
         o, perm = self.o, self.perm
         n = o.num_frames
         k = kernel.K
-        if k is not None and o.order == "frames" and (perm is None or perm.kind == "feistel") and count:
+        if k is not None and o.order == "frames" and count:
             out = np.empty(count, dtype=np.int64)
             lookup, base = o.index._get_lookup().kernel_args()
-            pargs = None if perm is None else (perm.n, perm.half_bits, perm.keys)
+            if perm is None:
+                pargs = None
+            elif perm.kind == "feistel":
+                pargs = (perm.n, perm.half_bits, perm.keys)
+            else:  # randperm: the materialized order, gathered in the same loop
+                pargs = perm._order
             k.frames(out, first % n, step % n, n, pargs, lookup, base, kernel.threads_for(count))
             return out
         if count <= _FRAMES_BLOCK:

@@ -163,15 +163,37 @@ class FeistelPermutation(Permutation):
         bits = max(2, (self.n - 1).bit_length())
         bits += bits & 1
         self.half_bits = bits // 2
+        self.keys = feistel_keys(self.seed, self.epoch, rounds)
+        self._ikeys = tuple(self.keys.tolist())  # the same keys as Python ints (scalar path)
+        self._tables: tuple[np.ndarray, ...] | None = None
+        self._np: bool = False  # the numpy path's uint64 scalars, made on its first use (_numpy_consts)
+
+    @classmethod
+    def _checked(cls, n: int, seed: int, epoch: int) -> FeistelPermutation:
+        """The four-round permutation for arguments the caller has validated (Python ints in range).
+
+        What a restore builds for every new epoch: the same object as ``cls(n, seed, epoch)`` without
+        re-checking what :class:`~episode_sampler.order.EpochOrder` checked once.
+        """
+        self = cls.__new__(cls)
+        self.n, self.seed, self.epoch = n, seed, epoch
+        bits = max(2, (n - 1).bit_length())
+        self.half_bits = (bits + (bits & 1)) // 2
+        self.keys = feistel_keys(seed, epoch, FEISTEL_ROUNDS)
+        self._ikeys = tuple(self.keys.tolist())
+        self._tables = None
+        self._np = False
+        return self
+
+    def _numpy_consts(self) -> None:
+        """uint64 scalars for the numpy path (a restore served by the kernel or ``one`` never needs them)."""
         self._h = np.uint64(self.half_bits)
         self._top = np.uint64(64 - self.half_bits)
         self._mask = np.uint64((1 << self.half_bits) - 1)
         self._n = np.uint64(self.n)
-        self.keys = feistel_keys(self.seed, self.epoch, rounds)
         self._ekeys = tuple(self.keys)  # numpy uint64 scalars, in round order
         self._dkeys = self._ekeys[::-1]
-        self._ikeys = tuple(int(k) for k in self.keys)  # the same keys as Python ints (scalar path)
-        self._tables: tuple[np.ndarray, ...] | None = None
+        self._np = True
 
     def one(self, position: int) -> int:
         """``E(position)`` with cycle walking, on Python ints: the array path's value, without numpy.
@@ -208,6 +230,8 @@ class FeistelPermutation(Permutation):
         """``F(., k_i)`` for every half value, one table per round (built once, for ``h <= 16``)."""
         tables = self._tables
         if tables is None:
+            if not self._np:
+                self._numpy_consts()
             r = np.arange(1 << self.half_bits, dtype=np.uint64)
             tmp = np.empty_like(r)
             built = []
@@ -271,6 +295,8 @@ class FeistelPermutation(Permutation):
             threads = kernel.threads_for(size)
             k.feistel(np.ascontiguousarray(flat), out, self.n, self.half_bits, self.keys, decrypt, threads)
             return out.reshape(np.shape(positions))
+        if not self._np:
+            self._numpy_consts()
         tables = None
         if self.half_bits <= _TABLE_MAX_BITS and size >= max(_TABLE_MIN_SIZE, 2 << self.half_bits):
             tables = self._round_tables()  # only when the call amortizes building them

@@ -41,6 +41,11 @@ STATE_KEYS = ("version", *POSITION_KEYS, *PASS_KEYS, *IDENTITY_KEYS)
 V1_IDENTITY_KEYS = IDENTITY_KEYS[:-1]
 V1_STATE_KEYS = ("version", *POSITION_KEYS, *V1_IDENTITY_KEYS)
 LEROBOT_KEYS = frozenset({"epoch", "start_index"})
+# version -> (its exact key set, the identity fields it carries)
+_LAYOUTS = {
+    1: (frozenset(V1_STATE_KEYS), V1_IDENTITY_KEYS),
+    2: (frozenset(STATE_KEYS), IDENTITY_KEYS),
+}
 
 
 class Resume(NamedTuple):
@@ -133,12 +138,12 @@ def restore_state(
         ValueError: missing or unknown keys, an unknown version, a field that differs from this
             sampler (named in the message), or a position out of range.
     """
-    if not isinstance(state, Mapping):
+    if type(state) is not dict and not isinstance(state, Mapping):
         raise ArgumentTypeError(f"state must be a dict, got {type(state).__name__}")
-    keys = set(state)
+    keys = state.keys()
     num_frames = identity["num_frames"]
     exhausted = pulled = False
-    if keys == LEROBOT_KEYS:  # a bare LeRobot state: same world, from the epoch's start
+    if len(keys) == 2 and keys == LEROBOT_KEYS:  # a bare LeRobot state: same world, from the epoch's start
         epoch = check_int("state['epoch']", state["epoch"], minimum=0, maximum=MAX_STATE_EPOCH)
         start = check_int("state['start_index']", state["start_index"], minimum=0)
         saved_ws, saved_drop, global_start = world_size, drop_last, 0
@@ -153,18 +158,25 @@ def restore_state(
             raise ValueError(
                 f"state field 'version' is {version!r}; this library reads versions {READABLE_VERSIONS}"
             )
-        expected = state_keys(int(version))
-        missing = [k for k in expected if k not in keys]
-        unknown = sorted(str(k) for k in keys - set(expected))
-        if unknown:
-            raise ValueError(f"state has unknown keys {unknown} for version {int(version)}")
-        if missing:
+        layout = _LAYOUTS.get(version)
+        if layout is None:
+            state_keys(int(version))  # raises: a version this library does not read
+        expected_keys, identity_keys = layout
+        if keys != expected_keys:
+            expected = state_keys(int(version))
+            missing = [k for k in expected if k not in keys]
+            unknown = sorted(str(k) for k in keys - set(expected))
+            if unknown:
+                raise ValueError(f"state has unknown keys {unknown} for version {int(version)}")
             raise ValueError(f"state is missing keys {missing} for version {int(version)}")
-        for key in IDENTITY_KEYS if version == 2 else V1_IDENTITY_KEYS:
-            if not _same(state[key], identity[key]):
+        for key in identity_keys:
+            saved, mine = state[key], identity[key]
+            if type(saved) is type(mine) and saved == mine:  # the usual case: the very same value
+                continue
+            if not _same(saved, mine):
                 raise ValueError(
-                    f"state field {key!r} differs: the state has {state[key]!r}, "
-                    f"this sampler has {identity[key]!r}" + _IDENTITY_HINTS.get(key, "")
+                    f"state field {key!r} differs: the state has {saved!r}, "
+                    f"this sampler has {mine!r}" + _IDENTITY_HINTS.get(key, "")
                 )
         epoch = check_int("state['epoch']", state["epoch"], minimum=0, maximum=MAX_STATE_EPOCH)
         start = check_int("state['start_index']", state["start_index"], minimum=0)

@@ -343,7 +343,7 @@ def write_docs(report: dict[str, Any], docs: Path) -> Path:
             "  1.7 passes of 4 rounds per position at N = 10^7 (cycle walking on a 2^24 domain, which the",
             "  documented, bit-pinned construction fixes) plus the episode search, fused in the compiled",
             "  kernel and split over torch's intra-op threads; `torch.randperm` is one compiled",
-            "  Fisher-Yates loop on one thread. With other jobs on the cores the threads gain little;",
+            "  Fisher-Yates loop on one thread. With other processes on the cores the threads gain little;",
             "  without the kernel (see the machine table) numpy runs one pass per walk step.",
         ],
         "restore_construct_vs_grain": [
