@@ -137,3 +137,20 @@ class LeRobotSamplerModel:
         epoch, start = self.epoch, self.start_index
         self.epoch, self.start_index = epoch + 1, 0
         return iter(lerobot_epoch(self.indices, self.seed, epoch)[start:])
+
+
+# ---------------------------------------------------------------- per-sample seeds (docs/api.md, seeding.py)
+GOLDEN = 0x9E3779B97F4A7C15
+
+
+def ref_mix(z: int) -> int:
+    """SplitMix64's finalizer on Python ints."""
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK64
+    return z ^ (z >> 31)
+
+
+def ref_sample_seed(seed: int, epoch: int, frame: int) -> int:
+    """The documented per-sample seed: mix(mix(mix(seed + G) + (epoch + 1) G) + (frame + 1) G)."""
+    b = ref_mix((ref_mix((seed + GOLDEN) & MASK64) + (epoch + 1) * GOLDEN) & MASK64)
+    return ref_mix((b + (frame + 1) * GOLDEN) & MASK64)

@@ -20,6 +20,7 @@ from torchdata.nodes import BaseNode, Loader, Prefetcher
 
 from episode_sampler import EpisodeAwareSampler
 from episode_sampler.nodes import EpisodeSamplerNode
+from reference import ref_sample_seed
 
 LENGTHS = [17, 3, 40, 1, 25, 9, 33, 12, 5, 60, 70]  # 275 frames: more than one chunk of the pass
 FROM = np.concatenate([[0], np.cumsum(LENGTHS)[:-1]]).tolist()
@@ -238,17 +239,6 @@ def test_state_through_a_loader_after_every_item():
 # ---------------------------------------------------------------------------- per-sample seeds
 MASK = (1 << 64) - 1
 G = 0x9E3779B97F4A7C15
-
-
-def ref_mix(z: int) -> int:
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK
-    return z ^ (z >> 31)
-
-
-def ref_sample_seed(seed: int, epoch: int, frame: int) -> int:
-    b = ref_mix((ref_mix((seed + G) & MASK) + (epoch + 1) * G) & MASK)
-    return ref_mix((b + (frame + 1) * G) & MASK)
 
 
 @pytest.mark.parametrize("batch_size", [None, 1, 64, 300])

@@ -17,6 +17,7 @@ from torchdata.nodes import Batcher, Loader, Prefetcher
 
 from episode_sampler import EpisodeAwareSampler
 from episode_sampler.nodes import EpisodeSamplerNode
+from reference import ref_sample_seed
 
 # ---------------------------------------------------------------------------- layout and references
 LENGTHS = [17, 3, 40, 1, 25, 9, 33, 12, 5, 60]  # 205 frames, short episodes get dropped by the drops
@@ -62,17 +63,6 @@ def reference_shard(full: list[int], rank: int, world: int, drop_last: bool) -> 
     n = len(full)
     count = n // world if drop_last else -(-n // world)
     return [full[(rank + k * world) % n] for k in range(count)]
-
-
-def ref_mix(z: int) -> int:
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK
-    return z ^ (z >> 31)
-
-
-def ref_sample_seed(seed: int, epoch: int, frame: int) -> int:
-    b = ref_mix((ref_mix((seed + G) & MASK) + (epoch + 1) * G) & MASK)
-    return ref_mix((b + (frame + 1) * G) & MASK)
 
 
 def drain(node) -> list:

@@ -4,21 +4,10 @@ import numpy as np
 import pytest
 
 from episode_sampler.seeding import sample_seed, splitmix64
+from reference import ref_mix, ref_sample_seed
 
 MASK = 2**64 - 1
 G = 0x9E3779B97F4A7C15
-
-
-def ref_mix(z: int) -> int:
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK
-    return z ^ (z >> 31)
-
-
-def ref_sample_seed(seed: int, epoch: int, frame: int) -> int:
-    a = ref_mix((seed + G) & MASK)
-    b = ref_mix((a + (epoch + 1) * G) & MASK)
-    return ref_mix((b + (frame + 1) * G) & MASK)
 
 
 def test_splitmix64_known_values():
