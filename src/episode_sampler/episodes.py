@@ -20,6 +20,7 @@ _LITTLE_ENDIAN = sys.byteorder == "little"
 MAX_FRAME = 2**62  # frame indices and positions stay far from int64 overflow in every computation
 _BLOCK = 1 << 16  # positions per vectorized block in _Lookup (cache-sized temporaries)
 _INT64_MAX = int(np.iinfo(np.int64).max)
+_CHECK_BLOCK = 1 << 16  # episodes per block when validating bounds
 _MAX_STEPS = 2  # correction steps after the bucket table before falling back to a binary search
 
 
@@ -59,13 +60,13 @@ class EpisodeIndex:
                     f"episode_ids must have one entry per episode, got {ids.size} for {starts.size} episodes"
                 )
             ids.flags.writeable = False
-        lengths, all_nonempty = _checked_lengths(starts, ends)
+        num_frames, all_nonempty = _checked_bounds(starts, ends)
         starts.flags.writeable = False
         ends.flags.writeable = False
         self._starts = starts
         self._ends = ends
         self._ids = ids
-        self._num_frames = int(np.add.reduce(lengths)) if lengths.size else 0
+        self._num_frames = num_frames
         self._all_nonempty = all_nonempty  # no empty episode: select() and fingerprint take short paths
         self._lookup: _Lookup | None = None
         self._fingerprint: str | None = None
@@ -477,25 +478,34 @@ def _flat_ints(name: str, values: Any) -> tuple[np.ndarray, tuple[int, ...]]:
     return int_array(name, arr.reshape(-1)), arr.shape
 
 
-def _checked_lengths(starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, bool]:
-    """``(ends - starts, no episode is empty)`` for valid bounds; ValueError naming the first bad episode.
+def _checked_bounds(starts: np.ndarray, ends: np.ndarray) -> tuple[int, bool]:
+    """``(total frames, no episode is empty)`` of valid bounds; ValueError naming the first bad episode.
 
     Valid bounds form one chain ``0 <= s0 <= e0 <= s1 <= e1 <= ... <= e_last <= 2**62``. Checking
     ``s_i <= e_i`` and ``e_i <= s_(i+1)`` by comparison (no subtraction that could overflow int64)
     plus both ends of the chain proves every other condition (in range, sorted); when one fails,
     :func:`_check_bounds` runs the detailed checks in their documented order for the message.
+    Large layouts are checked block by block: the temporaries stay cache-sized (no fresh
+    O(episodes) arrays, whose page faults would dominate at 10^6 episodes).
     """
-    if not starts.size:
-        return ends - starts, True
-    all_nonempty = not np.count_nonzero(starts >= ends)
-    if not (
-        int(starts[0]) >= 0
-        and int(ends[-1]) <= MAX_FRAME
-        and (all_nonempty or not np.count_nonzero(starts > ends))
-        and not np.count_nonzero(starts[1:] < ends[:-1])
-    ):
+    e = int(starts.size)
+    if not e:
+        return 0, True
+    if not (int(starts[0]) >= 0 and int(ends[-1]) <= MAX_FRAME):
         _check_bounds(starts, ends)  # raises: one of its conditions fails
-    return ends - starts, all_nonempty
+    total, all_nonempty = 0, True
+    for lo in range(0, e, _CHECK_BLOCK):
+        hi = min(e, lo + _CHECK_BLOCK)
+        s, t = starts[lo:hi], ends[lo:hi]
+        if all_nonempty and np.count_nonzero(s >= t):
+            all_nonempty = False
+        if (not all_nonempty and np.count_nonzero(s > t)) or np.count_nonzero(
+            starts[lo + 1 : hi + 1] < ends[lo : min(hi, e - 1)]  # episode i + 1 starts before i ends
+        ):
+            _check_bounds(starts, ends)  # raises
+        # every value so far lies on the checked chain from s0 >= 0: the subtraction cannot overflow
+        total += int(np.add.reduce(t - s))
+    return total, all_nonempty
 
 
 def _check_bounds(starts: np.ndarray, ends: np.ndarray) -> None:
