@@ -448,23 +448,17 @@ def test_threaded_calls_equal_one_thread(threads, size):
 
 
 def test_threads_setting(monkeypatch):
+    monkeypatch.delenv("EPISODE_SAMPLER_THREADS", raising=False)
+    assert kernel_mod.threads_for(10**9) == 1  # one thread unless asked
     monkeypatch.setenv("EPISODE_SAMPLER_THREADS", "3")
     assert kernel_mod.threads_for(kernel_mod.PARALLEL_MIN) == 3
     assert kernel_mod.threads_for(kernel_mod.PARALLEL_MIN - 1) == 1
-    monkeypatch.setenv("EPISODE_SAMPLER_THREADS", "many")
-    with pytest.raises(ValueError, match="EPISODE_SAMPLER_THREADS"):
-        kernel_mod.threads_for(kernel_mod.PARALLEL_MIN)
-    monkeypatch.delenv("EPISODE_SAMPLER_THREADS")
-    import torch
-
-    old = torch.get_num_threads()
-    try:
-        torch.set_num_threads(1)
-        assert kernel_mod.threads_for(kernel_mod.PARALLEL_MIN) == 1
-        torch.set_num_threads(2)
-        assert kernel_mod.threads_for(kernel_mod.PARALLEL_MIN) == 2
-    finally:
-        torch.set_num_threads(old)
+    monkeypatch.setenv("EPISODE_SAMPLER_THREADS", "99")
+    assert kernel_mod.threads_for(kernel_mod.PARALLEL_MIN) == 16
+    for bad in ("many", "0", "-2"):
+        monkeypatch.setenv("EPISODE_SAMPLER_THREADS", bad)
+        with pytest.raises(ValueError, match="EPISODE_SAMPLER_THREADS"):
+            kernel_mod.threads_for(kernel_mod.PARALLEL_MIN)
 
 
 def test_sampler_threaded_full_epoch(path, monkeypatch):

@@ -272,8 +272,8 @@ def write_docs(report: dict[str, Any], docs: Path) -> Path:
         "  walking re-encrypts only the values still out of range, gathered into a contiguous buffer",
         "  (so they vectorize too) and compacted branch-free. Same keys, same round function, same",
         "  cycle walking as the documented construction: outputs are bit-identical (pinned by the",
-        "  tests against a pure-Python definition). Whole-epoch calls of 2^20 elements or more split",
-        "  across torch's intra-op threads (`EPISODE_SAMPLER_THREADS` overrides).",
+        "  tests against a pure-Python definition). Whole-epoch calls of 2^20 elements or more can be",
+        "  split over threads (`EPISODE_SAMPLER_THREADS=N`; this page runs the default, one thread).",
         "- **Python ints one at a time** (`_kernel.IntIter`): iteration hands out each chunk's frames",
         "  through a C iterator over the int64 array instead of `tolist()`, so no list of boxed ints",
         "  is built; each int is created as it is consumed and freed right after, which keeps the",
@@ -342,9 +342,8 @@ def write_docs(report: dict[str, Any], docs: Path) -> Path:
         "fullepoch_vs_randperm": [
             "  1.7 passes of 4 rounds per position at N = 10^7 (cycle walking on a 2^24 domain, which the",
             "  documented, bit-pinned construction fixes) plus the episode search, fused in the compiled",
-            "  kernel and split over torch's intra-op threads; `torch.randperm` is one compiled",
-            "  Fisher-Yates loop on one thread. With other processes on the cores the threads gain little;",
-            "  without the kernel (see the machine table) numpy runs one pass per walk step.",
+            "  kernel on one thread; `torch.randperm` is one compiled Fisher-Yates loop, also on one",
+            "  thread. Without the kernel (see the machine table) numpy runs one pass per walk step.",
         ],
         "restore_construct_vs_grain": [
             "  layout (sorted, non-overlapping, in range), fingerprints it (BLAKE2b over the bounds, stored",
