@@ -196,9 +196,9 @@ def test_lookup_refuses_out_of_range():
     out = np.empty(1, np.int64)
     for bad in (-1, 20):
         with pytest.raises(ValueError, match="outside"):
-            K.lookup(np.array([bad], np.int64), out, cum, table, shift, steps, ends, 0, False)
+            K.lookup(np.array([bad], np.int64), out, lookup, False)
     with pytest.raises(ValueError, match="sentinel"):
-        K.lookup(np.array([1], np.int64), out, cum[:-1].copy(), table, shift, steps, ends, 0, False)
+        K.lookup(np.array([1], np.int64), out, (cum[:-1].copy(), table, shift, steps, ends), False)
 
 
 # ------------------------------------------------------------------ fused strided frames (the sampler)

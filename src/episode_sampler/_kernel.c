@@ -7,7 +7,7 @@
  *
  *   feistel(src, dst, n, half_bits, keys, decrypt[, threads])
  *       the Feistel network with cycle walking, element by element (permutation.py)
- *   lookup(pos, dst, cum, table, shift, steps, ends, base, want_episode)
+ *   lookup(pos, dst, tables, want_episode)
  *       position -> episode or frame through the bucket table (episodes.py _Lookup)
  *   frames(dst, start, step, wrap, perm, lookup, base[, threads])
  *       the two fused over a rank's strided run of positions (order.py, order="frames")
@@ -456,14 +456,8 @@ lookup_fast(const lookup_t *L, const int64_t *pos, int64_t *dst, Py_ssize_t m, c
 /* dst[i] = frame (or episode) of pos[i], which lie in [0, num_frames); pos and dst may be the same. */
 static void
 lookup_run(const lookup_t *L, const int64_t *pos, int64_t *dst, Py_ssize_t size, const int64_t *ends,
-           int64_t base, int want_episode)
+           int want_episode)
 {
-    if (!want_episode && ends == NULL) {
-        for (Py_ssize_t i = 0; i < size; i++) {
-            dst[i] = pos[i] + base;
-        }
-        return;
-    }
     int64_t p_copy[TILE];
     for (Py_ssize_t lo = 0; lo < size; lo += TILE) {
         Py_ssize_t m = size - lo < TILE ? size - lo : TILE;
@@ -480,105 +474,6 @@ lookup_run(const lookup_t *L, const int64_t *pos, int64_t *dst, Py_ssize_t size,
         }
     }
 }
-
-static PyObject *
-k_lookup(PyObject *Py_UNUSED(self), PyObject *args)
-{
-    PyObject *pos_o, *dst_o, *cum_o, *table_o, *ends_o;
-    unsigned int shift;
-    int steps, want_episode;
-    long long base;
-    if (!PyArg_ParseTuple(args, "OOOOIiOLp:lookup", &pos_o, &dst_o, &cum_o, &table_o, &shift, &steps,
-                          &ends_o, &base, &want_episode)) {
-        return NULL;
-    }
-    if (shift > 62 || steps < 0 || steps > 64) {
-        PyErr_SetString(PyExc_ValueError, "shift must be in [0, 62] and steps in [0, 64]");
-        return NULL;
-    }
-    Py_buffer pos, dst, cum, table, ends;
-    int have_ends = ends_o != Py_None;
-    if (get_i64(pos_o, &pos, 0, "pos") < 0) {
-        return NULL;
-    }
-    if (get_i64(dst_o, &dst, 1, "dst") < 0) {
-        PyBuffer_Release(&pos);
-        return NULL;
-    }
-    if (get_i64(cum_o, &cum, 0, "cum") < 0) {
-        PyBuffer_Release(&pos);
-        PyBuffer_Release(&dst);
-        return NULL;
-    }
-    if (PyObject_GetBuffer(table_o, &table, PyBUF_C_CONTIGUOUS) < 0) {
-        PyBuffer_Release(&pos);
-        PyBuffer_Release(&dst);
-        PyBuffer_Release(&cum);
-        return NULL;
-    }
-    if (have_ends && get_i64(ends_o, &ends, 0, "ends") < 0) {
-        PyBuffer_Release(&pos);
-        PyBuffer_Release(&dst);
-        PyBuffer_Release(&cum);
-        PyBuffer_Release(&table);
-        return NULL;
-    }
-    PyObject *result = NULL;
-    Py_ssize_t size = pos.len / 8;
-    lookup_t L;
-    L.cum = (const int64_t *)cum.buf;
-    L.e = cum.len / 8 - 1;
-    L.table = table.buf;
-    L.table32 = table.itemsize == 4;
-    L.nbuckets = table.itemsize ? table.len / table.itemsize : 0;
-    L.shift = shift;
-    L.steps = steps;
-    if (pos.len != dst.len) {
-        PyErr_SetString(PyExc_ValueError, "pos and dst must have the same length");
-        goto done;
-    }
-    if (L.e < 1 || L.cum[L.e] != INT64_MAX || (table.itemsize != 4 && table.itemsize != 8) ||
-        L.nbuckets < 1 || (have_ends && ends.len / 8 < L.e)) {
-        PyErr_SetString(PyExc_ValueError, "malformed lookup tables (cum needs a sentinel, table 4/8 bytes)");
-        goto done;
-    }
-    const int64_t *p = (const int64_t *)pos.buf;
-    int64_t last = L.cum[L.e - 1];
-    uint64_t bad = 0;
-    for (Py_ssize_t i = 0; i < size; i++) {
-        bad |= (uint64_t)(p[i] < 0) | (uint64_t)(p[i] >= last);
-    }
-    if (bad) {
-        PyErr_SetString(PyExc_ValueError, "pos holds a position outside [0, num_frames)");
-        goto done;
-    }
-    const int64_t *e = have_ends ? (const int64_t *)ends.buf : NULL;
-    if (size >= NOGIL_MIN) {
-        Py_BEGIN_ALLOW_THREADS lookup_run(&L, p, (int64_t *)dst.buf, size, e, base, want_episode);
-        Py_END_ALLOW_THREADS
-    }
-    else {
-        lookup_run(&L, p, (int64_t *)dst.buf, size, e, base, want_episode);
-    }
-    result = Py_NewRef(Py_None);
-done:
-    PyBuffer_Release(&pos);
-    PyBuffer_Release(&dst);
-    PyBuffer_Release(&cum);
-    PyBuffer_Release(&table);
-    if (have_ends) {
-        PyBuffer_Release(&ends);
-    }
-    return result;
-}
-
-/* ------------------------------------------------------------------------------------------------ */
-/* frames(dst, start, step, wrap, perm, lookup, base): the fused path for order="frames"
- *   g_k  = (start + k * step) mod wrap          global position of the rank's k-th sample
- *   u_k  = perm(g_k)                             (the Feistel network, a materialized permutation
- *                                                 array (randperm), or the identity when None)
- *   dst_k = frame of u_k                         (u_k + base when lookup is None)
- * tile by tile, so nothing but dst is written to memory. */
 
 static int
 parse_lookup(PyObject *lk, lookup_t *L, Py_buffer *cum, Py_buffer *table, Py_buffer *ends)
@@ -622,6 +517,74 @@ parse_lookup(PyObject *lk, lookup_t *L, Py_buffer *cum, Py_buffer *table, Py_buf
     }
     return 0;
 }
+
+static PyObject *
+k_lookup(PyObject *Py_UNUSED(self), PyObject *args)
+{
+    PyObject *pos_o, *dst_o, *lk_o;
+    int want_episode;
+    if (!PyArg_ParseTuple(args, "OOO!p:lookup", &pos_o, &dst_o, &PyTuple_Type, &lk_o, &want_episode)) {
+        return NULL;
+    }
+    lookup_t L;
+    Py_buffer cum, table, ends, pos, dst;
+    if (parse_lookup(lk_o, &L, &cum, &table, &ends) < 0) {
+        return NULL;
+    }
+    PyObject *result = NULL;
+    int have_pos = 0, have_dst = 0;
+    if (get_i64(pos_o, &pos, 0, "pos") < 0) {
+        goto done;
+    }
+    have_pos = 1;
+    if (get_i64(dst_o, &dst, 1, "dst") < 0) {
+        goto done;
+    }
+    have_dst = 1;
+    if (pos.len != dst.len) {
+        PyErr_SetString(PyExc_ValueError, "pos and dst must have the same length");
+        goto done;
+    }
+    Py_ssize_t size = pos.len / 8;
+    const int64_t *p = (const int64_t *)pos.buf;
+    int64_t last = L.cum[L.e - 1];
+    uint64_t bad = 0;
+    for (Py_ssize_t i = 0; i < size; i++) {
+        bad |= (uint64_t)(p[i] < 0) | (uint64_t)(p[i] >= last);
+    }
+    if (bad) {
+        PyErr_SetString(PyExc_ValueError, "pos holds a position outside [0, num_frames)");
+        goto done;
+    }
+    const int64_t *e = (const int64_t *)ends.buf;
+    if (size >= NOGIL_MIN) {
+        Py_BEGIN_ALLOW_THREADS lookup_run(&L, p, (int64_t *)dst.buf, size, e, want_episode);
+        Py_END_ALLOW_THREADS
+    }
+    else {
+        lookup_run(&L, p, (int64_t *)dst.buf, size, e, want_episode);
+    }
+    result = Py_NewRef(Py_None);
+done:
+    if (have_pos) {
+        PyBuffer_Release(&pos);
+    }
+    if (have_dst) {
+        PyBuffer_Release(&dst);
+    }
+    PyBuffer_Release(&cum);
+    PyBuffer_Release(&table);
+    PyBuffer_Release(&ends);
+    return result;
+}
+
+/* ------------------------------------------------------------------------------------------------ */
+/* frames(dst, start, step, wrap, perm, lookup, base): the fused path for order="frames"
+ *   g_k  = (start + k * step) mod wrap          global position of the rank's k-th sample
+ *   u_k  = perm(g_k)                             (the Feistel network, a materialized permutation
+ *                                                 array (randperm), or the identity when None)
+ *   dst_k = frame of u_k                         (u_k + base when lookup is None)
+ * tile by tile, so nothing but dst is written to memory. */
 
 /* a * b mod m for m <= 2**62 */
 static inline uint64_t
@@ -686,7 +649,7 @@ frames_run(const frames_job *J, int64_t *dst, Py_ssize_t k0, Py_ssize_t size)
             u = y;
         }
         if (J->L != NULL) {
-            lookup_run(J->L, (const int64_t *)u, dst + lo, m, J->ends, 0, 0);
+            lookup_run(J->L, (const int64_t *)u, dst + lo, m, J->ends, 0);
         }
         else {
             for (Py_ssize_t i = 0; i < m; i++) {
@@ -1071,8 +1034,8 @@ static PyMethodDef kernel_methods[] = {
      "feistel(src, dst, n, half_bits, keys, decrypt, threads=1): dst = E(src) (or D) with cycle walking into "
      "[0, n)."},
     {"lookup", k_lookup, METH_VARARGS,
-     "lookup(pos, dst, cum, table, shift, steps, ends, base, want_episode): episode or frame of each "
-     "position through the bucket table."},
+     "lookup(pos, dst, tables, want_episode): episode or frame of each position through the bucket "
+     "table; tables is (cum, table, shift, steps, ends)."},
     {"frames", k_frames, METH_VARARGS,
      "frames(dst, start, step, wrap, perm, lookup, base, threads=1): dst[k] = frame of perm((start + k*step) % wrap); "
      "perm is (n, half_bits, keys), an int64 permutation array of wrap values, or None; lookup is "

@@ -374,13 +374,16 @@ class _Lookup:
         self.steps = 0
         self.exact = True
 
+    def _tables(self) -> tuple[Any, ...]:
+        """``(cum, table, shift, steps, ends)``: the search tables as the kernel takes them."""
+        table = self.table if self.table is not None else self._build_table()
+        return self._cum, table, self.shift, self.steps, np.ascontiguousarray(self._ends, dtype=np.int64)
+
     def kernel_args(self) -> tuple[tuple[Any, ...] | None, int]:
         """``(lookup, base)`` for the kernel's ``frames``: the tables, or ``None`` and the shared offset."""
         if self._base is not None:
             return None, self._base
-        table = self.table if self.table is not None else self._build_table()
-        ends = np.ascontiguousarray(self._ends, dtype=np.int64)
-        return (self._cum, table, self.shift, self.steps, ends), 0
+        return self._tables(), 0
 
     def offset(self, ep: np.ndarray) -> np.ndarray:
         """``frame - position`` inside each episode of ``ep`` (``ends - cum_end``)."""
@@ -413,12 +416,12 @@ class _Lookup:
         return table
 
     def _episode(self, pos: np.ndarray) -> np.ndarray:
-        table = self.table if self.table is not None else self._build_table()
         k = kernel.K
         if k is not None and pos.size:  # the same search in C (bisecting where a bucket needs more steps)
             out = np.empty(pos.size, dtype=np.int64)
-            k.lookup(np.ascontiguousarray(pos), out, self._cum, table, self.shift, self.steps, None, 0, True)
+            k.lookup(np.ascontiguousarray(pos), out, self._tables(), True)
             return out
+        table = self.table if self.table is not None else self._build_table()
         cum = self._cum
         ep = table[pos >> self.shift].astype(np.int64, copy=False)
         for _ in range(self.steps):
@@ -457,9 +460,7 @@ class _Lookup:
         ends, cum = self._ends, self._cum
         k = kernel.K
         if k is not None and flat.size:  # episode search and offset in one C loop
-            table = self.table if self.table is not None else self._build_table()
-            ends = np.ascontiguousarray(ends, dtype=np.int64)
-            k.lookup(np.ascontiguousarray(flat), out, cum, table, self.shift, self.steps, ends, 0, False)
+            k.lookup(np.ascontiguousarray(flat), out, self._tables(), False)
             return out.reshape(pos.shape)
         for lo in range(0, flat.size, _BLOCK):
             p = flat[lo : lo + _BLOCK]

@@ -133,10 +133,9 @@ class EpochOrder:
     def frames_strided(self, epoch: int, first: int, step: int, count: int) -> np.ndarray:
         """Frame indices at the global positions ``(first + k * step) mod num_frames``, ``k < count``.
 
-        What a rank's run of samples is (``step`` = world size). For ``order="frames"`` with the
-        Feistel permutation, the materialized ``randperm`` or none, the compiled kernel computes the
-        run in one fused loop; otherwise,
-        block by block through :meth:`frames`. The values are the same either way.
+        What a rank's run of samples is (``step`` = world size). For ``order="frames"`` the compiled
+        kernel computes the run in one fused loop (Feistel, the materialized ``randperm`` or no
+        shuffle); otherwise it runs block by block through :meth:`frames`. Same values either way.
         """
         return self.epoch_table(epoch).frames_strided(first, step, count)
 
