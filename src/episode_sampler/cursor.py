@@ -151,18 +151,23 @@ class EpochPass:
         return itertools.chain.from_iterable(self.chunks())
 
     def chunks(self) -> Iterator[Iterator[int]]:
-        """The pass as one list iterator per chunk; ``itertools.chain.from_iterable`` flattens it at C speed.
+        """The pass as one iterator per chunk; ``itertools.chain.from_iterable`` flattens it at C speed.
 
         ``position`` stays exact: each chunk is published before any of its items is handed out.
         """
+        return (it for it, _ in self.chunks_with_frames())
+
+    def chunks_with_frames(self) -> Iterator[tuple[Iterator[int], np.ndarray]]:
+        """:meth:`chunks`, each with the int64 array of its frames (for per-frame work such as seeds)."""
         total = self.total
         frames = self.sharded.frames
         base, length, _ = self._chunk
         stop = base + length
         if stop < total:  # the first sample alone, on Python ints: a restore's first item is fast
-            it = iter((self.sharded.frame_one(self.epoch, self.global_start, stop),))
+            first = self.sharded.frame_one(self.epoch, self.global_start, stop)
+            it = iter((first,))
             self._chunk = (stop, 1, it)
-            yield it
+            yield it, np.array([first], dtype=np.int64)
         size = FIRST_CHUNK
         while True:
             base, length, _ = self._chunk
@@ -174,7 +179,7 @@ class EpochPass:
             k = kernel.K  # boxed one at a time by the C iterator (no list of n ints), else a list
             it = k.IntIter(arr) if k is not None else iter(arr.tolist())
             self._chunk = (stop, n, it)
-            yield it
+            yield it, arr
             size = min(size * 4, MAX_CHUNK)
 
     def next_batch(self, batch_size: int, drop_last: bool) -> list[int]:

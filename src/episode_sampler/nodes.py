@@ -9,7 +9,6 @@ See ``docs/torchdata.md`` for composing it into a ``torchdata.nodes`` graph.
 from __future__ import annotations
 
 import itertools
-import operator
 import os
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -399,19 +398,16 @@ class EpisodeSamplerNode(BaseNode[Any]):
     def _seeded(self, run: EpochPass) -> Iterator[tuple[int, int]]:
         """``(index, seed)`` pairs: each chunk of the pass zipped with its seeds, flattened at C speed.
 
-        A chunk's seeds are computed vectorized from the same positions as the chunk (published by
-        ``EpochPass.chunks`` before any of its items is handed out, so ``run.position`` is its first
-        position). ``zip`` pulls from the chunk's iterator, so the position stays exact per item.
+        A chunk's seeds are computed vectorized from the chunk's own frame array
+        (``EpochPass.chunks_with_frames``). ``zip`` pulls from the chunk's iterator, so the position
+        stays exact per item.
         """
         return itertools.chain.from_iterable(self._seeded_chunks(run))
 
     def _seeded_chunks(self, run: EpochPass) -> Iterator[Iterator[tuple[int, int]]]:
-        seed, epoch, global_start = self._seed, run.epoch, run.global_start
-        frames = self._sharded.frames
-        for chunk in run.chunks():
-            lo = run.position
-            hi = lo + operator.length_hint(chunk)
-            yield zip(chunk, sample_seed(seed, epoch, frames(epoch, global_start, lo, hi)).tolist())
+        seed, epoch = self._seed, run.epoch
+        for chunk, frames in run.chunks_with_frames():  # seeds from the chunk's own frames, not recomputed
+            yield zip(chunk, sample_seed(seed, epoch, frames).tolist())
 
     # ------------------------------------------------------------------ copy / pickle
     def __getstate__(self) -> dict[str, Any]:
