@@ -157,7 +157,7 @@ class EpochPass:
         """
         return (it for it, _ in self.chunks_with_frames())
 
-    def chunks_with_frames(self) -> Iterator[tuple[Iterator[int], np.ndarray]]:
+    def chunks_with_frames(self) -> Iterator[tuple[Iterator[int], np.ndarray | list[int]]]:
         """:meth:`chunks`, each with the int64 array of its frames (for per-frame work such as seeds)."""
         total = self.total
         frames = self.sharded.frames
@@ -167,7 +167,7 @@ class EpochPass:
             first = self.sharded.frame_one(self.epoch, self.global_start, stop)
             it = iter((first,))
             self._chunk = (stop, 1, it)
-            yield it, np.array([first], dtype=np.int64)
+            yield it, [first]  # a list: no numpy call on a restore's first item
         size = FIRST_CHUNK
         while True:
             base, length, _ = self._chunk

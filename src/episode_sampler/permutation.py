@@ -51,26 +51,25 @@ def randperm_seed(seed: int, epoch: int) -> int:
 
     ``int(np.random.SeedSequence([seed, epoch]).generate_state(1, dtype=np.uint64)[0])``.
     """
-    return int(_seed_words([seed, epoch], 1)[0])
+    return int(_seed_words((seed, epoch), 1)[0])
 
 
-def _seed_words(entropy: list[Any], n_words: int) -> np.ndarray:
+def _seed_words(entropy: tuple[Any, ...], n_words: int) -> np.ndarray:
     """``np.random.SeedSequence(entropy).generate_state(n_words, np.uint64)``, from the kernel when it can.
 
     The kernel transcribes SeedSequence for plain ints in ``[0, 2**64)`` (~0.2 us instead of ~20 us,
     the same words: tested against numpy); anything else goes to numpy as it is.
     """
     k = kernel.K
-    if (
-        k is not None
-        and type(n_words) is int
-        and 1 <= n_words <= 64
-        and all(type(v) is int and 0 <= v <= _U64 for v in entropy)
-    ):
-        return np.frombuffer(bytearray(k.seedseq(tuple(entropy), n_words)), dtype="<u8").astype(
-            np.uint64, copy=False
-        )
-    return np.random.SeedSequence(entropy).generate_state(n_words, dtype=np.uint64)
+    if k is not None and type(n_words) is int and 1 <= n_words <= 64:
+        for v in entropy:
+            if type(v) is not int or not 0 <= v <= _U64:
+                break
+        else:
+            return np.frombuffer(bytearray(k.seedseq(entropy, n_words)), dtype="<u8").astype(
+                np.uint64, copy=False
+            )
+    return np.random.SeedSequence(list(entropy)).generate_state(n_words, dtype=np.uint64)
 
 
 def feistel_keys(seed: int, epoch: int, rounds: int = FEISTEL_ROUNDS) -> np.ndarray:
@@ -78,7 +77,7 @@ def feistel_keys(seed: int, epoch: int, rounds: int = FEISTEL_ROUNDS) -> np.ndar
 
     ``np.random.SeedSequence([seed, epoch, 0x46656973746C]).generate_state(rounds, np.uint64)``.
     """
-    return _seed_words([seed, epoch, _FEISTEL_TAG], rounds)
+    return _seed_words((seed, epoch, _FEISTEL_TAG), rounds)
 
 
 class Permutation:
