@@ -19,7 +19,7 @@ import numpy as np
 from torchdata.nodes import Loader
 
 from episode_sampler import EpisodeAwareSampler, EpisodeIndex, load_state, save_state
-from episode_sampler.nodes import EpisodeSamplerNode
+from episode_sampler.node import EpisodeSamplerNode
 
 rng = np.random.default_rng(2)
 EPISODES = EpisodeIndex.from_lengths(rng.integers(20, 80, size=40))  # ~2000 frames in 40 episodes

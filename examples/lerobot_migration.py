@@ -28,11 +28,11 @@ from episode_sampler import (
     EpisodeAwareSampler,
     compute_sampler_state,
     load_state,
-    read_episode_index,
     save_state,
     write_lerobot_dataset,
 )
-from episode_sampler.nodes import EpisodeSamplerNode
+from episode_sampler.lerobot import read_episode_index
+from episode_sampler.node import EpisodeSamplerNode
 
 SEED, DROP_LAST, BATCH, PROCESSES, STEP = 1000, 5, 8, 2, 137
 

@@ -11,7 +11,7 @@ import tempfile
 from torchdata.nodes import Loader, Mapper, Prefetcher
 
 from episode_sampler import EpisodeAwareSampler, LeRobotFrames, write_lerobot_dataset
-from episode_sampler.nodes import EpisodeSamplerNode
+from episode_sampler.node import EpisodeSamplerNode
 
 
 def sampler_basics() -> None:

@@ -27,7 +27,7 @@ from pathlib import Path
 from torchdata.nodes import Loader, Mapper, Prefetcher
 
 from episode_sampler import LeRobotFrames, load_state, save_state, write_lerobot_dataset
-from episode_sampler.nodes import EpisodeSamplerNode
+from episode_sampler.node import EpisodeSamplerNode
 
 EPOCHS, BATCH, CHECKPOINT_EVERY, KILL_AT = 2, 16, 10, 105
 

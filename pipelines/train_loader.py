@@ -34,7 +34,7 @@ import torch
 from torchdata.nodes import Loader, Mapper, ParallelMapper, PinMemory, Prefetcher
 
 from episode_sampler.distributed import check_consistent
-from episode_sampler.nodes import EpisodeSamplerNode
+from episode_sampler.node import EpisodeSamplerNode
 
 if str(Path(__file__).resolve().parent) not in sys.path:  # also when loaded by path, not run
     sys.path.insert(0, str(Path(__file__).resolve().parent))

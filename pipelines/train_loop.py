@@ -44,7 +44,7 @@ from torchdata.nodes import Batcher, Loader
 
 from episode_sampler import load_state, save_state
 from episode_sampler.distributed import check_consistent, get_rank_and_world_size
-from episode_sampler.nodes import EpisodeSamplerNode
+from episode_sampler.node import EpisodeSamplerNode
 
 if str(Path(__file__).resolve().parent) not in sys.path:  # also when loaded by path, not run
     sys.path.insert(0, str(Path(__file__).resolve().parent))

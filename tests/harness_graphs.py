@@ -19,7 +19,7 @@ from torchdata.nodes import (
     Unbatcher,
 )
 
-from episode_sampler.nodes import EpisodeSamplerNode
+from episode_sampler.node import EpisodeSamplerNode
 
 N = 10
 LAYOUT = ([0, 3, 4], [3, 4, 10])  # 10 frames in 3 episodes

@@ -4,7 +4,7 @@ import os
 import pytest
 
 from episode_sampler import EpisodeAwareSampler
-from episode_sampler.checkpoint import load_state, save_state
+from episode_sampler.core.checkpoint import load_state, save_state
 
 
 def test_roundtrip_and_atomic_replace(tmp_path):

@@ -19,7 +19,7 @@ from torchdata.stateful_dataloader import StatefulDataLoader
 from torchdata.stateful_dataloader.sampler import BatchSampler
 
 from episode_sampler import EpisodeAwareSampler, EpisodeIndex, cli, compute_sampler_state, save_state
-from episode_sampler.nodes import EpisodeSamplerNode
+from episode_sampler.node import EpisodeSamplerNode
 
 LENGTHS = [30, 7, 52, 18, 41, 25, 9, 60]
 INDEX = EpisodeIndex.from_lengths(LENGTHS)
@@ -153,7 +153,7 @@ def test_demo_refuses_an_unusable_root_or_keep(case: str, tmp_path: Path, capsys
 
 def test_the_library_does_not_import_the_cli() -> None:
     code = (
-        "import sys, episode_sampler, episode_sampler.lerobot, episode_sampler.nodes; "
+        "import sys, episode_sampler, episode_sampler.lerobot, episode_sampler.node; "
         "print(sorted(m for m in sys.modules if m.startswith('episode_sampler.cli')))"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
@@ -473,7 +473,7 @@ def test_demo_bad_root_is_one_line(case: str, tmp_path: Path, capsys) -> None:
 
 # ---------------------------------------------------------------------------------------------- demo
 def _steps_per_epoch(root: Path, batch: int) -> tuple[int, int]:
-    from episode_sampler import read_episode_index
+    from episode_sampler.lerobot import read_episode_index
 
     n = read_episode_index(root).num_frames
     return n, -(-n // batch)

@@ -284,7 +284,7 @@ def test_consistent_ranks_pass(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_node_records_match_sampler_records() -> None:
-    from episode_sampler.nodes import EpisodeSamplerNode
+    from episode_sampler.node import EpisodeSamplerNode
 
     node = EpisodeSamplerNode([0, 10, 30], [10, 30, 41], shuffle=True, seed=3, permutation="feistel",
                               order="blocks", block_size=2, rank=1, world_size=3)  # fmt: skip

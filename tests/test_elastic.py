@@ -72,7 +72,7 @@ class NodeCursor(SamplerCursor):
     """One rank's EpisodeSamplerNode (reset(state) / next() / get_state())."""
 
     def __init__(self, frm, to, rank, world, epoch, state=None, **kw: Any) -> None:
-        from episode_sampler.nodes import EpisodeSamplerNode
+        from episode_sampler.node import EpisodeSamplerNode
 
         self.n = EpisodeSamplerNode(frm, to, shuffle=True, seed=SEED, rank=rank, world_size=world, **kw)
         self.peeked: list[int] = []

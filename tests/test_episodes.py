@@ -238,7 +238,7 @@ def test_bounds_validation_matches_the_documented_rules(bounds, block):
     # Small blocks: the block-by-block validation of large layouts, on layouts hypothesis can shrink.
     from unittest import mock
 
-    from episode_sampler import episodes
+    from episode_sampler.core import layout as episodes
 
     starts, ends = bounds
     want = _reference_bounds_error(starts, ends)

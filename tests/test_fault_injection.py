@@ -39,8 +39,8 @@ PRELOAD = [
     "torchdata.nodes",
     "episode_sampler.cli.worker",
     "episode_sampler.lerobot",
-    "episode_sampler.nodes",
-    "episode_sampler.checkpoint",
+    "episode_sampler.node",
+    "episode_sampler.core.checkpoint",
 ]
 TIMEOUT = 90.0
 

@@ -39,7 +39,9 @@ def make(layout, **kw):
 
 def _id(case):
     kw = case["kw"]
-    return f"{case['layout']}-{kw['permutation']}-{kw['order']}-{kw['shuffle']}-{kw['rank']}of{kw['world_size']}"
+    return (
+        f"{case['layout']}-{kw['permutation']}-{kw['order']}-{kw['shuffle']}-{kw['rank']}of{kw['world_size']}"
+    )
 
 
 @pytest.mark.parametrize("case", GOLDEN["orders"], ids=_id)
@@ -88,8 +90,14 @@ def test_fingerprints():
 def test_huge_feistel(order):
     big = EpisodeIndex.from_lengths(np.full(10**6, 10**6, dtype=np.int64))
     s = EpisodeAwareSampler.from_index(
-        big, shuffle=True, seed=2**64 - 1, permutation="feistel", order=order,
-        block_size=1000 if order == "blocks" else None, rank=5, world_size=8,
+        big,
+        shuffle=True,
+        seed=2**64 - 1,
+        permutation="feistel",
+        order=order,
+        block_size=1000 if order == "blocks" else None,
+        rank=5,
+        world_size=8,
     )
     expected = GOLDEN["big"][order]
     assert s.frame_indices(3, 0, 50).tolist() == expected["head"]
@@ -106,12 +114,23 @@ def _jsonable(x):
     return json.loads(json.dumps(x))
 
 
-@pytest.mark.parametrize("case", GOLDEN["nodes"], ids=lambda c: f"seed{c['emit_seed']}-batch{c['batch_size']}")
+@pytest.mark.parametrize(
+    "case", GOLDEN["nodes"], ids=lambda c: f"seed{c['emit_seed']}-batch{c['batch_size']}"
+)
 def test_nodes(case):
     def build():
         return EpisodeSamplerNode(
-            FROM, TO, shuffle=True, seed=11, permutation="feistel", order="blocks", block_size=4,
-            rank=0, world_size=2, batch_size=case["batch_size"], emit_seed=case["emit_seed"],
+            FROM,
+            TO,
+            shuffle=True,
+            seed=11,
+            permutation="feistel",
+            order="blocks",
+            block_size=4,
+            rank=0,
+            world_size=2,
+            batch_size=case["batch_size"],
+            emit_seed=case["emit_seed"],
         )
 
     node = build()

@@ -12,14 +12,14 @@ import functools
 import operator
 import os
 
+import episode_sampler.kernel as kernel_mod
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import episode_sampler.kernel as kernel_mod
 from episode_sampler import EpisodeAwareSampler, EpisodeIndex
-from episode_sampler.permutation import FeistelPermutation, feistel_keys
+from episode_sampler.core.permutation import FeistelPermutation, feistel_keys
 
 K = kernel_mod.K
 needs_kernel = pytest.mark.skipif(K is None, reason=f"kernel: {kernel_mod.kernel_info()}")
@@ -399,7 +399,7 @@ def test_seedseq_refuses_bad_entropy():
 
 
 def test_keys_and_randperm_seed_match_numpy(path):
-    from episode_sampler.permutation import randperm_seed
+    from episode_sampler.core.permutation import randperm_seed
 
     for seed, epoch in ((0, 0), (2**64 - 1, 2**62), (12345, 7), (2**32, 2**32 - 1)):
         expect = np.random.SeedSequence([seed, epoch, 0x46656973746C]).generate_state(4, dtype=np.uint64)
@@ -512,7 +512,7 @@ def test_randperm_runs_match_lerobot_order(path):
     """permutation="randperm": the rank's run gathers LeRobot's torch.randperm order (fused in the kernel)."""
     import torch
 
-    from episode_sampler.permutation import randperm_seed
+    from episode_sampler.core.permutation import randperm_seed
 
     index = _layout(*LAYOUTS["regular"])
     frames = _valid_frames(index)

@@ -47,30 +47,22 @@ def test_every_public_name_resolves_in_a_fresh_process() -> None:
 
 
 def test_public_names_are_the_defining_modules_objects() -> None:
-    from episode_sampler import (
-        checkpoint,
-        episodes,
-        lerobot,
-        nodes,
-        order,
-        permutation,
-        pipeline_check,
-        sampler,
-        seeding,
-        state,
-    )
+    from episode_sampler import distributed, lerobot, mixture, node, pipeline_check, sampler
+    from episode_sampler.core import checkpoint, layout, seeding, steps
+    from episode_sampler.integrations import accelerate
 
     modules = (
+        accelerate,
         checkpoint,
-        episodes,
+        distributed,
+        layout,
         lerobot,
-        nodes,
-        order,
-        permutation,
+        mixture,
+        node,
         pipeline_check,
         sampler,
         seeding,
-        state,
+        steps,
     )
     for name in episode_sampler.__all__:
         value = getattr(episode_sampler, name)

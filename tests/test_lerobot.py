@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from episode_sampler.episodes import EpisodeIndex
+from episode_sampler.core.layout import EpisodeIndex
 from episode_sampler.lerobot import TASKS, LeRobotFrames, read_episode_index, write_lerobot_dataset
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -164,7 +164,7 @@ def test_read_episode_index_handmade(handmade):
     assert eps.starts.tolist() == [b[1] for b in bounds]
     assert eps.ends.tolist() == [b[2] for b in bounds]
     assert eps.lengths.tolist() == LENGTHS
-    assert EpisodeIndex.from_lerobot(handmade) == eps
+    assert read_episode_index(handmade) == eps
 
 
 def test_read_episode_index_sorts_by_episode_index(tmp_path):

@@ -19,7 +19,7 @@ from torchdata.nodes import Loader, Prefetcher, StopCriteria
 
 from episode_sampler import EpisodeAwareSampler, write_lerobot_dataset
 from episode_sampler.mixture import lerobot_mixture, mixture, state_from_json, state_to_json
-from episode_sampler.nodes import EpisodeSamplerNode
+from episode_sampler.node import EpisodeSamplerNode
 
 ROOT = Path(__file__).resolve().parents[1]
 BATCH = 4

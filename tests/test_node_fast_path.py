@@ -19,7 +19,7 @@ import pytest
 from torchdata.nodes import BaseNode, Loader, Prefetcher
 
 from episode_sampler import EpisodeAwareSampler
-from episode_sampler.nodes import EpisodeSamplerNode
+from episode_sampler.node import EpisodeSamplerNode
 from reference import ref_sample_seed
 
 LENGTHS = [17, 3, 40, 1, 25, 9, 33, 12, 5, 60, 70]  # 275 frames: more than one chunk of the pass
@@ -71,7 +71,7 @@ class PlainBaseNode(BaseNode):
 
 
 # ---------------------------------------------------------------------------- lazy initialization
-@pytest.mark.parametrize("pull", ["next", "for", "dunder", "method"])
+@pytest.mark.parametrize("pull", ["next", "for", "dunder"])
 def test_first_pull_before_reset_runs_reset_once(pull):
     ref = sampler_epochs(2)
     node = CountingResets(FROM, TO, **KW)
@@ -145,18 +145,11 @@ def test_a_subclass_next_is_what_every_pull_returns():
     assert list(SumsBatches(FROM, TO, **KW, batch_size=7)) == [sum(b) for b in batches]
 
 
-def test_a_subclass_own_dunder_next_is_kept():
-    class Own(EpisodeSamplerNode):
-        def __next__(self):
-            return -1
-
-        def next(self):  # overriding next as well must not replace the subclass's __next__
-            return -2
-
-    assert next(Own(FROM, TO, **KW)) == -1
-    assert EpisodeSamplerNode.__next__ is not BaseNode.__next__  # the fast path is in place
-    assert Plus1000.__next__ is BaseNode.__next__  # and handed back where next() is overridden
-    assert CountingResets.__next__ is EpisodeSamplerNode.__next__
+def test_the_node_uses_torchdata_protocol_only():
+    # reset/next/get_state: BaseNode's own __next__ and no subclass hook
+    assert EpisodeSamplerNode.__next__ is BaseNode.__next__
+    assert "__init_subclass__" not in EpisodeSamplerNode.__dict__
+    assert Plus1000.__next__ is BaseNode.__next__
 
 
 # ---------------------------------------------------------------------------- StopIteration and state

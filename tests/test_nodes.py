@@ -16,7 +16,7 @@ import torch
 from torchdata.nodes import Batcher, Loader, Prefetcher
 
 from episode_sampler import EpisodeAwareSampler
-from episode_sampler.nodes import EpisodeSamplerNode
+from episode_sampler.node import EpisodeSamplerNode
 from reference import ref_sample_seed
 
 # ---------------------------------------------------------------------------- layout and references

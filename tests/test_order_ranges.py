@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from episode_sampler import EpisodeIndex
-from episode_sampler.order import EpochOrder
+from episode_sampler.core.order import EpochOrder
 from reference import reference_epoch
 
 

@@ -4,8 +4,13 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from episode_sampler import FeistelPermutation, RandpermPermutation, make_permutation
-from episode_sampler.permutation import check_seed, randperm_seed
+from episode_sampler.core.permutation import (
+    FeistelPermutation,
+    RandpermPermutation,
+    check_seed,
+    make_permutation,
+    randperm_seed,
+)
 from reference import feistel_reference, lerobot_generator
 
 PRIMES = [2, 3, 5, 7, 11, 13, 101, 1009, 65521, 1_000_003]

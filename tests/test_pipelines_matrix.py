@@ -20,8 +20,8 @@ import torch
 from torchdata.nodes import BaseNode, Batcher, Loader, Mapper, ParallelMapper, PinMemory, Prefetcher
 
 from episode_sampler import EpisodeAwareSampler
-from episode_sampler.nodes import EpisodeSamplerNode
-from episode_sampler.seeding import sample_seed
+from episode_sampler.core.seeding import sample_seed
+from episode_sampler.node import EpisodeSamplerNode
 
 LENGTHS = [23, 4, 31, 17, 2, 40, 12, 29, 8, 35]  # 201 frames
 FROM = np.concatenate([[0], np.cumsum(LENGTHS)[:-1]]).tolist()

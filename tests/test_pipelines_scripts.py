@@ -261,7 +261,7 @@ def _parsed(common, argv: list[str]):
 
 def test_train_loop_layout_is_the_synthetic_datasets(tmp_path: Path) -> None:
     """Without --root, train_loop.py samples the layout --episodes N writes in the other scripts."""
-    from episode_sampler.nodes import EpisodeSamplerNode
+    from episode_sampler.node import EpisodeSamplerNode
 
     train_loop = load_script("train_loop.py")
     for episodes in (None, 7):

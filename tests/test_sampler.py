@@ -478,7 +478,7 @@ def test_zero_dim_tensor_scalars_accepted():
 
 def test_two_cursors_one_epoch_apart_share_the_cache():
     s = EpisodeAwareSampler.from_index(EpisodeIndex.from_lengths([50, 50]), shuffle=True)
-    order = s._order
+    order = s.sharded_order.order
     t0 = order.epoch_table(0)
     t1 = order.epoch_table(1)
     assert order.epoch_table(0) is t0 and order.epoch_table(1) is t1

@@ -8,8 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from episode_sampler import EpisodeIndex, FeistelPermutation, make_permutation
-from episode_sampler.order import EpochOrder
+from episode_sampler import EpisodeIndex
+from episode_sampler.core.order import EpochOrder
+from episode_sampler.core.permutation import FeistelPermutation, make_permutation
 from reference import feistel_reference
 
 

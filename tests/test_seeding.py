@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from episode_sampler.seeding import sample_seed, splitmix64
+from episode_sampler.core.seeding import sample_seed, splitmix64
 from reference import ref_mix, ref_sample_seed
 
 MASK = 2**64 - 1

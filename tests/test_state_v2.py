@@ -9,8 +9,8 @@ import pytest
 from torchdata.nodes import IterableWrapper, Loader, MultiNodeWeightedSampler, StopCriteria
 
 from episode_sampler import EpisodeAwareSampler
-from episode_sampler.nodes import EpisodeSamplerNode
-from episode_sampler.state import STATE_KEYS, STATE_VERSION, V1_STATE_KEYS
+from episode_sampler.core.state import STATE_KEYS, STATE_VERSION, V1_STATE_KEYS
+from episode_sampler.node import EpisodeSamplerNode
 
 FROM, TO = [0, 5, 12], [5, 12, 20]  # 20 frames
 KW = dict(shuffle=True, seed=3)
@@ -292,8 +292,8 @@ def test_cli_inspect_describes_the_pass_bits_and_relabel(tmp_path, capsys):
 def test_relabel_fingerprint_is_the_digest_of_the_relabelled_valid_frames():
     import hashlib
 
-    from episode_sampler.cursor import _Relabel
-    from episode_sampler.episodes import EpisodeIndex
+    from episode_sampler.core.cursor import _Relabel
+    from episode_sampler.core.layout import EpisodeIndex
 
     index = EpisodeIndex.from_bounds([0, 10, 30, 31], [7, 25, 30, 40])  # one empty episode
     table = [(7 * i + 3) % 101 for i in range(40)]

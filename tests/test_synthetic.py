@@ -6,7 +6,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from episode_sampler.episodes import EpisodeIndex
+from episode_sampler.core.layout import EpisodeIndex
 from episode_sampler.lerobot import TASKS, read_episode_index, write_lerobot_dataset
 
 

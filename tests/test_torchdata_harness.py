@@ -23,7 +23,7 @@ from torchdata.nodes import (
     Unbatcher,
 )
 
-from episode_sampler.nodes import EpisodeSamplerNode
+from episode_sampler.node import EpisodeSamplerNode
 from torchdata_harness import run_test_save_load_state
 
 

@@ -4,6 +4,15 @@ The public names below are imported on first use (PEP 562 module ``__getattr__``
 episode_sampler`` and ``episode_sampler.__version__`` import neither torch nor pyarrow nor PyAV, so a
 command line or a tool that only needs a little of the package starts at once.
 ``from episode_sampler import EpisodeAwareSampler`` works as always and imports what that name needs.
+
+The package, in the order data flows (each layer imports only the ones before it):
+
+- ``episode_sampler.core``: the pure order -- layout, permutation, order, the shard/pass cursor,
+  the state codec, seeds. Imports nothing else of the package.
+- ``episode_sampler.lerobot``: LeRobot v3 datasets (Parquet, video, tasks, stats); uses ``core``.
+- ``episode_sampler.sampler`` / ``.node`` / ``.mixture`` / ``.distributed`` / ``.pipeline_check``:
+  the torch ``Sampler``, the torchdata node, mixtures and checks, built from ``core``.
+- ``episode_sampler.integrations``: accelerate; ``episode_sampler.cli``: the command line.
 """
 
 from __future__ import annotations
@@ -11,27 +20,22 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 #: Public name -> the submodule that defines it (imported when the name is first used).
 _LAZY: dict[str, str] = {
     "EpisodeAwareSampler": ".sampler",
-    "EpisodeIndex": ".episodes",
-    "EpisodeSamplerNode": ".nodes",
-    "EpochOrder": ".order",
-    "FeistelPermutation": ".permutation",
+    "EpisodeIndex": ".core.layout",
+    "EpisodeSamplerNode": ".node",
     "LeRobotFrames": ".lerobot",
-    "ORDERS": ".order",
-    "PERMUTATIONS": ".permutation",
-    "RandpermPermutation": ".permutation",
-    "STATE_VERSION": ".state",
+    "check_consistent": ".distributed",
     "check_exactness": ".pipeline_check",
-    "compute_sampler_state": ".sampler",
-    "load_state": ".checkpoint",
-    "make_permutation": ".permutation",
-    "read_episode_index": ".lerobot",
-    "sample_seed": ".seeding",
-    "save_state": ".checkpoint",
+    "compute_sampler_state": ".core.steps",
+    "lerobot_mixture": ".mixture",
+    "load_state": ".core.checkpoint",
+    "resume_dataloader": ".integrations.accelerate",
+    "sample_seed": ".core.seeding",
+    "save_state": ".core.checkpoint",
     "write_lerobot_dataset": ".lerobot",
 }
 
@@ -39,18 +43,13 @@ __all__ = [
     "EpisodeAwareSampler",
     "EpisodeIndex",
     "EpisodeSamplerNode",
-    "EpochOrder",
-    "FeistelPermutation",
     "LeRobotFrames",
-    "ORDERS",
-    "PERMUTATIONS",
-    "RandpermPermutation",
-    "STATE_VERSION",
+    "check_consistent",
     "check_exactness",
     "compute_sampler_state",
+    "lerobot_mixture",
     "load_state",
-    "make_permutation",
-    "read_episode_index",
+    "resume_dataloader",
     "sample_seed",
     "save_state",
     "write_lerobot_dataset",
@@ -73,13 +72,14 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # type checkers and the API docs (griffe) see the names statically
-    from .checkpoint import load_state, save_state
-    from .episodes import EpisodeIndex
-    from .lerobot import LeRobotFrames, read_episode_index, write_lerobot_dataset
-    from .nodes import EpisodeSamplerNode
-    from .order import ORDERS, EpochOrder
-    from .permutation import PERMUTATIONS, FeistelPermutation, RandpermPermutation, make_permutation
+    from .core.checkpoint import load_state, save_state
+    from .core.layout import EpisodeIndex
+    from .core.seeding import sample_seed
+    from .core.steps import compute_sampler_state
+    from .distributed import check_consistent
+    from .integrations.accelerate import resume_dataloader
+    from .lerobot import LeRobotFrames, write_lerobot_dataset
+    from .mixture import lerobot_mixture
+    from .node import EpisodeSamplerNode
     from .pipeline_check import check_exactness
-    from .sampler import EpisodeAwareSampler, compute_sampler_state
-    from .seeding import sample_seed
-    from .state import STATE_VERSION
+    from .sampler import EpisodeAwareSampler

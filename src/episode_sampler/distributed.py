@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .state import IDENTITY_KEYS
+from .core.state import IDENTITY_KEYS
 
 __all__ = ["CONSISTENCY_FIELDS", "check_consistent", "consistency_record", "get_rank_and_world_size"]
 
@@ -96,7 +96,7 @@ def check_consistent(sampler_or_node: Any, group: Any = None) -> None:
 
     Args:
         sampler_or_node: an :class:`~episode_sampler.EpisodeAwareSampler` or an
-            :class:`~episode_sampler.nodes.EpisodeSamplerNode`.
+            :class:`~episode_sampler.node.EpisodeSamplerNode`.
         group: the process group (default: the default group).
 
     Raises:

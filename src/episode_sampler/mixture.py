@@ -23,9 +23,9 @@ import numpy as np
 import torch
 from torchdata.nodes import BaseNode, Mapper, MultiNodeWeightedSampler, StopCriteria
 
-from ._validate import ArgumentTypeError
+from .core.validation import ArgumentTypeError
 from .lerobot import LeRobotFrames
-from .nodes import EpisodeSamplerNode
+from .node import EpisodeSamplerNode
 
 __all__ = ["lerobot_mixture", "mixture", "state_from_json", "state_to_json"]
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from torchdata.nodes import BaseNode, Loader, MultiNodeWeightedSampler, ParallelMapper, PinMemory, Prefetcher
 
-from .nodes import EpisodeSamplerNode
+from .node import EpisodeSamplerNode
 
 _SNAPSHOTTING = (ParallelMapper, Prefetcher, PinMemory)
 _MAX_CONTAINER_LEN = 1024

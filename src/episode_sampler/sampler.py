@@ -11,11 +11,15 @@ from typing import Any
 import numpy as np
 from torch.utils.data import Sampler
 
-from ._validate import ArgumentTypeError, check_bool, check_choice, check_int
-from .cursor import MAX_EPOCH, EpochPass, ShardedOrder, check_epoch
-from .episodes import EpisodeIndex
-from .order import EpochOrder
-from .state import samples_per_rank
+from .core.cursor import EpochPass, ShardedOrder, check_epoch
+from .core.layout import EpisodeIndex
+from .core.spec import SamplerSpec, non_empty, select_frames
+from .core.state import MAX_EPOCH, samples_per_rank
+from .core.steps import compute_sampler_state
+from .core.validation import ArgumentTypeError, check_choice, check_int
+from .lerobot.episode_table import lerobot_layout
+
+__all__ = ["EpisodeAwareSampler", "SamplerIterator", "compute_sampler_state"]
 
 logger = logging.getLogger(__name__)
 
@@ -46,17 +50,16 @@ class EpisodeAwareSampler(Sampler[int]):
         shuffle: shuffle the units of each epoch.
         seed: shuffle seed, an int in ``[0, 2**64)``.
         absolute_to_relative_idx: mapping or sequence applied to every yielded frame index.
-        permutation: ``"randperm"`` (exact, LeRobot-compatible, O(frames) per epoch) or
-            ``"feistel"`` (O(1) memory and seek).
-        order: ``"frames"``, ``"episodes"`` or ``"blocks"`` (then ``block_size`` is required).
-        block_size: frames per block for ``order="blocks"``.
-        rank: this process's shard in ``[0, world_size)``.
-        world_size: number of shards; rank ``r`` yields global positions ``r, r + W, ...``.
-        drop_last: ``False`` pads the epoch by wrapping to its start so every rank yields
-            ``ceil(n / W)`` samples; ``True`` yields ``floor(n / W)``.
         set_epoch_policy: ``"keep_resumed"`` (default): after a restore, ``set_epoch`` never moves the
             epoch backwards (ignored with a warning); ``"follow"``: ``set_epoch`` always sets the
             epoch, exactly as LeRobot's sampler.
+        **options: the other keyword arguments of :class:`~episode_sampler.core.spec.SamplerSpec`:
+            ``permutation`` (``"randperm"``, exact and LeRobot-compatible, O(frames) per epoch, or
+            ``"feistel"``, O(1) memory and seek), ``order`` (``"frames"``, ``"episodes"`` or
+            ``"blocks"``), ``block_size`` (frames per block for ``order="blocks"``), ``rank`` and
+            ``world_size`` (rank ``r`` of ``W`` yields global positions ``r, r + W, ...``) and
+            ``drop_last`` (``False`` pads the epoch by wrapping to its start so every rank yields
+            ``ceil(n / W)`` samples; ``True`` yields ``floor(n / W)``).
 
     Raises:
         ValueError: ``drop_n_first_frames must be >= 0``, ``drop_n_last_frames must be >= 0``,
@@ -75,61 +78,28 @@ class EpisodeAwareSampler(Sampler[int]):
         seed: int = 0,
         absolute_to_relative_idx: Mapping[int, int] | Sequence[int] | np.ndarray | None = None,
         *,
-        permutation: str = "randperm",
-        order: str = "frames",
-        block_size: int | None = None,
-        rank: int = 0,
-        world_size: int = 1,
-        drop_last: bool = False,
         set_epoch_policy: str = "keep_resumed",
+        **options: Any,
     ) -> None:
-        drop_n_first_frames = check_int("drop_n_first_frames", drop_n_first_frames, maximum=2**62)
-        drop_n_last_frames = check_int("drop_n_last_frames", drop_n_last_frames, maximum=2**62)
-        if drop_n_first_frames < 0:
-            raise ValueError(f"drop_n_first_frames must be >= 0, got {drop_n_first_frames}")
-        if drop_n_last_frames < 0:
-            raise ValueError(f"drop_n_last_frames must be >= 0, got {drop_n_last_frames}")
-        layout = EpisodeIndex.from_bounds(dataset_from_indices, dataset_to_indices)
-        self._init(
-            layout.select(episode_indices_to_use, drop_n_first_frames, drop_n_last_frames),
-            shuffle=shuffle,
-            seed=seed,
-            absolute_to_relative_idx=absolute_to_relative_idx,
-            permutation=permutation,
-            order=order,
-            block_size=block_size,
-            rank=rank,
-            world_size=world_size,
-            drop_last=drop_last,
-            set_epoch_policy=set_epoch_policy,
+        index = select_frames(
+            dataset_from_indices,
+            dataset_to_indices,
+            episode_indices_to_use,
+            drop_n_first_frames,
+            drop_n_last_frames,
         )
+        spec = SamplerSpec(
+            shuffle=shuffle, seed=seed, absolute_to_relative_idx=absolute_to_relative_idx, **options
+        )
+        self._start(index, spec, set_epoch_policy)
 
-    def _init(self, index: EpisodeIndex, **kw: Any) -> None:
-        if index.num_frames == 0:
-            raise ValueError(
-                "No valid frames remain after applying drop_n_first_frames and drop_n_last_frames. "
-                "All episodes were either filtered out or had too few frames."
-            )
+    def _start(self, index: EpisodeIndex, spec: SamplerSpec, set_epoch_policy: str) -> None:
         self.episode_index = index
-        self.shuffle = kw["shuffle"]
-        self.seed = kw["seed"]
-        self._order = EpochOrder(
-            index,
-            order=kw["order"],
-            block_size=kw["block_size"],
-            permutation=kw["permutation"],
-            seed=kw["seed"],
-            shuffle=kw["shuffle"],
-        )
-        self._sharded = ShardedOrder(
-            self._order,
-            rank=kw["rank"],
-            world_size=kw["world_size"],
-            drop_last=kw["drop_last"],
-            absolute_to_relative_idx=kw["absolute_to_relative_idx"],
-        )
-        self.seed = self._order.seed
-        self.set_epoch_policy = check_choice("set_epoch_policy", kw["set_epoch_policy"], SET_EPOCH_POLICIES)
+        self.spec = spec
+        self._sharded = spec.build(index)
+        self.shuffle = self._sharded.order.shuffle
+        self.seed = self._sharded.order.seed
+        self.set_epoch_policy = check_choice("set_epoch_policy", set_epoch_policy, SET_EPOCH_POLICIES)
         self._next = (0, 0, 0)  # (epoch, start_index, global_start) of the next pass
         self._active: EpochPass | None = None
         self._restored = False  # a load_state_dict happened: set_epoch may not move backwards
@@ -138,41 +108,19 @@ class EpisodeAwareSampler(Sampler[int]):
     # ------------------------------------------------------------------ constructors
     @classmethod
     def from_index(
-        cls,
-        index: EpisodeIndex,
-        *,
-        shuffle: bool = False,
-        seed: int = 0,
-        absolute_to_relative_idx: Mapping[int, int] | Sequence[int] | np.ndarray | None = None,
-        permutation: str = "randperm",
-        order: str = "frames",
-        block_size: int | None = None,
-        rank: int = 0,
-        world_size: int = 1,
-        drop_last: bool = False,
-        set_epoch_policy: str = "keep_resumed",
+        cls, index: EpisodeIndex, *, set_epoch_policy: str = "keep_resumed", **options: Any
     ) -> EpisodeAwareSampler:
         """A sampler over every frame of ``index`` (use ``index.select(...)`` to subset/trim first).
+
+        ``options`` are the keyword arguments of :class:`~episode_sampler.core.spec.SamplerSpec`
+        (``shuffle``, ``seed``, ``permutation``, ``order``, ``block_size``, ``rank``, ``world_size``,
+        ``drop_last``, ``absolute_to_relative_idx``), as for the constructor.
 
         Raises:
             TypeError, ValueError: as the constructor.
         """
-        if not isinstance(index, EpisodeIndex):
-            raise TypeError(f"index must be an EpisodeIndex, got {type(index).__name__}")
         self = cls.__new__(cls)
-        self._init(
-            index,
-            shuffle=shuffle,
-            seed=seed,
-            absolute_to_relative_idx=absolute_to_relative_idx,
-            permutation=permutation,
-            order=order,
-            block_size=block_size,
-            rank=rank,
-            world_size=world_size,
-            drop_last=drop_last,
-            set_epoch_policy=set_epoch_policy,
-        )
+        self._start(non_empty(index), SamplerSpec(**options), set_epoch_policy)
         return self
 
     @classmethod
@@ -182,40 +130,37 @@ class EpisodeAwareSampler(Sampler[int]):
         episode_indices_to_use: Sequence[int] | None = None,
         drop_n_first_frames: int = 0,
         drop_n_last_frames: int = 0,
-        **kwargs: Any,
+        *,
+        set_epoch_policy: str = "keep_resumed",
+        **options: Any,
     ) -> EpisodeAwareSampler:
         """A sampler over a LeRobot v3 dataset on disk (keyword arguments as the constructor).
 
-        It yields item numbers of :class:`LeRobotFrames` over the same ``root``: these are the frame
-        indices when the dataset's ``index`` column runs from 0 without gaps (the usual case); when
-        episodes leave gaps, frame indices are mapped to item numbers (``absolute_to_relative_idx``,
-        unless you pass your own), so ``LeRobotFrames[i]`` always reads the sampled frame.
+        It yields item numbers of :class:`~episode_sampler.LeRobotFrames` over the same ``root``:
+        these are the frame indices when the dataset's ``index`` column runs from 0 without gaps (the
+        usual case); when episodes leave gaps, frame indices are mapped to item numbers
+        (``absolute_to_relative_idx``, unless you pass your own), so ``LeRobotFrames[i]`` always reads
+        the sampled frame.
 
         Raises:
             FileNotFoundError: missing metadata; ValueError/TypeError: as the constructor.
         """
-        index = EpisodeIndex.from_lerobot(root)
-        starts, ends = index.starts, index.ends
-        contiguous = starts.size == 0 or (starts[0] == 0 and np.array_equal(starts[1:], ends[:-1]))
-        if not contiguous and kwargs.get("absolute_to_relative_idx") is None:
-            relative = np.full(int(ends.max()), -1, dtype=np.int64)
-            frames = index.frame_at(np.arange(index.num_frames, dtype=np.int64))
-            relative[frames] = np.arange(index.num_frames, dtype=np.int64)
-            kwargs["absolute_to_relative_idx"] = relative
+        index, options = lerobot_layout(root, options)
         return cls(
             index.starts,
             index.ends,
             episode_indices_to_use,
             drop_n_first_frames,
             drop_n_last_frames,
-            **kwargs,
+            set_epoch_policy=set_epoch_policy,
+            **options,
         )
 
     # ------------------------------------------------------------------ properties
     @property
     def num_frames(self) -> int:
         """Valid frames in one epoch (all ranks together)."""
-        return self._order.num_frames
+        return self._sharded.order.num_frames
 
     @property
     def rank(self) -> int:
@@ -231,15 +176,15 @@ class EpisodeAwareSampler(Sampler[int]):
 
     @property
     def permutation(self) -> str:
-        return self._order.permutation
+        return self._sharded.order.permutation
 
     @property
     def order(self) -> str:
-        return self._order.order
+        return self._sharded.order.order
 
     @property
     def block_size(self) -> int | None:
-        return self._order.block_size
+        return self._sharded.order.block_size
 
     @property
     def fingerprint(self) -> str:
@@ -262,12 +207,15 @@ class EpisodeAwareSampler(Sampler[int]):
         return np.cumsum(self.episode_index.lengths)
 
     @property
+    def sharded_order(self) -> ShardedOrder:
+        """The (immutable) core order this sampler iterates; a node built ``from_sampler`` shares it."""
+        return self._sharded
+
+    @property
     def indices(self) -> list[int]:
         """All valid frame indices in unshuffled order (relabelled); O(frames), built on each call."""
-        n = self.num_frames
-        out = EpochOrder(self.episode_index, shuffle=False).frames(0, np.arange(n, dtype=np.int64))
-        relabel = self._sharded._relabel
-        return (relabel(out) if relabel is not None else out).tolist()
+        frames = self.episode_index.frame_at(np.arange(self.num_frames, dtype=np.int64))
+        return self._sharded.relabel(frames).tolist()
 
     # ------------------------------------------------------------------ sampler protocol
     def __len__(self) -> int:
@@ -386,7 +334,8 @@ class EpisodeAwareSampler(Sampler[int]):
             ValueError: missing/unknown keys, unknown version, a state from another layout, seed,
                 shuffle, permutation or order (the message names the field), a bad position.
         """
-        nxt = self._sharded.restore(state)
+        r = self._sharded.restore_state(state)
+        nxt = (r.epoch, r.start_index, r.global_start)
         epoch, start = int(state["epoch"]), int(state["start_index"])
         if len(state) == 2:  # a bare LeRobot state: this world, from the epoch's start
             left = self._sharded.count(0)
@@ -476,117 +425,3 @@ class SamplerIterator(itertools.chain):  # type: ignore[type-arg]
         self._handle.exhausted = bool(state["exhausted"])
         if state.get("pulled", False):
             self._handle.sampler._bind(self._handle)
-
-
-def compute_sampler_state(
-    step: int,
-    num_frames: int,
-    batch_size: int,
-    num_processes: int,
-    *,
-    split_batches: bool = False,
-    even_batches: bool = True,
-    drop_last: bool = False,
-    process_index: int | None = None,
-    origin: Mapping[str, int] | None = None,
-) -> dict[str, int]:
-    """The sampler state after ``step`` optimizer steps of a run under accelerate's batch sharding.
-
-    With accelerate's defaults (``split_batches=False``, ``even_batches=True``) this is LeRobot's
-    formula: one step consumes ``batch_size * num_processes`` positions and every process sees
-    ``ceil(ceil(num_frames / batch_size) / num_processes)`` batches per epoch (the last round padded)::
-
-        epoch, into = divmod(step, batches_per_epoch)
-        start_index = min(into * batch_size * num_processes, num_frames)
-
-    The keyword arguments describe the checkpointed run's other modes (pass what it used):
-
-    - ``split_batches=True``: ``batch_size`` is the global batch, split across processes; a step
-      consumes ``batch_size`` positions and an epoch has ``ceil(num_frames / batch_size)`` steps.
-    - ``even_batches=False``: no padding; processes get different numbers of batches per epoch, so
-      their epochs drift apart and each process has its own state: ``process_index`` is required.
-    - ``drop_last=True`` (the ``DataLoader``'s): short batches and incomplete rounds are dropped.
-
-    Every process keeps a world-size-1 sampler; the state is the same on every process except with
-    ``even_batches=False``. ``len(sampler)`` is ``num_frames``.
-
-    ``origin`` (``{"step", "epoch", "start_index"}``): where this mapping starts, for runs resumed with
-    another ``num_processes`` or ``batch_size``: at step ``origin["step"]`` the sampler was at
-    ``(epoch, start_index)`` and every later step used this ``batch_size`` and ``num_processes``.
-    Default: step 0 at ``(0, 0)``.
-
-    Raises:
-        TypeError, ValueError: non-int arguments, negative ``step``, non-positive others, a
-            ``batch_size`` not divisible by ``num_processes`` with ``split_batches``, a missing or
-            out-of-range ``process_index`` with ``even_batches=False``.
-    """
-    step = check_int("step", step, minimum=0)
-    num_frames = check_int("num_frames", num_frames, minimum=1)
-    batch_size = check_int("batch_size", batch_size, minimum=1)
-    num_processes = check_int("num_processes", num_processes, minimum=1)
-    split_batches = check_bool("split_batches", split_batches)
-    even_batches = check_bool("even_batches", even_batches)
-    drop_last = check_bool("drop_last", drop_last)
-    rank = 0
-    if process_index is not None:
-        rank = check_int("process_index", process_index, minimum=0, maximum=num_processes - 1)
-    elif not even_batches and not drop_last and num_processes > 1:
-        raise ValueError(
-            "process_index is required with even_batches=False: the processes get different numbers of "
-            "batches per epoch, so each one resumes at its own epoch and position"
-        )
-    args = (batch_size, num_processes, split_batches, even_batches, drop_last, rank)
-    per_step, per_epoch = _accelerate_steps(num_frames, *args)
-    if per_epoch == 0:
-        raise ValueError(
-            f"process {rank} gets no batch in an epoch of num_frames={num_frames} with batch_size="
-            f"{batch_size}, num_processes={num_processes}, split_batches={split_batches}, "
-            f"even_batches={even_batches}, drop_last={drop_last}: a training loop would never get a step"
-        )
-    epoch = 0
-    if origin is not None:
-        step, epoch, start = _check_origin(origin, step, num_frames)
-        if start > 0:  # the pass that resumed at ``start`` is a pass over the rest of that epoch
-            partial = _accelerate_steps(num_frames - start, *args)[1]
-            if step < partial:
-                return {"epoch": epoch, "start_index": min(start + step * per_step, num_frames)}
-            step, epoch = step - partial, epoch + 1
-    epochs, into = divmod(step, per_epoch)
-    return {"epoch": epoch + epochs, "start_index": min(into * per_step, num_frames)}
-
-
-def _check_origin(origin: Any, step: int, num_frames: int) -> tuple[int, int, int]:
-    """(steps since the origin, its epoch, its start_index), validated."""
-    if not isinstance(origin, Mapping) or set(origin) != {"step", "epoch", "start_index"}:
-        raise ArgumentTypeError(
-            f"origin must be a dict with keys 'step', 'epoch', 'start_index', got {origin!r}"
-        )
-    since = check_int("origin['step']", origin["step"], minimum=0, maximum=step)
-    epoch = check_int("origin['epoch']", origin["epoch"], minimum=0, maximum=MAX_EPOCH)
-    start = check_int("origin['start_index']", origin["start_index"], minimum=0, maximum=num_frames)
-    return step - since, epoch, start
-
-
-def _accelerate_steps(
-    n: int, batch: int, procs: int, split: bool, even: bool, drop_last: bool, rank: int
-) -> tuple[int, int]:
-    """(positions one step consumes, steps process ``rank`` takes per epoch) under accelerate's sharding.
-
-    Mirrors accelerate's ``BatchSamplerShard`` over ``BatchSampler(sampler, batch, drop_last)``.
-    """
-    batches = n // batch if drop_last else -(-n // batch)  # integer ceils: exact at any size
-    if split:
-        if batch % procs:
-            raise ValueError(
-                f"batch_size={batch} must be a multiple of num_processes={procs} with split_batches=True "
-                "(accelerate refuses it too)"
-            )
-        if even or drop_last or n % batch == 0:
-            return batch, batches
-        # the short last batch goes only to the processes whose slice of it is not empty
-        return batch, n // batch + (1 if n % batch > (batch // procs) * rank else 0)
-    if drop_last:
-        return batch * procs, batches // procs
-    if even:
-        return batch * procs, -(-batches // procs)
-    return batch * procs, -(-(batches - rank) // procs)

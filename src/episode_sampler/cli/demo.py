@@ -76,7 +76,7 @@ def import_libraries() -> float:
     import torch  # noqa: F401
     import torchdata.nodes  # noqa: F401
 
-    from .. import lerobot, nodes  # noqa: F401
+    from .. import lerobot, node  # noqa: F401
 
     return time.perf_counter() - t0
 

@@ -8,9 +8,9 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from ..order import ORDERS
-from ..permutation import PERMUTATIONS
-from ..state import READABLE_VERSIONS, state_keys
+from ..core.order import ORDERS
+from ..core.permutation import PERMUTATIONS
+from ..core.state import READABLE_VERSIONS, state_keys
 from .parser import UsageError
 
 

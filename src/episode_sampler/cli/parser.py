@@ -11,8 +11,8 @@ import argparse
 import sys
 from typing import Any
 
-from ..order import ORDERS
-from ..permutation import PERMUTATIONS
+from ..core.order import ORDERS
+from ..core.permutation import PERMUTATIONS
 
 PROG = "episode-sampler"
 COMMANDS = ("demo", "inspect", "bench")

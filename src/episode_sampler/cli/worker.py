@@ -36,8 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..order import ORDERS
-from ..permutation import PERMUTATIONS
+from ..core.order import ORDERS
+from ..core.permutation import PERMUTATIONS
 from .worker_checkpoint import (
     CHECKPOINT_NAME,
     PHASES,
@@ -121,7 +121,7 @@ def build_pipeline(cfg: TrainConfig) -> tuple[Any, Any, Any]:
     from torchdata.nodes import Loader, Mapper, Prefetcher
 
     from ..lerobot import LeRobotFrames, read_info
-    from ..nodes import EpisodeSamplerNode
+    from ..node import EpisodeSamplerNode
 
     # cameras as uint8 (as decoded: 4x less memory than float32); the model scales them
     features = read_info(cfg.root).get("features")

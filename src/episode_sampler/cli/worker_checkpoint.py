@@ -4,7 +4,7 @@ A checkpoint directory holds ``checkpoint.json`` (``{"format", "step", "model", 
 ``state_dict()`` included) and the one ``model-<step>.pt`` file it names. Writing step ``S``:
 
 1. ``model-<S>.pt`` (model + optimizer) is written to a temporary file, fsynced and renamed;
-2. ``checkpoint.json`` is written with :func:`episode_sampler.checkpoint.save_state` (temporary file,
+2. ``checkpoint.json`` is written with :func:`episode_sampler.core.checkpoint.save_state` (temporary file,
    fsync, rename). This rename is the commit point: until it happens the previous ``checkpoint.json``
    names the previous model file;
 3. model files no longer named by ``checkpoint.json`` (and stale temporary files) are deleted.
@@ -103,7 +103,7 @@ def save_checkpoint(ckpt_dir: Path, step: int, model: Any, optimizer: Any, loade
     """Write a crash-consistent checkpoint of ``step``; return the size of ``checkpoint.json``."""
     import torch
 
-    from ..checkpoint import save_state
+    from ..core.checkpoint import save_state
 
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     name = f"model-{step:08d}.pt"
@@ -142,7 +142,7 @@ def load_checkpoint(ckpt_dir: Path) -> tuple[dict[str, Any], dict[str, Any]] | N
     """
     import torch
 
-    from ..checkpoint import load_state
+    from ..core.checkpoint import load_state
 
     path = ckpt_dir / CHECKPOINT_NAME
     if not path.exists():

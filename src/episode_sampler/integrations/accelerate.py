@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._validate import check_int
-from ..sampler import EpisodeAwareSampler, _accelerate_steps, compute_sampler_state
+from ..core.steps import accelerate_steps, compute_sampler_state
+from ..core.validation import check_int
+from ..sampler import EpisodeAwareSampler
 
 
 def dataloader_mode(dataloader: Any) -> dict[str, Any]:
@@ -107,7 +108,7 @@ def resume_dataloader(
         )
     else:
         per_rank = {
-            _accelerate_steps(
+            accelerate_steps(
                 n, batch_size, num_processes, kw["split_batches"], kw["even_batches"], kw["drop_last"], r
             )[1]
             for r in range(num_processes)

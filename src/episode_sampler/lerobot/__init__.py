@@ -12,7 +12,7 @@ Modules, in the order data flows through them:
 - :mod:`.meta`: dataset-level metadata (``meta/info.json``).
 - :mod:`.tasks`: task strings (``meta/tasks.parquet``), read and written in LeRobot's layout.
 - :mod:`.stats`: normalization statistics as LeRobot computes them (``meta/stats.json``, episode columns).
-- :mod:`.episode_table`: the episode table -> :class:`~episode_sampler.episodes.EpisodeIndex`.
+- :mod:`.episode_table`: the episode table -> :class:`~episode_sampler.core.layout.EpisodeIndex`.
 - :mod:`.columns`: how an Arrow column converts to numpy rows.
 - :mod:`.data_files`: frame reads from the Parquet data files (file/row lookup, column cache, gathers).
 - :mod:`.video_reader`: camera frames of a batch: which file and time, grouped per (camera, file).

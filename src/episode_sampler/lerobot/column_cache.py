@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from .._validate import check_int
+from ..core.validation import check_int
 
 __all__ = ["DEFAULT_COLUMN_CACHE_BYTES", "ColumnCache", "check_cache_bytes"]
 

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 
-from ..episodes import EpisodeIndex
+from ..core.layout import EpisodeIndex
 from .column_cache import DEFAULT_COLUMN_CACHE_BYTES, ColumnCache
 from .columns import Column, describe, leaf, signature, to_numpy
 from .episode_table import int_column

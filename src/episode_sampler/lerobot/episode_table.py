@@ -1,5 +1,5 @@
 """The episode table of a LeRobot v3 dataset (``meta/episodes/chunk-*/file-*.parquet``) as an
-:class:`~episode_sampler.episodes.EpisodeIndex`."""
+:class:`~episode_sampler.core.layout.EpisodeIndex`."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..episodes import EpisodeIndex
+from ..core.layout import EpisodeIndex
 from .meta import read_info
 
-__all__ = ["int_column", "read_episode_index", "read_episodes"]
+__all__ = ["int_column", "lerobot_layout", "read_episode_index", "read_episodes"]
 
 _FROM, _TO = "dataset_from_index", "dataset_to_index"
 
@@ -35,6 +35,31 @@ def read_episode_index(root: str | os.PathLike[str]) -> EpisodeIndex:
     """
     root = Path(root)
     return read_episodes(root, read_info(root))
+
+
+def lerobot_layout(
+    root: str | os.PathLike[str], options: dict[str, Any]
+) -> tuple[EpisodeIndex, dict[str, Any]]:
+    """A dataset's episodes, and sampler ``options`` that yield its item numbers.
+
+    Item ``i`` of :class:`~episode_sampler.LeRobotFrames` is the ``i``-th frame in table order.
+    When the ``index`` column runs from 0 without gaps (the usual case) these are the frame indices
+    themselves; otherwise the returned options gain an ``absolute_to_relative_idx`` table mapping
+    frame indices to item numbers (unless ``options`` already has one). ``options`` is not modified.
+
+    Raises:
+        FileNotFoundError, ValueError: as :func:`read_episode_index`.
+    """
+    index = read_episode_index(root)
+    starts, ends = index.starts, index.ends
+    contiguous = starts.size == 0 or (starts[0] == 0 and np.array_equal(starts[1:], ends[:-1]))
+    options = dict(options)
+    if not contiguous and options.get("absolute_to_relative_idx") is None:
+        relative = np.full(int(ends.max()), -1, dtype=np.int64)
+        frames = index.frame_at(np.arange(index.num_frames, dtype=np.int64))
+        relative[frames] = np.arange(index.num_frames, dtype=np.int64)
+        options["absolute_to_relative_idx"] = relative
+    return index, options
 
 
 def read_episodes(root: Path, info: dict[str, Any]) -> EpisodeIndex:

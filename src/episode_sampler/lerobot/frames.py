@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 import torch
 from torch.utils.data import Dataset
 
-from .._validate import check_bool, int_array
+from ..core.validation import check_bool, int_array
 from .column_cache import DEFAULT_COLUMN_CACHE_BYTES, check_cache_bytes
 from .columns import Column, describe
 from .data_files import DataFiles

@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
-from ..episodes import EpisodeIndex
+from ..core.layout import EpisodeIndex
 from .video_decode import BACKENDS, DecoderCache, default_backend
 
 __all__ = ["VideoReader", "depth_keys", "video_keys"]

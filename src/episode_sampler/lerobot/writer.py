@@ -23,8 +23,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .._validate import check_int
-from ..episodes import EpisodeIndex
+from ..core.layout import EpisodeIndex
+from ..core.validation import check_int
 from .stats import dataset_stats, episode_stats, stats_columns, write_stats
 from .tasks import write_tasks
 from .video_encode import MIN_CAMERA_SIZE, VIDEO_PATH, CameraFrames, write_camera_videos

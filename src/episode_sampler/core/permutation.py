@@ -15,14 +15,14 @@ from typing import Any
 
 import numpy as np
 
-from . import kernel
-from ._validate import ArgumentTypeError, _unwrap_tensor, check_choice, check_int
+from .seeding import SPLITMIX_M1, SPLITMIX_M2
+from .validation import ArgumentTypeError, check_choice, check_int, unwrap_tensor
 
 PERMUTATIONS = ("randperm", "feistel")
 FEISTEL_ROUNDS = 4
 _FEISTEL_TAG = 0x46656973746C  # "Feistl": separates Feistel keys from the randperm seed stream
-_M1 = np.uint64(0xBF58476D1CE4E5B9)  # SplitMix64 multipliers
-_M2 = np.uint64(0x94D049BB133111EB)
+_M1 = np.uint64(SPLITMIX_M1)
+_M2 = np.uint64(SPLITMIX_M2)
 _CHUNK = 1 << 16  # elements per vectorized block: keeps the working set in L2 cache
 _WALK_DEFER = 1024  # cycle-walking values left per chunk below this are finished after the last chunk
 _S30 = np.uint64(30)
@@ -37,7 +37,7 @@ def check_seed(seed: Any, name: str = "seed") -> int:
     Raises:
         ValueError: not an int (also a TypeError), or outside ``[0, 2**64)``.
     """
-    seed = _unwrap_tensor(seed)
+    seed = unwrap_tensor(seed)
     if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
         raise ArgumentTypeError(f"{name} must be an int in [0, 2**64), got {type(seed).__name__} {seed!r}")
     seed = int(seed)
@@ -51,25 +51,7 @@ def randperm_seed(seed: int, epoch: int) -> int:
 
     ``int(np.random.SeedSequence([seed, epoch]).generate_state(1, dtype=np.uint64)[0])``.
     """
-    return int(_seed_words((seed, epoch), 1)[0])
-
-
-def _seed_words(entropy: tuple[Any, ...], n_words: int) -> np.ndarray:
-    """``np.random.SeedSequence(entropy).generate_state(n_words, np.uint64)``, from the kernel when it can.
-
-    The kernel transcribes SeedSequence for plain ints in ``[0, 2**64)`` (~0.2 us instead of ~20 us,
-    the same words: tested against numpy); anything else goes to numpy as it is.
-    """
-    k = kernel.K
-    if k is not None and type(n_words) is int and 1 <= n_words <= 64:
-        for v in entropy:
-            if type(v) is not int or not 0 <= v <= _U64:
-                break
-        else:
-            return np.frombuffer(bytearray(k.seedseq(entropy, n_words)), dtype="<u8").astype(
-                np.uint64, copy=False
-            )
-    return np.random.SeedSequence(list(entropy)).generate_state(n_words, dtype=np.uint64)
+    return int(np.random.SeedSequence([seed, epoch]).generate_state(1, dtype=np.uint64)[0])
 
 
 def feistel_keys(seed: int, epoch: int, rounds: int = FEISTEL_ROUNDS) -> np.ndarray:
@@ -77,7 +59,7 @@ def feistel_keys(seed: int, epoch: int, rounds: int = FEISTEL_ROUNDS) -> np.ndar
 
     ``np.random.SeedSequence([seed, epoch, 0x46656973746C]).generate_state(rounds, np.uint64)``.
     """
-    return _seed_words((seed, epoch, _FEISTEL_TAG), rounds)
+    return np.random.SeedSequence([seed, epoch, _FEISTEL_TAG]).generate_state(rounds, dtype=np.uint64)
 
 
 class Permutation:
@@ -155,38 +137,18 @@ class FeistelPermutation(Permutation):
 
     def __init__(self, n: int, seed: int, epoch: int, rounds: int = FEISTEL_ROUNDS) -> None:
         super().__init__(n, seed, epoch)
-        self._setup(check_int("rounds", rounds, minimum=4))
-
-    def _setup(self, rounds: int) -> None:
-        """Domain and keys from the checked ``n``, ``seed``, ``epoch``."""
+        rounds = check_int("rounds", rounds, minimum=4)
         bits = max(2, (self.n - 1).bit_length())
         self.half_bits = (bits + (bits & 1)) // 2
         self.keys = feistel_keys(self.seed, self.epoch, rounds)
         self._ikeys = tuple(self.keys.tolist())  # the same keys as Python ints (scalar path)
         self._tables: tuple[np.ndarray, ...] | None = None
-        self._np = False  # the numpy path's uint64 scalars, made on its first use (_numpy_consts)
-
-    @classmethod
-    def _checked(cls, n: int, seed: int, epoch: int) -> FeistelPermutation:
-        """The four-round permutation for arguments the caller has validated (Python ints in range).
-
-        What a restore builds for every new epoch: the same object as ``cls(n, seed, epoch)`` without
-        re-checking what :class:`~episode_sampler.order.EpochOrder` checked once.
-        """
-        self = cls.__new__(cls)
-        self.n, self.seed, self.epoch = n, seed, epoch
-        self._setup(FEISTEL_ROUNDS)
-        return self
-
-    def _numpy_consts(self) -> None:
-        """uint64 scalars for the numpy path (a restore served by the kernel or ``one`` never needs them)."""
         self._h = np.uint64(self.half_bits)
         self._top = np.uint64(64 - self.half_bits)
         self._mask = np.uint64((1 << self.half_bits) - 1)
         self._n = np.uint64(self.n)
         self._ekeys = tuple(self.keys)  # numpy uint64 scalars, in round order
         self._dkeys = self._ekeys[::-1]
-        self._np = True
 
     def one(self, position: int) -> int:
         """``E(position)`` with cycle walking, on Python ints: the array path's value, without numpy.
@@ -203,8 +165,8 @@ class FeistelPermutation(Permutation):
         while True:
             left, right = x >> h, x & mask
             for k in keys:
-                z = ((right ^ k) * 0xBF58476D1CE4E5B9) & _U64
-                z = ((z ^ (z >> 30)) * 0x94D049BB133111EB) & _U64
+                z = ((right ^ k) * SPLITMIX_M1) & _U64
+                z = ((z ^ (z >> 30)) * SPLITMIX_M2) & _U64
                 left, right = right, left ^ (z >> top)
             x = (left << h) | right
             if x < n:
@@ -223,8 +185,6 @@ class FeistelPermutation(Permutation):
         """``F(., k_i)`` for every half value, one table per round (built once, for ``h <= 16``)."""
         tables = self._tables
         if tables is None:
-            if not self._np:
-                self._numpy_consts()
             r = np.arange(1 << self.half_bits, dtype=np.uint64)
             tmp = np.empty_like(r)
             built = []
@@ -283,13 +243,6 @@ class FeistelPermutation(Permutation):
         out = np.empty(size, dtype=np.int64)
         if size == 0:
             return out.reshape(np.shape(positions))
-        k = kernel.K
-        if k is not None:  # the same network in C, element by element (see _kernel.c)
-            threads = kernel.threads_for(size)
-            k.feistel(np.ascontiguousarray(flat), out, self.n, self.half_bits, self.keys, decrypt, threads)
-            return out.reshape(np.shape(positions))
-        if not self._np:
-            self._numpy_consts()
         tables = None
         if self.half_bits <= _TABLE_MAX_BITS and size >= max(_TABLE_MIN_SIZE, 2 << self.half_bits):
             tables = self._round_tables()  # only when the call amortizes building them

@@ -17,10 +17,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import kernel
-from ._validate import check_bool, check_choice, check_int
-from .episodes import EpisodeIndex, _Lookup
-from .permutation import PERMUTATIONS, FeistelPermutation, Permutation, check_seed, make_permutation
+from .layout import EpisodeIndex, PositionLookup
+from .permutation import PERMUTATIONS, Permutation, check_seed, make_permutation
+from .validation import check_bool, check_choice, check_int
 
 ORDERS = ("frames", "episodes", "blocks")
 _FRAMES_BLOCK = 1 << 16  # positions per block when the numpy path maps a long strided run
@@ -91,7 +90,7 @@ class EpochOrder:
             self._short_len = rem[short]
             self._first_block = self._block_cum - nblocks
             # block -> episode through the layout's bucket-table search (O(1) per block, not a bisection)
-            self._block_lookup = _Lookup(self._first_block, self._block_cum)
+            self._block_lookup = PositionLookup(self._first_block, self._block_cum)
         if self.shuffle and self.permutation == "randperm" and self.num_units > RANDPERM_MAX_UNITS:
             raise ValueError(
                 f"permutation='randperm' would materialize {self.num_units} int64 per epoch "
@@ -110,10 +109,7 @@ class EpochOrder:
         if table is None:
             perm = None
             if self.shuffle:
-                if self.permutation == "feistel":  # arguments checked here already: no second check
-                    perm = FeistelPermutation._checked(self.num_units, self.seed, epoch)
-                else:
-                    perm = make_permutation(self.permutation, self.num_units, self.seed, epoch)
+                perm = make_permutation(self.permutation, self.num_units, self.seed, epoch)
             table = _EpochTable(self, perm)
             if len(cache) >= 2:
                 cache.pop(next(iter(cache)))
@@ -133,9 +129,8 @@ class EpochOrder:
     def frames_strided(self, epoch: int, first: int, step: int, count: int) -> np.ndarray:
         """Frame indices at the global positions ``(first + k * step) mod num_frames``, ``k < count``.
 
-        What a rank's run of samples is (``step`` = world size). For ``order="frames"`` the compiled
-        kernel computes the run in one fused loop (Feistel, the materialized ``randperm`` or no
-        shuffle); otherwise it runs block by block through :meth:`frames`. Same values either way.
+        What a rank's run of samples is (``step`` = world size), mapped block by block through
+        :meth:`frames` so that temporaries stay cache-sized.
         """
         return self.epoch_table(epoch).frames_strided(first, step, count)
 
@@ -166,24 +161,11 @@ class _EpochTable:
         """One position, on Python ints where the order allows it (no numpy round trips for frames)."""
         o, perm = self.o, self.perm
         if o.order == "frames":
-            return o.index._get_lookup().frame_one(perm.one(g) if perm is not None else g)
+            return o.index.lookup.frame_one(perm.one(g) if perm is not None else g)
         return int(self.frames(np.array([g], dtype=np.int64))[0])
 
     def frames_strided(self, first: int, step: int, count: int) -> np.ndarray:
-        o, perm = self.o, self.perm
-        n = o.num_frames
-        k = kernel.K
-        if k is not None and o.order == "frames" and count:
-            out = np.empty(count, dtype=np.int64)
-            lookup, base = o.index._get_lookup().kernel_args()
-            if perm is None:
-                pargs = None
-            elif perm.kind == "feistel":
-                pargs = (perm.n, perm.half_bits, perm.keys)
-            else:  # randperm: the materialized order, gathered in the same loop
-                pargs = perm._order
-            k.frames(out, first % n, step % n, n, pargs, lookup, base, kernel.threads_for(count))
-            return out
+        n = self.o.num_frames
         if count <= _FRAMES_BLOCK:
             return self.frames(_strided(first, step, count, n))
         out = np.empty(count, dtype=np.int64)  # temporaries stay cache-sized; only out is large
@@ -195,7 +177,7 @@ class _EpochTable:
     def frames(self, g: np.ndarray) -> np.ndarray:
         o, perm = self.o, self.perm
         if o.order == "frames":
-            return o.index._frame_at(perm(g) if perm is not None else g)
+            return o.index.lookup.frame(perm(g) if perm is not None else g)
         if o.order == "episodes":
             if g.size > 64 and int(g[-1]) - int(g[0]) == g.size - 1 and (g[1:] - g[:-1] == 1).all():
                 return self._episodes_range(int(g[0]), int(g[-1]) + 1)
@@ -289,11 +271,6 @@ def _runs(firsts: np.ndarray, lens: np.ndarray, total: int) -> np.ndarray:
     """The runs ``firsts[j], firsts[j] + 1, ...`` of ``lens[j]`` frames each, concatenated (``total``)."""
     firsts = np.ascontiguousarray(firsts, dtype=np.int64)
     lens = np.ascontiguousarray(lens, dtype=np.int64)
-    k = kernel.K
-    if k is not None:
-        out = np.empty(total, dtype=np.int64)
-        k.runs(out, firsts, lens)
-        return out
     starts = np.cumsum(lens) - lens  # where each run begins in the output
     out = np.repeat(firsts - starts, lens)
     out += np.arange(total, dtype=np.int64)

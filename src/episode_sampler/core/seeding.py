@@ -6,14 +6,16 @@ from typing import Any, overload
 
 import numpy as np
 
-from ._validate import check_int
+from .validation import check_int
 
-__all__ = ["GOLDEN_GAMMA", "sample_seed", "splitmix64"]
+__all__ = ["GOLDEN_GAMMA", "SPLITMIX_M1", "SPLITMIX_M2", "sample_seed", "splitmix64"]
 
 _MASK = (1 << 64) - 1
 GOLDEN_GAMMA = 0x9E3779B97F4A7C15
-_M1 = np.uint64(0xBF58476D1CE4E5B9)
-_M2 = np.uint64(0x94D049BB133111EB)
+SPLITMIX_M1 = 0xBF58476D1CE4E5B9  # SplitMix64's finalizer multipliers (also the Feistel round function's)
+SPLITMIX_M2 = 0x94D049BB133111EB
+_M1 = np.uint64(SPLITMIX_M1)
+_M2 = np.uint64(SPLITMIX_M2)
 _G = np.uint64(GOLDEN_GAMMA)
 
 

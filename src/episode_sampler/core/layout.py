@@ -4,21 +4,19 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import sys
 from typing import Any
 
 import numpy as np
 
-from . import kernel
-from ._validate import check_int, int_array
+from .validation import check_int, int_array
 
 logger = logging.getLogger(__name__)
 
 _FINGERPRINT_TAG = b"episode-sampler/layout/v1\0"
 _LITTLE_ENDIAN = sys.byteorder == "little"
 MAX_FRAME = 2**62  # frame indices and positions stay far from int64 overflow in every computation
-_BLOCK = 1 << 16  # positions per vectorized block in _Lookup (cache-sized temporaries)
+_BLOCK = 1 << 16  # positions per vectorized block in PositionLookup (cache-sized temporaries)
 _INT64_MAX = int(np.iinfo(np.int64).max)
 _CHECK_BLOCK = 1 << 16  # episodes per block when validating bounds
 _MAX_STEPS = 2  # correction steps after the bucket table before falling back to a binary search
@@ -68,7 +66,7 @@ class EpisodeIndex:
         self._ids = ids
         self._num_frames = num_frames
         self._all_nonempty = all_nonempty  # no empty episode: select() and fingerprint take short paths
-        self._lookup: _Lookup | None = None
+        self._lookup: PositionLookup | None = None
         self._fingerprint: str | None = None
 
     # ------------------------------------------------------------------ constructors
@@ -127,18 +125,6 @@ class EpisodeIndex:
                 f"starting at rows {int(starts[runs[0]])} and {int(starts[runs[1]])}"
             )
         return cls(starts, ends, ids)
-
-    @classmethod
-    def from_lerobot(cls, root: str | os.PathLike[str]) -> EpisodeIndex:
-        """Episodes of a LeRobot v3 dataset on disk (``meta/episodes/chunk-*/file-*.parquet``).
-
-        Raises:
-            FileNotFoundError: missing metadata files.
-            ValueError: an inconsistent episodes table.
-        """
-        from .lerobot import read_episode_index
-
-        return read_episode_index(root)
 
     # ------------------------------------------------------------------ properties
     @property
@@ -264,7 +250,7 @@ class EpisodeIndex:
         if pos.size and (pos.min() < 0 or pos.max() >= self._num_frames):
             bad = pos[(pos < 0) | (pos >= self._num_frames)][0]
             raise ValueError(f"positions must be in [0, {self._num_frames}), got {int(bad)}")
-        return self._frame_at(pos).reshape(shape)[()]
+        return self.lookup.frame(pos).reshape(shape)[()]
 
     def episode_of(self, frames: Any) -> np.ndarray:
         """Row position of the episode holding each frame index (same shape as ``frames``).
@@ -292,18 +278,16 @@ class EpisodeIndex:
         """
         f, shape = _flat_ints("frames", frames)
         ep = self._episode_of(f)
-        lk = self._get_lookup()
-        return (f - lk.offset(ep)).reshape(shape)[()]
+        return (f - self.lookup.offset(ep)).reshape(shape)[()]
 
-    # ------------------------------------------------------------------ internals
-    def _get_lookup(self) -> _Lookup:
+    @property
+    def lookup(self) -> PositionLookup:
+        """The position -> frame search structure (built on first use; unchecked, vectorized)."""
         if self._lookup is None:
-            self._lookup = _Lookup(self._starts, self._ends)
+            self._lookup = PositionLookup(self._starts, self._ends)
         return self._lookup
 
-    def _frame_at(self, pos: np.ndarray) -> np.ndarray:
-        """Unchecked vectorized position -> frame (``pos`` int64 in range)."""
-        return self._get_lookup().frame(pos)
+    # ------------------------------------------------------------------ dunder methods
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, EpisodeIndex):
@@ -327,7 +311,7 @@ class EpisodeIndex:
         return (EpisodeIndex, (self._starts, self._ends, self._ids))
 
 
-class _Lookup:
+class PositionLookup:
     """Position -> episode search structure: cumulative ends plus a coarse bucket table.
 
     ``table[b]`` is the first episode whose cumulative end exceeds ``b << shift``; a position in
@@ -374,17 +358,6 @@ class _Lookup:
         self.steps = 0
         self.exact = True
 
-    def _tables(self) -> tuple[Any, ...]:
-        """``(cum, table, shift, steps, ends)``: the search tables as the kernel takes them."""
-        table = self.table if self.table is not None else self._build_table()
-        return self._cum, table, self.shift, self.steps, np.ascontiguousarray(self._ends, dtype=np.int64)
-
-    def kernel_args(self) -> tuple[tuple[Any, ...] | None, int]:
-        """``(lookup, base)`` for the kernel's ``frames``: the tables, or ``None`` and the shared offset."""
-        if self._base is not None:
-            return None, self._base
-        return self._tables(), 0
-
     def offset(self, ep: np.ndarray) -> np.ndarray:
         """``frame - position`` inside each episode of ``ep`` (``ends - cum_end``)."""
         if self._base is not None:
@@ -416,11 +389,6 @@ class _Lookup:
         return table
 
     def _episode(self, pos: np.ndarray) -> np.ndarray:
-        k = kernel.K
-        if k is not None and pos.size:  # the same search in C (bisecting where a bucket needs more steps)
-            out = np.empty(pos.size, dtype=np.int64)
-            k.lookup(np.ascontiguousarray(pos), out, self._tables(), True)
-            return out
         table = self.table if self.table is not None else self._build_table()
         cum = self._cum
         ep = table[pos >> self.shift].astype(np.int64, copy=False)
@@ -458,10 +426,6 @@ class _Lookup:
         flat = pos.ravel()
         out = np.empty(flat.size, dtype=np.int64)
         ends, cum = self._ends, self._cum
-        k = kernel.K
-        if k is not None and flat.size:  # episode search and offset in one C loop
-            k.lookup(np.ascontiguousarray(flat), out, self._tables(), False)
-            return out.reshape(pos.shape)
         for lo in range(0, flat.size, _BLOCK):
             p = flat[lo : lo + _BLOCK]
             ep = self._episode(p)

@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ._validate import ArgumentTypeError, check_bool, check_int
+from .validation import ArgumentTypeError, check_bool, check_int
 
 STATE_VERSION = 2
 READABLE_VERSIONS = (1, 2)
@@ -218,24 +218,6 @@ def restore_state(
     if samples_per_rank(num_frames, consumed, world_size, drop_last) == 0:
         return Resume(epoch + 1, 0, 0, exhausted=True, pulled=True)
     return Resume(epoch, 0, consumed, pulled=pulled)
-
-
-def restore_position(
-    state: Any,
-    identity: Mapping[str, Any],
-    *,
-    world_size: int,
-    drop_last: bool,
-) -> tuple[int, int, int]:
-    """Validate ``state`` and return the next pass's start ``(epoch, start_index, global_start)``.
-
-    The pass bits are dropped: an exhausted state gives the position of the pass after it.
-
-    Raises:
-        TypeError, ValueError: as :func:`restore_state`.
-    """
-    r = restore_state(state, identity, world_size=world_size, drop_last=drop_last)
-    return r.epoch, r.start_index, r.global_start
 
 
 _IDENTITY_HINTS = {

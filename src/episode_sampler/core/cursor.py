@@ -10,12 +10,10 @@ from typing import Any
 
 import numpy as np
 
-from . import kernel
-from ._validate import ArgumentTypeError, check_bool, check_int, int_array
 from .order import EpochOrder
-from .state import Resume, build_state, restore_state, samples_per_rank
+from .state import MAX_EPOCH, Resume, build_state, restore_state, samples_per_rank
+from .validation import ArgumentTypeError, check_bool, check_int, int_array
 
-MAX_EPOCH = 2**62
 FIRST_CHUNK = 64
 MAX_CHUNK = 1 << 16
 
@@ -63,6 +61,10 @@ class ShardedOrder:
             "relabel": None if self._relabel is None else self._relabel.fingerprint(order.index),
         }
 
+    def relabel(self, frames: np.ndarray) -> np.ndarray:
+        """``frames`` through the ``absolute_to_relative_idx`` table (unchanged without one)."""
+        return self._relabel(frames) if self._relabel is not None else frames
+
     def count(self, global_start: int = 0) -> int:
         """Samples this rank yields from ``global_start`` to the end of an epoch."""
         return samples_per_rank(self.num_frames, global_start, self.world_size, self.drop_last)
@@ -105,14 +107,6 @@ class ShardedOrder:
             pulled=pulled,
         )
 
-    def restore(self, state: Any) -> tuple[int, int, int]:
-        """Validate a state and return the next pass's ``(epoch, start_index, global_start)``.
-
-        The pass bits are dropped: an exhausted state gives the start of the pass after it.
-        """
-        r = self.restore_state(state)
-        return r.epoch, r.start_index, r.global_start
-
     def restore_state(self, state: Any) -> Resume:
         """Validate a state and return where and in which pass state this rank resumes."""
         return restore_state(state, self.identity, world_size=self.world_size, drop_last=self.drop_last)
@@ -147,6 +141,10 @@ class EpochPass:
     def finished(self) -> bool:
         return self.position >= self.total
 
+    def finish(self) -> None:
+        """Move to the end of the pass: nothing is left to yield (a pass restored as exhausted)."""
+        self._chunk = (self.total, 0, iter(()))
+
     def __iter__(self) -> Iterator[int]:
         return itertools.chain.from_iterable(self.chunks())
 
@@ -176,8 +174,7 @@ class EpochPass:
                 return
             n = min(size, total - stop)
             arr = frames(self.epoch, self.global_start, stop, stop + n)
-            k = kernel.K  # boxed one at a time by the C iterator (no list of n ints), else a list
-            it = k.IntIter(arr) if k is not None else iter(arr.tolist())
+            it = iter(arr.tolist())
             self._chunk = (stop, n, it)
             yield it, arr
             size = min(size * 4, MAX_CHUNK)

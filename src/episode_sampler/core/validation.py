@@ -1,4 +1,4 @@
-"""Private argument validation helpers shared by the public constructors."""
+"""Argument checks shared by every constructor: a clear TypeError/ValueError that names the argument."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ class ArgumentTypeError(TypeError, ValueError):
 def check_int(name: str, value: Any, *, minimum: int | None = None, maximum: int | None = None) -> int:
     """Return ``value`` as a Python int; TypeError for non-integers (bools included), ValueError for range."""
     if type(value) is not int:  # plain ints (the usual case) skip the tensor and ABC checks
-        value = _unwrap_tensor(value)
+        value = unwrap_tensor(value)
         if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Integral, np.integer)):
             raise ArgumentTypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
         value = int(value)
@@ -80,7 +80,7 @@ def int_array(name: str, values: Any) -> np.ndarray:
     return arr.astype(np.int64, copy=True)
 
 
-def _unwrap_tensor(value: Any) -> Any:
+def unwrap_tensor(value: Any) -> Any:
     """A 0-d integer torch tensor as a Python int (LeRobot code often passes those); else unchanged."""
     if type(value).__name__ == "Tensor" and hasattr(value, "dim") and value.dim() == 0:
         if not value.dtype.is_floating_point and not value.dtype.is_complex and value.dtype != _torch_bool():

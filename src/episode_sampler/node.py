@@ -1,7 +1,7 @@
 """``EpisodeSamplerNode``: the episode-aware sampler as a resumable ``torchdata.nodes.BaseNode``.
 
-The node is a thin cursor over the same :class:`~episode_sampler.cursor.ShardedOrder` /
-:class:`~episode_sampler.cursor.EpochPass` core as :class:`~episode_sampler.sampler.EpisodeAwareSampler`:
+The node is a thin cursor over the same :class:`~episode_sampler.core.cursor.ShardedOrder` /
+:class:`~episode_sampler.core.cursor.EpochPass` core as :class:`~episode_sampler.sampler.EpisodeAwareSampler`:
 it yields exactly the sampler's stream and its ``get_state()`` is the sampler's ``state_dict()`` format.
 See ``docs/torchdata.md`` for composing it into a ``torchdata.nodes`` graph.
 """
@@ -11,68 +11,36 @@ from __future__ import annotations
 import itertools
 import os
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
 from torchdata.nodes import BaseNode
 
-from ._validate import check_bool, check_int
-from .cursor import FIRST_CHUNK, MAX_CHUNK, EpochPass, ShardedOrder, check_epoch
+from .core.cursor import FIRST_CHUNK, MAX_CHUNK, EpochPass, ShardedOrder, check_epoch
+from .core.layout import EpisodeIndex
+from .core.seeding import sample_seed
+from .core.spec import SamplerSpec, non_empty, select_frames
+from .core.state import Resume
+from .core.validation import check_bool, check_int
 from .distributed import get_rank_and_world_size
+from .lerobot.episode_table import lerobot_layout
 from .sampler import EpisodeAwareSampler
-from .seeding import sample_seed
-from .state import Resume
 
 __all__ = ["EpisodeSamplerNode"]
 
-# Keyword arguments of from_lerobot that belong to the node rather than to the sampler.
-_NODE_KWARGS = ("batch_size", "drop_last_batch", "emit_seed")
 
-
-def _rank_and_world_size(rank: int | None, world_size: int | None) -> tuple[int, int]:
-    """Fill ``None`` from the initialized default ``torch.distributed`` group, else 0 / 1."""
-    if rank is None or world_size is None:
+def _with_rank(options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` with ``rank``/``world_size`` filled in (``None`` or absent) from the initialized
+    default ``torch.distributed`` group, else 0 / 1."""
+    options = dict(options)
+    if options.get("rank") is None or options.get("world_size") is None:
         dist_rank, dist_world = get_rank_and_world_size()
-        rank = dist_rank if rank is None else rank
-        world_size = dist_world if world_size is None else world_size
-    return rank, world_size
-
-
-_INITIALIZED = "_BaseNode__initialized"  # BaseNode's private "reset was called" flag
-
-
-class _FirstPull:
-    """A node's iterator until its first ``reset``: the first pull initializes it as BaseNode does.
-
-    ``EpisodeSamplerNode.__next__`` skips ``BaseNode.__next__`` (its per-item initialization check)
-    for speed, so a node pulled before any ``reset`` has this in place of its pass's iterator. Its
-    first pull runs ``BaseNode.__next__``'s check once: ``reset(None)`` (a subclass's override
-    included), BaseNode's error if that did not initialize the node (the check then runs again on
-    the next pull), else the pass's first item.
-    """
-
-    __slots__ = ("node", "it")
-
-    def __init__(self, node: EpisodeSamplerNode, it: Iterator[Any]) -> None:
-        self.node = node
-        self.it = it
-
-    def __iter__(self) -> _FirstPull:
-        return self
-
-    def __next__(self) -> Any:
-        node = self.node
-        if not node.__dict__.get(_INITIALIZED, False):
-            node.reset(None)  # starts a pass: node._it is that pass's iterator now
-            if not node.__dict__.get(_INITIALIZED, False):
-                raise NotImplementedError(
-                    "Failed to initialize after .reset(), did you call super().reset() in your .reset() "
-                    f"method? {type(node)=}"
-                )
-        if node._it is self:  # initialized without starting a pass (a reset that bypasses ours)
-            node._it = self.it
-        return next(node._it)
+        if options.get("rank") is None:
+            options["rank"] = dist_rank
+        if options.get("world_size") is None:
+            options["world_size"] = dist_world
+    return options
 
 
 class EpisodeSamplerNode(BaseNode[Any]):
@@ -93,17 +61,11 @@ class EpisodeSamplerNode(BaseNode[Any]):
         batch_size: yield lists of up to ``batch_size`` indices (never mixing epochs) instead of ints.
         drop_last_batch: drop an epoch's last batch when it is shorter than ``batch_size``.
         emit_seed: yield ``(index, seed)`` pairs (``([indices], [seeds])`` in batch mode), with
-            ``seed = episode_sampler.seeding.sample_seed(sampler_seed, epoch, index)``.
+            ``seed = episode_sampler.core.seeding.sample_seed(sampler_seed, epoch, index)``.
 
     Raises:
         TypeError, ValueError: invalid arguments (naming the argument), as the sampler's.
     """
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        """A subclass that overrides ``next()`` gets BaseNode's ``__next__`` back, which calls it."""
-        super().__init_subclass__(**kwargs)
-        if cls.next is not EpisodeSamplerNode.next and cls.__next__ is EpisodeSamplerNode.__next__:
-            cls.__next__ = BaseNode.__next__  # type: ignore[method-assign]
 
     def __init__(
         self,
@@ -112,41 +74,42 @@ class EpisodeSamplerNode(BaseNode[Any]):
         episode_indices_to_use: Sequence[int] | np.ndarray | None = None,
         drop_n_first_frames: int = 0,
         drop_n_last_frames: int = 0,
-        shuffle: bool = False,
-        seed: int = 0,
-        absolute_to_relative_idx: Mapping[int, int] | Sequence[int] | np.ndarray | None = None,
         *,
-        permutation: str = "randperm",
-        order: str = "frames",
-        block_size: int | None = None,
-        rank: int | None = None,
-        world_size: int | None = None,
-        drop_last: bool = False,
         batch_size: int | None = None,
         drop_last_batch: bool = False,
         emit_seed: bool = False,
+        **options: Any,
     ) -> None:
         super().__init__()
-        rank, world_size = _rank_and_world_size(rank, world_size)
-        sampler = EpisodeAwareSampler(
+        index = select_frames(
             dataset_from_indices,
             dataset_to_indices,
             episode_indices_to_use,
             drop_n_first_frames,
             drop_n_last_frames,
-            shuffle,
-            seed,
-            absolute_to_relative_idx,
-            permutation=permutation,
-            order=order,
-            block_size=block_size,
-            rank=rank,
-            world_size=world_size,
-            drop_last=drop_last,
         )
-        self._setup(sampler, batch_size, drop_last_batch, emit_seed)
+        sharded = SamplerSpec(**_with_rank(options)).build(index)
+        self._setup(sharded, Resume(0, 0, 0), batch_size, drop_last_batch, emit_seed)
 
     # ------------------------------------------------------------------ constructors
+    @classmethod
+    def from_index(
+        cls,
+        index: EpisodeIndex,
+        *,
+        batch_size: int | None = None,
+        drop_last_batch: bool = False,
+        emit_seed: bool = False,
+        **options: Any,
+    ) -> EpisodeSamplerNode:
+        """A node over every frame of ``index``; keyword arguments as the constructor.
+
+        Raises:
+            TypeError, ValueError: as the constructor.
+        """
+        sharded = SamplerSpec(**_with_rank(options)).build(non_empty(index))
+        return cls._create(sharded, Resume(0, 0, 0), batch_size, drop_last_batch, emit_seed)
+
     @classmethod
     def from_sampler(
         cls,
@@ -167,26 +130,46 @@ class EpisodeSamplerNode(BaseNode[Any]):
         """
         if not isinstance(sampler, EpisodeAwareSampler):
             raise TypeError(f"sampler must be an EpisodeAwareSampler, got {type(sampler).__name__}")
-        self = cls.__new__(cls)
-        BaseNode.__init__(self)
-        self._setup(sampler, batch_size, drop_last_batch, emit_seed)
-        return self
+        sharded = sampler.sharded_order
+        resume = sharded.restore_state(sampler.state_dict())
+        return cls._create(sharded, resume, batch_size, drop_last_batch, emit_seed)
 
     @classmethod
-    def from_lerobot(cls, root: str | os.PathLike[str], **kwargs: Any) -> EpisodeSamplerNode:
-        """A node over a LeRobot v3 dataset on disk; keyword arguments as the constructor.
+    def from_lerobot(
+        cls,
+        root: str | os.PathLike[str],
+        episode_indices_to_use: Sequence[int] | None = None,
+        drop_n_first_frames: int = 0,
+        drop_n_last_frames: int = 0,
+        **kwargs: Any,
+    ) -> EpisodeSamplerNode:
+        """A node over a LeRobot v3 dataset on disk, yielding :class:`~episode_sampler.LeRobotFrames`
+        item numbers (see :meth:`EpisodeAwareSampler.from_lerobot`); keyword arguments as the constructor.
 
         Raises:
             FileNotFoundError: missing metadata; TypeError/ValueError: as the constructor.
         """
-        node_kw = {k: kwargs.pop(k) for k in _NODE_KWARGS if k in kwargs}
-        kwargs["rank"], kwargs["world_size"] = _rank_and_world_size(
-            kwargs.pop("rank", None), kwargs.pop("world_size", None)
+        index, kwargs = lerobot_layout(root, kwargs)
+        return cls(
+            index.starts,
+            index.ends,
+            episode_indices_to_use,
+            drop_n_first_frames,
+            drop_n_last_frames,
+            **kwargs,
         )
-        return cls.from_sampler(EpisodeAwareSampler.from_lerobot(root, **kwargs), **node_kw)
+
+    @classmethod
+    def _create(
+        cls, sharded: ShardedOrder, resume: Resume, batch_size: Any, drop_last_batch: Any, emit_seed: Any
+    ) -> EpisodeSamplerNode:
+        self = cls.__new__(cls)
+        BaseNode.__init__(self)
+        self._setup(sharded, resume, batch_size, drop_last_batch, emit_seed)
+        return self
 
     def _setup(
-        self, sampler: EpisodeAwareSampler, batch_size: Any, drop_last_batch: Any, emit_seed: Any
+        self, sharded: ShardedOrder, resume: Resume, batch_size: Any, drop_last_batch: Any, emit_seed: Any
     ) -> None:
         if batch_size is not None:
             batch_size = check_int("batch_size", batch_size, minimum=1)
@@ -195,10 +178,10 @@ class EpisodeSamplerNode(BaseNode[Any]):
         if self._drop_last_batch and batch_size is None:
             raise ValueError("drop_last_batch=True requires batch_size")
         self._emit_seed = check_bool("emit_seed", emit_seed)
-        self._sharded: ShardedOrder = sampler._sharded
-        self._seed: int = sampler.seed
+        self._sharded = sharded
+        self._seed: int = sharded.order.seed
         self._lock = threading.Lock()
-        self._start_pass(self._sharded.restore(sampler.state_dict()))
+        self._start_pass(resume)
 
     # ------------------------------------------------------------------ properties
     @property
@@ -243,17 +226,15 @@ class EpisodeSamplerNode(BaseNode[Any]):
         return self._sharded.count(0)
 
     # ------------------------------------------------------------------ BaseNode protocol
-    def _start_pass(self, resume: Resume | tuple[int, int, int]) -> None:
-        """Make a fresh pass at ``resume`` (a ``Resume`` or ``(epoch, start, global_start)``); caller locks.
+    def _start_pass(self, resume: Resume) -> None:
+        """Make a fresh pass at ``resume``; the caller holds the lock (or owns the node alone).
 
         An exhausted ``resume`` makes the finished pass of the epoch before: it yields nothing and a
         ``reset(None)`` goes on to ``resume``'s position, exactly as the node that saved the state.
         """
-        resume = Resume(*resume)
         if resume.exhausted:
-            epoch = resume.epoch - 1
-            run = EpochPass(self._sharded, epoch, 0, 0)
-            run._chunk = (run.total, 0, iter(()))  # at its end: finished, nothing to map
+            run = EpochPass(self._sharded, resume.epoch - 1, 0, 0)
+            run.finish()  # at its end: nothing to map
             start = run.total
         else:
             epoch, start = resume.epoch, resume.start_index
@@ -264,8 +245,6 @@ class EpisodeSamplerNode(BaseNode[Any]):
             it = self._seeded(run)
         else:  # flattened at C speed; the position stays exact (see EpochPass.chunks)
             it = itertools.chain.from_iterable(run.chunks())
-        if not self.__dict__.get(_INITIALIZED, False):
-            it = _FirstPull(self, it)  # the first pull before any reset runs BaseNode's initialization
         self._it = it
         self._pass = run
         self._pass_start = start
@@ -308,13 +287,6 @@ class EpisodeSamplerNode(BaseNode[Any]):
         Raises:
             StopIteration: the epoch is exhausted (until the next ``reset``).
         """
-        return next(self._it)
-
-    def __next__(self) -> Any:
-        # The per-item path of ``next(node)`` / ``Loader``: one frame instead of BaseNode.__next__'s
-        # initialization check plus next(). Before the first reset, ``_it`` is a _FirstPull that
-        # runs that check once; "pulled from" and the position are read off the pass (get_state),
-        # so nothing here counts items.
         return next(self._it)
 
     def get_state(self) -> dict[str, Any]:
