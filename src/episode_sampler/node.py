@@ -56,12 +56,17 @@ class EpisodeSamplerNode(BaseNode[Any]):
     the sampler's state format (the position is always counted in samples, also in batch mode).
 
     Args:
-        dataset_from_indices ... drop_last: as :class:`EpisodeAwareSampler`; ``rank`` and
-            ``world_size`` default to the initialized ``torch.distributed`` group, else 0 and 1.
+        dataset_from_indices, dataset_to_indices, episode_indices_to_use, drop_n_first_frames,
+            drop_n_last_frames: the valid frames, as for :class:`EpisodeAwareSampler`.
         batch_size: yield lists of up to ``batch_size`` indices (never mixing epochs) instead of ints.
         drop_last_batch: drop an epoch's last batch when it is shorter than ``batch_size``.
         emit_seed: yield ``(index, seed)`` pairs (``([indices], [seeds])`` in batch mode), with
-            ``seed = episode_sampler.core.seeding.sample_seed(sampler_seed, epoch, index)``.
+            ``seed = episode_sampler.sample_seed(sampler_seed, epoch, index)``.
+        **options: the keyword arguments of :class:`~episode_sampler.core.spec.SamplerSpec`, as for
+            :class:`EpisodeAwareSampler` (``shuffle``, ``seed``, ``permutation``, ``order``,
+            ``block_size``, ``rank``, ``world_size``, ``drop_last``, ``absolute_to_relative_idx``);
+            ``rank`` and ``world_size`` default to the initialized ``torch.distributed`` group, else
+            0 and 1.
 
     Raises:
         TypeError, ValueError: invalid arguments (naming the argument), as the sampler's.
