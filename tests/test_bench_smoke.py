@@ -10,9 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from episode_sampler import bench
-
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # benchmarks/ lives at the repository root, outside the installed package
+    sys.path.insert(0, str(ROOT))
+
+import benchmarks as bench  # noqa: E402
+
 TARGETS = {
     "fullepoch_vs_materialized",
     "iter_vs_randomsampler",
@@ -107,7 +110,7 @@ def test_section_rows(smoke_report):
 
 
 def test_quality_probes_tell_a_local_shuffle_from_a_uniform_one():
-    from episode_sampler.bench.cases.quality import first_percent_chi2, gap_ks, position_correlation
+    from benchmarks.cases.quality import first_percent_chi2, gap_ks, position_correlation
 
     n = 20000
     uniform = np.random.default_rng(0).permutation(n)
@@ -121,14 +124,14 @@ def test_quality_probes_tell_a_local_shuffle_from_a_uniform_one():
 
 
 def test_missing_peer_is_skipped_with_a_note(monkeypatch):
-    from episode_sampler.bench import peers
-    from episode_sampler.bench.peers import grain_peer
+    from benchmarks import peers
+    from benchmarks.peers import grain_peer
 
     monkeypatch.setattr(grain_peer, "available", lambda: "grain not importable (test)")
     assert peers.missing()["grain"] == "grain not importable (test)"
-    from episode_sampler.bench.cases.restore_peers import bench_restore_peers
-    from episode_sampler.bench.config import make_config
-    from episode_sampler.bench.timing import Log
+    from benchmarks.cases.restore_peers import bench_restore_peers
+    from benchmarks.config import make_config
+    from benchmarks.timing import Log
 
     out = bench_restore_peers(make_config("smoke"), Log(True))
     assert out["skipped"]["Grain"] == "grain not importable (test)"
@@ -176,28 +179,26 @@ def test_layout_is_exact_at_any_size():
         assert int(index.lengths.min()) >= 1
 
 
-def test_pipelines_runner_help():
+def test_module_runner_help():
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "pipelines" / "bench.py"), "--help"],
-        capture_output=True,
-        text=True,
-        check=False,
+        [sys.executable, "-m", "benchmarks", "--help"], cwd=ROOT, capture_output=True, text=True, check=False
     )
-    assert proc.returncode == 0
+    assert proc.returncode == 0, proc.stderr
     assert "--quick" in proc.stdout and "--docs" in proc.stdout
 
 
-def test_bench_is_outside_the_core_import_path():
+def test_benchmarks_are_outside_the_package():
     code = (
-        "import sys, episode_sampler; "
-        "print(sorted(m for m in sys.modules if m.startswith(('episode_sampler.bench', 'matplotlib'))))"
+        "import importlib.util, sys, episode_sampler; "
+        "print(importlib.util.find_spec('episode_sampler.bench'), "
+        "sorted(m for m in sys.modules if m.startswith(('benchmarks', 'matplotlib'))))"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert proc.stdout.strip() == "[]"
+    assert proc.stdout.strip() == "None []"
 
 
 def test_plots_are_skipped_with_a_note_without_matplotlib(smoke_report, tmp_path, monkeypatch, capsys):
-    from episode_sampler.bench.plots import NO_MATPLOTLIB, plots
+    from benchmarks.plots import NO_MATPLOTLIB, plots
 
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # makes `import matplotlib` fail
     assert plots(smoke_report[0], tmp_path / "plots") == []
@@ -206,7 +207,7 @@ def test_plots_are_skipped_with_a_note_without_matplotlib(smoke_report, tmp_path
 
 
 def test_docs_page_states_the_measured_load():
-    from episode_sampler.bench.docs_page import load_cell, load_sentence
+    from benchmarks.docs_page import load_cell, load_sentence
 
     mc = {"cpu_count": 2, "load_start": [0.25, 0.5, 1.0], "load_end": [3.5, 2.0, 1.25]}
     text = " ".join(load_sentence(mc))

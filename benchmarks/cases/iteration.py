@@ -82,7 +82,7 @@ def _loader_case(cfg: Config, n: int) -> list[dict[str, Any]]:
     from torch.utils.data import RandomSampler
     from torchdata.nodes import Loader, SamplerWrapper
 
-    from ...nodes import EpisodeSamplerNode
+    from episode_sampler import EpisodeSamplerNode
 
     s = build_sampler(make_layout(n, min(10**4, max(1, n // 10))), "feistel")
 

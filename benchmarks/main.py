@@ -1,4 +1,4 @@
-"""Command line of the suite: ``episode-sampler bench [--quick] [--out DIR] [--docs]``."""
+"""Command line of the suite: ``python -m benchmarks [--quick] [--out DIR] [--docs]``."""
 
 from __future__ import annotations
 
@@ -18,10 +18,12 @@ from .plots import plots
 from .targets import evaluate_targets, format_target
 from .timing import Log
 
+DOCS = Path(__file__).resolve().parents[1] / "docs"  # the checkout's docs/, whatever the cwd
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="episode-sampler bench",
+        prog="python -m benchmarks",
         description="Benchmark suite: full-epoch index generation, iteration, restore latency, memory, "
         "end to end over LeRobotFrames and state size, each against its baselines, with PASS/FAIL targets.",
     )
@@ -37,7 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--docs", action="store_true", help="(re)write docs/performance.md and docs/img/perf_*.png"
     )
-    p.add_argument("--docs-dir", default=None, help="docs directory for --docs (default: ./docs)")
+    p.add_argument(
+        "--docs-dir", default=None, help="docs directory for --docs (default: this checkout's docs/)"
+    )
     p.add_argument("--only", action="append", choices=SECTIONS, help="run only this section (repeatable)")
     p.add_argument(
         "--from-json", metavar="FILE", help="measure nothing: re-render plots/docs from a saved bench JSON"
@@ -57,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
             lines = [format_target(t) for t in report["targets"]]
             plots(report, Path(args.out))
             if args.docs:
-                docs = Path(args.docs_dir) if args.docs_dir else Path("docs")
+                docs = Path(args.docs_dir) if args.docs_dir else DOCS
                 write_docs(report, docs)
                 lines.append(f"wrote {docs / 'performance.md'} and {docs / 'img'}/perf_*.png")
             print("\n".join(lines))
@@ -71,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = make_config(mode)
     log = Log(args.quiet)
     sections = list(args.only) if args.only else list(SECTIONS)
-    log(f"episode-sampler bench ({mode}): sections {', '.join(sections)}")
+    log(f"benchmarks ({mode}): sections {', '.join(sections)}")
     load_start = load_average()
     t0 = time.perf_counter()
     results: dict[str, Any] = {}
@@ -93,14 +97,14 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     json_path = out / ("bench.json" if mode == "full" else f"bench-{mode}.json")
     json_path.write_text(json.dumps(report, indent=1, default=_json_default) + "\n")
-    print(f"\nepisode-sampler bench ({mode}) finished in {elapsed:.1f} s; results in {json_path}")
+    print(f"\nbenchmarks ({mode}) finished in {elapsed:.1f} s; results in {json_path}")
     print(f"kernel: {report['machine'].get('kernel', '?')}")
     for t in targets:
         print(format_target(t))
     if not args.no_plots or args.docs:
         plots(report, out)
         if args.docs:
-            docs = Path(args.docs_dir) if args.docs_dir else Path("docs")
+            docs = Path(args.docs_dir) if args.docs_dir else DOCS
             write_docs(report, docs)
             print(f"wrote {docs / 'performance.md'} and {docs / 'img'}/perf_*.png")
     failed = any(t["pass"] is False for t in targets)
