@@ -216,3 +216,79 @@ def test_docs_page_states_the_measured_load():
     old_report = {"cpu_count": 2}  # written before the load was recorded: no claim either way
     assert "not recorded" in " ".join(load_sentence(old_report)) and load_cell(old_report) == "not recorded"
     assert "not recorded" in load_cell({"cpu_count": 2, "load_start": None, "load_end": None})
+
+
+def _report_files(tmp_path: Path) -> dict[str, Path]:
+    from episode_sampler import EpisodeAwareSampler
+
+    good_target = {
+        "name": "t",
+        "pass": True,
+        "value": 2.0,
+        "unit": "x",
+        "threshold": 1.0,
+        "op": ">=",
+        "description": "d",
+    }
+    base = {"schema": 1, "mode": "smoke", "sections": {}, "targets": [good_target]}
+    texts = {
+        "empty": "",
+        "garbage": "not json at all {",
+        "truncated": json.dumps(base)[:30],
+        "keyless": "{}",
+        "list": "[1, 2]",
+        "foreign": json.dumps(EpisodeAwareSampler([0, 40], [30, 90], shuffle=True).state_dict()),
+        "schema 2": json.dumps({**base, "schema": 2}),
+        "bad target": json.dumps({**base, "targets": [{"name": "t"}]}),
+        "bad section": json.dumps({**base, "sections": {"fullepoch": {"rows": 7}}}),
+    }
+    files = {name: tmp_path / f"{name.replace(' ', '_')}.json" for name in texts}
+    for name, text in texts.items():
+        files[name].write_text(text)
+    files["binary"] = tmp_path / "binary.json"
+    files["binary"].write_bytes(bytes(range(256)))
+    files["missing"] = tmp_path / "missing.json"
+    files["directory"] = tmp_path
+    return files
+
+
+def _usage_error(argv: list[str], capsys) -> str:
+    """Run the suite's command line, expect a usage error (exit 2); its one error line."""
+    with pytest.raises(SystemExit) as exc:
+        bench.main(argv)
+    assert exc.value.code == 2
+    out, err = capsys.readouterr()
+    assert out == "" and "Traceback" not in err
+    lines = err.splitlines()
+    assert err.startswith("usage: python -m benchmarks") and lines[-1].startswith(
+        "python -m benchmarks: error: "
+    )
+    assert all(ln.startswith(("usage:", " ")) for ln in lines[:-1]), err
+    return lines[-1]
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "missing",
+        "directory",
+        "empty",
+        "garbage",
+        "truncated",
+        "binary",
+        "keyless",
+        "list",
+        "foreign",
+        "schema 2",
+        "bad target",
+        "bad section",
+    ],
+)
+def test_from_json_errors_are_one_line(case: str, tmp_path: Path, capsys) -> None:
+    path = _report_files(tmp_path)[case]
+    assert "--from-json" in _usage_error(["--from-json", str(path), "--out", str(tmp_path / "out")], capsys)
+
+
+@pytest.mark.parametrize("argv", [["--from-json"], ["--nope"], ["--only", "nothing"]])
+def test_usage_errors(argv: list[str], capsys) -> None:
+    _usage_error(argv, capsys)
