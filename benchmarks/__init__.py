@@ -15,8 +15,8 @@ Modules:
 * ``cases/``: one module per section (``fullepoch``, ``iteration``, ``restore``,
   ``restore_peers``, ``memory``, ``quality``, ``e2e``, ``state``, ``video``);
 * ``peers/``: the other samplers measured side by side (torch, torchdata, LeRobot's loop);
-* ``targets``: PASS/FAIL targets; ``tables``, ``plots``, ``docs_page``: the report; ``machine``:
-  versions; ``main``: the command line.
+* ``targets``: PASS/FAIL targets and informational ratios; ``tables``, ``plots``, ``docs_page``:
+  the report; ``machine``: versions; ``main``: the command line.
 """
 
 from __future__ import annotations
@@ -24,14 +24,16 @@ from __future__ import annotations
 from .config import SECTIONS, Config, make_config
 from .layouts import make_layout
 from .main import build_parser, main
-from .targets import evaluate_targets, format_target
+from .targets import evaluate_targets, format_info, format_target, informational_ratios
 
 __all__ = [
     "SECTIONS",
     "Config",
     "build_parser",
     "evaluate_targets",
+    "format_info",
     "format_target",
+    "informational_ratios",
     "main",
     "make_config",
     "make_layout",
