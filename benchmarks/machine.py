@@ -44,9 +44,6 @@ def machine_info() -> dict[str, Any]:
         "torchdata": getattr(torchdata, "__version__", "?"),
         "numpy": np.__version__,
     }
-    from episode_sampler.kernel import kernel_info
-
-    info["kernel"] = kernel_info()
     try:
         import pyarrow
 

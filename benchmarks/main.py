@@ -102,7 +102,6 @@ def main(argv: list[str] | None = None) -> int:
     json_path = out / ("bench.json" if mode == "full" else f"bench-{mode}.json")
     json_path.write_text(json.dumps(report, indent=1, default=_json_default) + "\n")
     print(f"\nbenchmarks ({mode}) finished in {elapsed:.1f} s; results in {json_path}")
-    print(f"kernel: {report['machine'].get('kernel', '?')}")
     for t in targets:
         print(format_target(t))
     for i in informational:
