@@ -1,4 +1,6 @@
-"""The benchmark suite runs end to end at tiny sizes and writes a well-formed report (no timing asserts)."""
+"""The benchmark suite (``benchmarks/`` at the repo root) runs end to end at tiny sizes and writes a
+well-formed report (no timing asserts). The tests that need the ``--smoke`` run (about 3 s once torch
+is imported, 5 s cold) or draw the plots are marked slow; the others take well under a second."""
 
 from __future__ import annotations
 
@@ -48,6 +50,7 @@ def smoke_report(tmp_path_factory):
     return json.loads((out / "bench-smoke.json").read_text()), out
 
 
+@pytest.mark.slow
 def test_report_structure(smoke_report):
     report, _ = smoke_report
     assert report["schema"] == 1 and report["mode"] == "smoke"
@@ -60,6 +63,7 @@ def test_report_structure(smoke_report):
     assert report["config"]["reps"] >= 3
 
 
+@pytest.mark.slow
 def test_every_target_is_evaluated(smoke_report, capsys):
     report, _ = smoke_report
     targets = {t["name"]: t for t in report["targets"]}
@@ -85,6 +89,7 @@ def test_every_target_is_evaluated(smoke_report, capsys):
         assert bench.format_info(i).startswith("INFO")
 
 
+@pytest.mark.slow
 def test_section_rows(smoke_report):
     sec = smoke_report[0]["sections"]
     methods = {r["method"] for r in sec["fullepoch"]["rows"]}
@@ -150,6 +155,7 @@ def test_missing_peer_is_skipped_with_a_note(monkeypatch):
     assert not any(r["method"].startswith("Grain") for r in out["rows"])
 
 
+@pytest.mark.slow
 def test_docs_render_from_json(smoke_report, tmp_path):
     pytest.importorskip("matplotlib")
     _, out = smoke_report
@@ -210,11 +216,12 @@ def test_benchmarks_are_outside_the_package():
     assert proc.stdout.strip() == "None []"
 
 
-def test_plots_are_skipped_with_a_note_without_matplotlib(smoke_report, tmp_path, monkeypatch, capsys):
+def test_plots_are_skipped_with_a_note_without_matplotlib(tmp_path, monkeypatch, capsys):
     from benchmarks.plots import NO_MATPLOTLIB, plots
 
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # makes `import matplotlib` fail
-    assert plots(smoke_report[0], tmp_path / "plots") == []
+    report = {"schema": 1, "mode": "smoke", "sections": {}, "targets": [], "informational": []}
+    assert plots(report, tmp_path / "plots") == []
     assert NO_MATPLOTLIB in capsys.readouterr().out
     assert not (tmp_path / "plots").exists()
 

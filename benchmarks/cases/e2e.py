@@ -60,7 +60,7 @@ def bench_e2e(cfg: Config, log: Log) -> dict[str, Any]:
                 "DataLoader(batch_size, RandomSampler, num_workers=0)": dataloader(batch),
                 E2E_BLOCKS: ours(batch, ds.get_batch, blocks),
             }
-            times = time_round_robin(fns, cfg.reps)
+            times = time_round_robin(fns, cfg.reps, cfg.collect)
             for name, ts in times.items():
                 rows.append(
                     {
