@@ -175,6 +175,8 @@ def test_docs_render_from_json(smoke_report, tmp_path):
     text = (docs / "performance.md").read_text()
     assert "## Targets" in text and "| target | measured | threshold | result |" in text
     assert "## Sampler micro-benchmarks (informational)" in text and "| ratio | measured |" in text
+    assert "python -m benchmarks --docs" in text and "kernel" not in text.lower()  # pure Python, no CLI
+    assert "episode-sampler bench" not in text
     assert "other jobs ran during this run" not in text  # the load is stated as measured, never assumed
     load = json.loads((out / "bench-smoke.json").read_text())["machine"]["load_start"]
     if load is not None:
