@@ -1,4 +1,6 @@
-"""The benchmark suite runs end to end at tiny sizes and writes a well-formed report (no timing asserts)."""
+"""The benchmark suite (``benchmarks/`` at the repo root) runs end to end at tiny sizes and writes a
+well-formed report (no timing asserts). The tests that need the ``--smoke`` run (about 3 s once torch
+is imported, 5 s cold) or draw the plots are marked slow; the others take well under a second."""
 
 from __future__ import annotations
 
@@ -10,19 +12,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from episode_sampler import bench
-
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # benchmarks/ lives at the repository root, outside the installed package
+    sys.path.insert(0, str(ROOT))
+
+import benchmarks as bench  # noqa: E402
+
 TARGETS = {
     "fullepoch_vs_materialized",
     "iter_vs_randomsampler",
     "iter_vs_lerobot",
-    "loader_vs_samplerwrapper",
-    "iter_vs_distributedsampler",
-    "fullepoch_vs_randperm",
-    "blocks_vs_frames",
-    "episodes_vs_frames",
-    "restore_construct_vs_grain",
     "restore_built_vs_grain",
     "restore_position_ratio",
     "restore_size_ratio",
@@ -31,6 +30,15 @@ TARGETS = {
     "state_size",
     "video_frames_vs_lerobot",
     "video_blocks_vs_lerobot",
+}
+# the sampler micro-benchmarks: measured and reported, not PASS/FAIL targets
+INFORMATIONAL = {
+    "loader_vs_samplerwrapper",
+    "iter_vs_distributedsampler",
+    "fullepoch_vs_randperm",
+    "blocks_vs_frames",
+    "episodes_vs_frames",
+    "restore_construct_vs_grain",
 }
 
 
@@ -42,6 +50,7 @@ def smoke_report(tmp_path_factory):
     return json.loads((out / "bench-smoke.json").read_text()), out
 
 
+@pytest.mark.slow
 def test_report_structure(smoke_report):
     report, _ = smoke_report
     assert report["schema"] == 1 and report["mode"] == "smoke"
@@ -54,6 +63,7 @@ def test_report_structure(smoke_report):
     assert report["config"]["reps"] >= 3
 
 
+@pytest.mark.slow
 def test_every_target_is_evaluated(smoke_report, capsys):
     report, _ = smoke_report
     targets = {t["name"]: t for t in report["targets"]}
@@ -68,8 +78,18 @@ def test_every_target_is_evaluated(smoke_report, capsys):
         assert isinstance(t["pass"], bool)
         assert t["op"] in (">=", "<=", "<")
         assert bench.format_target(t).startswith(("PASS", "FAIL"))
+    infos = {i["name"]: i for i in report["informational"]}
+    assert set(infos) == INFORMATIONAL
+    for name, i in infos.items():
+        assert "pass" not in i and "threshold" not in i
+        if grain_missing and name.endswith("_vs_grain"):
+            assert i["value"] is None and bench.format_info(i).startswith("INFO")
+            continue
+        assert isinstance(i["value"], float) and i["value"] > 0
+        assert bench.format_info(i).startswith("INFO")
 
 
+@pytest.mark.slow
 def test_section_rows(smoke_report):
     sec = smoke_report[0]["sections"]
     methods = {r["method"] for r in sec["fullepoch"]["rows"]}
@@ -107,7 +127,7 @@ def test_section_rows(smoke_report):
 
 
 def test_quality_probes_tell_a_local_shuffle_from_a_uniform_one():
-    from episode_sampler.bench.cases.quality import first_percent_chi2, gap_ks, position_correlation
+    from benchmarks.cases.quality import first_percent_chi2, gap_ks, position_correlation
 
     n = 20000
     uniform = np.random.default_rng(0).permutation(n)
@@ -121,20 +141,21 @@ def test_quality_probes_tell_a_local_shuffle_from_a_uniform_one():
 
 
 def test_missing_peer_is_skipped_with_a_note(monkeypatch):
-    from episode_sampler.bench import peers
-    from episode_sampler.bench.peers import grain_peer
+    from benchmarks import peers
+    from benchmarks.peers import grain_peer
 
     monkeypatch.setattr(grain_peer, "available", lambda: "grain not importable (test)")
     assert peers.missing()["grain"] == "grain not importable (test)"
-    from episode_sampler.bench.cases.restore_peers import bench_restore_peers
-    from episode_sampler.bench.config import make_config
-    from episode_sampler.bench.timing import Log
+    from benchmarks.cases.restore_peers import bench_restore_peers
+    from benchmarks.config import make_config
+    from benchmarks.timing import Log
 
     out = bench_restore_peers(make_config("smoke"), Log(True))
     assert out["skipped"]["Grain"] == "grain not importable (test)"
     assert not any(r["method"].startswith("Grain") for r in out["rows"])
 
 
+@pytest.mark.slow
 def test_docs_render_from_json(smoke_report, tmp_path):
     pytest.importorskip("matplotlib")
     _, out = smoke_report
@@ -153,6 +174,9 @@ def test_docs_render_from_json(smoke_report, tmp_path):
     assert code == 0
     text = (docs / "performance.md").read_text()
     assert "## Targets" in text and "| target | measured | threshold | result |" in text
+    assert "## Sampler micro-benchmarks (informational)" in text and "| ratio | measured |" in text
+    assert "python -m benchmarks --docs" in text and "kernel" not in text.lower()  # pure Python, no CLI
+    assert "episode-sampler bench" not in text
     assert "other jobs ran during this run" not in text  # the load is stated as measured, never assumed
     load = json.loads((out / "bench-smoke.json").read_text())["machine"]["load_start"]
     if load is not None:
@@ -176,37 +200,36 @@ def test_layout_is_exact_at_any_size():
         assert int(index.lengths.min()) >= 1
 
 
-def test_pipelines_runner_help():
+def test_module_runner_help():
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "pipelines" / "bench.py"), "--help"],
-        capture_output=True,
-        text=True,
-        check=False,
+        [sys.executable, "-m", "benchmarks", "--help"], cwd=ROOT, capture_output=True, text=True, check=False
     )
-    assert proc.returncode == 0
+    assert proc.returncode == 0, proc.stderr
     assert "--quick" in proc.stdout and "--docs" in proc.stdout
 
 
-def test_bench_is_outside_the_core_import_path():
+def test_benchmarks_are_outside_the_package():
     code = (
-        "import sys, episode_sampler; "
-        "print(sorted(m for m in sys.modules if m.startswith(('episode_sampler.bench', 'matplotlib'))))"
+        "import importlib.util, sys, episode_sampler; "
+        "print(importlib.util.find_spec('episode_sampler.bench'), "
+        "sorted(m for m in sys.modules if m.startswith(('benchmarks', 'matplotlib'))))"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert proc.stdout.strip() == "[]"
+    assert proc.stdout.strip() == "None []"
 
 
-def test_plots_are_skipped_with_a_note_without_matplotlib(smoke_report, tmp_path, monkeypatch, capsys):
-    from episode_sampler.bench.plots import NO_MATPLOTLIB, plots
+def test_plots_are_skipped_with_a_note_without_matplotlib(tmp_path, monkeypatch, capsys):
+    from benchmarks.plots import NO_MATPLOTLIB, plots
 
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # makes `import matplotlib` fail
-    assert plots(smoke_report[0], tmp_path / "plots") == []
+    report = {"schema": 1, "mode": "smoke", "sections": {}, "targets": [], "informational": []}
+    assert plots(report, tmp_path / "plots") == []
     assert NO_MATPLOTLIB in capsys.readouterr().out
     assert not (tmp_path / "plots").exists()
 
 
 def test_docs_page_states_the_measured_load():
-    from episode_sampler.bench.docs_page import load_cell, load_sentence
+    from benchmarks.docs_page import load_cell, load_sentence
 
     mc = {"cpu_count": 2, "load_start": [0.25, 0.5, 1.0], "load_end": [3.5, 2.0, 1.25]}
     text = " ".join(load_sentence(mc))
@@ -215,3 +238,79 @@ def test_docs_page_states_the_measured_load():
     old_report = {"cpu_count": 2}  # written before the load was recorded: no claim either way
     assert "not recorded" in " ".join(load_sentence(old_report)) and load_cell(old_report) == "not recorded"
     assert "not recorded" in load_cell({"cpu_count": 2, "load_start": None, "load_end": None})
+
+
+def _report_files(tmp_path: Path) -> dict[str, Path]:
+    from episode_sampler import EpisodeAwareSampler
+
+    good_target = {
+        "name": "t",
+        "pass": True,
+        "value": 2.0,
+        "unit": "x",
+        "threshold": 1.0,
+        "op": ">=",
+        "description": "d",
+    }
+    base = {"schema": 1, "mode": "smoke", "sections": {}, "targets": [good_target]}
+    texts = {
+        "empty": "",
+        "garbage": "not json at all {",
+        "truncated": json.dumps(base)[:30],
+        "keyless": "{}",
+        "list": "[1, 2]",
+        "foreign": json.dumps(EpisodeAwareSampler([0, 40], [30, 90], shuffle=True).state_dict()),
+        "schema 2": json.dumps({**base, "schema": 2}),
+        "bad target": json.dumps({**base, "targets": [{"name": "t"}]}),
+        "bad section": json.dumps({**base, "sections": {"fullepoch": {"rows": 7}}}),
+    }
+    files = {name: tmp_path / f"{name.replace(' ', '_')}.json" for name in texts}
+    for name, text in texts.items():
+        files[name].write_text(text)
+    files["binary"] = tmp_path / "binary.json"
+    files["binary"].write_bytes(bytes(range(256)))
+    files["missing"] = tmp_path / "missing.json"
+    files["directory"] = tmp_path
+    return files
+
+
+def _usage_error(argv: list[str], capsys) -> str:
+    """Run the suite's command line, expect a usage error (exit 2); its one error line."""
+    with pytest.raises(SystemExit) as exc:
+        bench.main(argv)
+    assert exc.value.code == 2
+    out, err = capsys.readouterr()
+    assert out == "" and "Traceback" not in err
+    lines = err.splitlines()
+    assert err.startswith("usage: python -m benchmarks") and lines[-1].startswith(
+        "python -m benchmarks: error: "
+    )
+    assert all(ln.startswith(("usage:", " ")) for ln in lines[:-1]), err
+    return lines[-1]
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "missing",
+        "directory",
+        "empty",
+        "garbage",
+        "truncated",
+        "binary",
+        "keyless",
+        "list",
+        "foreign",
+        "schema 2",
+        "bad target",
+        "bad section",
+    ],
+)
+def test_from_json_errors_are_one_line(case: str, tmp_path: Path, capsys) -> None:
+    path = _report_files(tmp_path)[case]
+    assert "--from-json" in _usage_error(["--from-json", str(path), "--out", str(tmp_path / "out")], capsys)
+
+
+@pytest.mark.parametrize("argv", [["--from-json"], ["--nope"], ["--only", "nothing"]])
+def test_usage_errors(argv: list[str], capsys) -> None:
+    _usage_error(argv, capsys)

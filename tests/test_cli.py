@@ -1,6 +1,7 @@
 """The ``episode-sampler`` command line: help everywhere, clean usage errors (exit 2, no traceback),
-``inspect`` on every kind of state (expected wording computed here from first principles), ``bench``
-pass-through, and the ``demo`` end to end (exact verdict, and a detected mismatch)."""
+``inspect`` on every kind of state (expected wording computed here from first principles), and the
+``demo`` end to end (exact verdict, and a detected mismatch). The benchmark suite is not a subcommand
+(it is ``python -m benchmarks`` in a checkout; its own tests are in test_bench_smoke.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ import re
 import shutil
 import subprocess
 import sys
-import types
 from pathlib import Path
 
 import pytest
@@ -65,7 +65,7 @@ def test_help_and_version_exit_0(argv: list[str], capsys: pytest.CaptureFixture[
 
 def test_top_level_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
     _, out, _ = run(["--help"], capsys)
-    for command in ("demo", "inspect", "bench"):
+    for command in ("demo", "inspect"):
         assert command in out
 
 
@@ -88,6 +88,8 @@ BAD_USAGE = [
     ["inspect"],
     ["inspect", "a.json", "b.json"],
     ["inspect", "--bogus", "a.json"],
+    ["bench"],  # no longer a subcommand: the suite is `python -m benchmarks` in a checkout
+    ["bench", "--quick"],
 ]
 
 
@@ -350,90 +352,6 @@ def test_inspect_via_console_script_error_exit_code(tmp_path: Path) -> None:
         timeout=120,
     )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr and "error:" in proc.stderr
-
-
-# ---------------------------------------------------------------------------------------------- bench
-def test_bench_passes_arguments_through(monkeypatch, capsys) -> None:
-    calls = []
-    fake = types.ModuleType("episode_sampler.bench")
-    fake.main = lambda argv: calls.append(list(argv)) or 7
-    monkeypatch.setitem(sys.modules, "episode_sampler.bench", fake)
-    assert cli.main(["bench", "--quick"]) == 7
-    assert cli.main(["bench", "--help", "--out", "x"]) == 7
-    assert calls == [["--quick"], ["--help", "--out", "x"]]
-
-
-def test_bench_missing_module_is_a_clean_error(monkeypatch, capsys) -> None:
-    monkeypatch.setitem(sys.modules, "episode_sampler.bench", None)  # makes the import fail
-    code, out, err = run(["bench", "--quick"], capsys)
-    assert code == 2
-    assert "episode_sampler.bench" in err and "Traceback" not in err
-    assert run(["bench", "--help"], capsys)[0] == 0
-
-
-def _bench_files(tmp_path: Path) -> dict[str, Path]:
-    good_target = {
-        "name": "t",
-        "pass": True,
-        "value": 2.0,
-        "unit": "x",
-        "threshold": 1.0,
-        "op": ">=",
-        "description": "d",
-    }
-    base = {"schema": 1, "mode": "smoke", "sections": {}, "targets": [good_target]}
-    texts = {
-        "empty": "",
-        "garbage": "not json at all {",
-        "truncated": json.dumps(base)[:30],
-        "keyless": "{}",
-        "list": "[1, 2]",
-        "foreign": json.dumps(consume(sampler(), 3).state_dict()),
-        "schema 2": json.dumps({**base, "schema": 2}),
-        "bad target": json.dumps({**base, "targets": [{"name": "t"}]}),
-        "bad section": json.dumps({**base, "sections": {"fullepoch": {"rows": 7}}}),
-    }
-    files = {name: tmp_path / f"{name.replace(' ', '_')}.json" for name in texts}
-    for name, text in texts.items():
-        files[name].write_text(text)
-    files["binary"] = tmp_path / "binary.json"
-    files["binary"].write_bytes(bytes(range(256)))
-    files["missing"] = tmp_path / "missing.json"
-    files["directory"] = tmp_path
-    return files
-
-
-BENCH_FILE_CASES = [
-    "missing",
-    "directory",
-    "empty",
-    "garbage",
-    "truncated",
-    "binary",
-    "keyless",
-    "list",
-    "foreign",
-    "schema 2",
-    "bad target",
-    "bad section",
-]
-
-
-@pytest.mark.parametrize("case", BENCH_FILE_CASES)
-def test_bench_from_json_errors_are_one_line(case: str, tmp_path: Path, capsys) -> None:
-    path = _bench_files(tmp_path)[case]
-    code, out, err = run(["bench", "--from-json", str(path), "--out", str(tmp_path / "out")], capsys)
-    assert code == 2
-    assert "--from-json" in _subcommand_error(err, "bench")
-    assert out == ""
-
-
-@pytest.mark.parametrize("argv", [["--from-json"], ["--nope"], ["--only", "nothing"]])
-def test_bench_usage_errors(argv: list[str], capsys) -> None:
-    code, out, err = run(["bench", *argv], capsys)
-    assert code == 2
-    _subcommand_error(err, "bench")
-    assert err.startswith("usage: episode-sampler bench")
 
 
 def _bad_roots(tmp_path: Path) -> dict[str, Path]:

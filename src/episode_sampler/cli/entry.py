@@ -21,10 +21,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args, extra = parser.parse_known_args(argv)
         command = args.command
-        if command == "bench":
-            from . import bench
-
-            return bench.run(extra)
         sub = subparser(parser, command)
         if extra:
             sub.error(f"unrecognized arguments: {' '.join(extra)}")

@@ -15,7 +15,7 @@ from ..core.order import ORDERS
 from ..core.permutation import PERMUTATIONS
 
 PROG = "episode-sampler"
-COMMANDS = ("demo", "inspect", "bench")
+COMMANDS = ("demo", "inspect")
 
 
 class UsageError(Exception):
@@ -62,12 +62,6 @@ def build_parser() -> Parser:
     sub.required = True
     _add_demo(sub)
     _add_inspect(sub)
-    sub.add_parser(
-        "bench",
-        add_help=False,
-        help="run the benchmark suite (`episode-sampler bench --help` for its options)",
-        description="Run the benchmark suite of episode_sampler.bench; arguments are passed through.",
-    )
     return parser
 
 

@@ -12,7 +12,7 @@ from ..timing import Log, med
 
 
 def _restore_case(n: int, e: int, permutation: str, fracs: list[float], reps: int) -> list[dict[str, Any]]:
-    from ...nodes import EpisodeSamplerNode
+    from episode_sampler import EpisodeSamplerNode
 
     index = make_layout(n, min(e, n))
     s = build_sampler(index, permutation)

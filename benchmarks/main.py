@@ -1,4 +1,4 @@
-"""Command line of the suite: ``episode-sampler bench [--quick] [--out DIR] [--docs]``."""
+"""Command line of the suite: ``python -m benchmarks [--quick] [--out DIR] [--docs]``."""
 
 from __future__ import annotations
 
@@ -15,15 +15,18 @@ from .config import SECTIONS, make_config
 from .docs_page import write_docs
 from .machine import load_average, machine_info
 from .plots import plots
-from .targets import evaluate_targets, format_target
+from .targets import evaluate_targets, format_info, format_target, informational_ratios
 from .timing import Log
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"  # the checkout's docs/, whatever the cwd
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="episode-sampler bench",
+        prog="python -m benchmarks",
         description="Benchmark suite: full-epoch index generation, iteration, restore latency, memory, "
-        "end to end over LeRobotFrames and state size, each against its baselines, with PASS/FAIL targets.",
+        "end to end over LeRobotFrames and state size, each against its baselines, with PASS/FAIL targets "
+        "(the sampler micro-benchmarks are reported as informational ratios).",
     )
     p.add_argument(
         "--quick",
@@ -37,7 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--docs", action="store_true", help="(re)write docs/performance.md and docs/img/perf_*.png"
     )
-    p.add_argument("--docs-dir", default=None, help="docs directory for --docs (default: ./docs)")
+    p.add_argument(
+        "--docs-dir", default=None, help="docs directory for --docs (default: this checkout's docs/)"
+    )
     p.add_argument("--only", action="append", choices=SECTIONS, help="run only this section (repeatable)")
     p.add_argument(
         "--from-json", metavar="FILE", help="measure nothing: re-render plots/docs from a saved bench JSON"
@@ -55,9 +60,10 @@ def main(argv: list[str] | None = None) -> int:
         report = read_report(args.from_json, parser)
         try:
             lines = [format_target(t) for t in report["targets"]]
+            lines += [format_info(i) for i in report.get("informational", [])]
             plots(report, Path(args.out))
             if args.docs:
-                docs = Path(args.docs_dir) if args.docs_dir else Path("docs")
+                docs = Path(args.docs_dir) if args.docs_dir else DOCS
                 write_docs(report, docs)
                 lines.append(f"wrote {docs / 'performance.md'} and {docs / 'img'}/perf_*.png")
             print("\n".join(lines))
@@ -71,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = make_config(mode)
     log = Log(args.quiet)
     sections = list(args.only) if args.only else list(SECTIONS)
-    log(f"episode-sampler bench ({mode}): sections {', '.join(sections)}")
+    log(f"benchmarks ({mode}): sections {', '.join(sections)}")
     load_start = load_average()
     t0 = time.perf_counter()
     results: dict[str, Any] = {}
@@ -79,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         results[name] = BENCHES[name](cfg, log)
     elapsed = time.perf_counter() - t0
     targets = evaluate_targets(cfg, results)
+    informational = informational_ratios(cfg, results)
     report = {
         "schema": 1,
         "mode": mode,
@@ -88,19 +95,21 @@ def main(argv: list[str] | None = None) -> int:
         "config": {"reps": cfg.reps, "latency_reps": cfg.latency_reps, "sections": sections},
         "sections": results,
         "targets": targets,
+        "informational": informational,
     }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     json_path = out / ("bench.json" if mode == "full" else f"bench-{mode}.json")
     json_path.write_text(json.dumps(report, indent=1, default=_json_default) + "\n")
-    print(f"\nepisode-sampler bench ({mode}) finished in {elapsed:.1f} s; results in {json_path}")
-    print(f"kernel: {report['machine'].get('kernel', '?')}")
+    print(f"\nbenchmarks ({mode}) finished in {elapsed:.1f} s; results in {json_path}")
     for t in targets:
         print(format_target(t))
+    for i in informational:
+        print(format_info(i))
     if not args.no_plots or args.docs:
         plots(report, out)
         if args.docs:
-            docs = Path(args.docs_dir) if args.docs_dir else Path("docs")
+            docs = Path(args.docs_dir) if args.docs_dir else DOCS
             write_docs(report, docs)
             print(f"wrote {docs / 'performance.md'} and {docs / 'img'}/perf_*.png")
     failed = any(t["pass"] is False for t in targets)
@@ -109,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
 
 REPORT_KEYS = ("schema", "mode", "sections", "targets")
 TARGET_KEYS = ("name", "pass", "value", "unit", "threshold", "op", "description")
+INFO_KEYS = {"name", "value", "unit", "description"}
 
 
 def read_report(path: str, parser: argparse.ArgumentParser) -> dict[str, Any]:
@@ -137,6 +147,9 @@ def read_report(path: str, parser: argparse.ArgumentParser) -> dict[str, Any]:
         parser.error(f"{where}: unsupported bench report schema {report['schema']!r} (this version reads 1)")
     if not isinstance(report["sections"], dict) or not isinstance(report["targets"], list):
         parser.error(f"{where} is not a bench report: 'sections' must be an object, 'targets' a list")
+    info = report.get("informational", [])  # absent from reports written before it existed
+    if not isinstance(info, list) or not all(isinstance(i, dict) and INFO_KEYS <= set(i) for i in info):
+        parser.error(f"{where}: 'informational' must be a list of objects with keys {sorted(INFO_KEYS)}")
     for i, t in enumerate(report["targets"]):
         bad = [k for k in TARGET_KEYS if not isinstance(t, dict) or k not in t]
         if bad:

@@ -74,7 +74,7 @@ def _iteration_case(cfg: Config, n: int) -> list[dict[str, Any]]:
 
         fns["Grain IndexSampler[i]"] = grain
         notes["Grain IndexSampler[i]"] = f"sampler[i].record_key per item, extrapolated from {prefix:,} items"
-    return _iteration_rows(n, time_round_robin(fns, cfg.reps), notes)
+    return _iteration_rows(n, time_round_robin(fns, cfg.reps, cfg.collect), notes)
 
 
 def _loader_case(cfg: Config, n: int) -> list[dict[str, Any]]:
@@ -82,7 +82,7 @@ def _loader_case(cfg: Config, n: int) -> list[dict[str, Any]]:
     from torch.utils.data import RandomSampler
     from torchdata.nodes import Loader, SamplerWrapper
 
-    from ...nodes import EpisodeSamplerNode
+    from episode_sampler import EpisodeSamplerNode
 
     s = build_sampler(make_layout(n, min(10**4, max(1, n // 10))), "feistel")
 
@@ -94,7 +94,7 @@ def _loader_case(cfg: Config, n: int) -> list[dict[str, Any]]:
         return consume(iter(Loader(SamplerWrapper(RandomSampler(Sized(n), generator=g)))))
 
     fns = {"Loader(EpisodeSamplerNode) (feistel)": ours, "Loader(SamplerWrapper(RandomSampler))": theirs}
-    return _iteration_rows(n, time_round_robin(fns, cfg.reps), {})
+    return _iteration_rows(n, time_round_robin(fns, cfg.reps, cfg.collect), {})
 
 
 def bench_iteration(cfg: Config, log: Log) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from ..timing import Log, med, time_round_robin
 
 
 def _ours(n: int, e: int) -> dict[str, Callable[[int], Any]]:
-    from ...sampler import EpisodeAwareSampler
+    from episode_sampler import EpisodeAwareSampler
 
     index = make_layout(n, e)
     starts, ends = index.starts.copy(), index.ends.copy()

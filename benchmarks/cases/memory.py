@@ -67,8 +67,7 @@ def memory_child(n: int, e: int, iterate: int, modes: tuple[str, ...]) -> dict[s
     """
     import tracemalloc
 
-    from ...episodes import EpisodeIndex
-    from ...sampler import EpisodeAwareSampler
+    from episode_sampler import EpisodeAwareSampler, EpisodeIndex
 
     index = make_layout(n, e)
     out: dict[str, Any] = {
@@ -109,12 +108,18 @@ def _run_memory_child(
     if not subprocess_:
         return memory_child(n, e, iterate, modes)
     code = (
-        "import json; from episode_sampler.bench.cases.memory import memory_child; "
+        f"import json; from {__name__} import memory_child; "
         f"print(json.dumps(memory_child({n}, {e}, {iterate}, {modes!r})))"
     )
+    import episode_sampler
+
+    # the child imports this suite (repo root) and the same episode_sampler as this process
+    paths = [
+        str(Path(__file__).resolve().parents[2]),
+        str(Path(episode_sampler.__file__).resolve().parents[1]),
+    ]
     env = dict(os.environ)
-    src = str(Path(__file__).resolve().parents[3])
-    env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env["PYTHONPATH"] = os.pathsep.join(paths + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
     for attempt in range(3):  # a checkout being edited can fail an import for a moment: retry
         proc = subprocess.run(
             [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False

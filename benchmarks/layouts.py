@@ -11,7 +11,7 @@ def make_layout(n: int, e: int, seed: int = 0, gaps: bool = True):
     With ``gaps`` every episode is followed by one unused frame (as after ``drop_n_last_frames=1``),
     so position -> frame is a real episode lookup rather than the identity.
     """
-    from ..episodes import EpisodeIndex
+    from episode_sampler import EpisodeIndex
 
     rng = np.random.default_rng(seed)
     base = n // e
@@ -31,7 +31,7 @@ def make_layout(n: int, e: int, seed: int = 0, gaps: bool = True):
 
 
 def build_sampler(index, permutation: str = "feistel", order: str = "frames", block_size=None, seed: int = 0):
-    from ..sampler import EpisodeAwareSampler
+    from episode_sampler import EpisodeAwareSampler
 
     return EpisodeAwareSampler.from_index(
         index, shuffle=True, seed=seed, permutation=permutation, order=order, block_size=block_size

@@ -44,9 +44,6 @@ def machine_info() -> dict[str, Any]:
         "torchdata": getattr(torchdata, "__version__", "?"),
         "numpy": np.__version__,
     }
-    from ..kernel import kernel_info
-
-    info["kernel"] = kernel_info()
     try:
         import pyarrow
 
@@ -54,7 +51,7 @@ def machine_info() -> dict[str, Any]:
     except ImportError:
         pass
     try:
-        from .. import __version__
+        from episode_sampler import __version__
 
         info["episode_sampler"] = __version__
     except ImportError:

@@ -82,7 +82,7 @@ def _fullepoch_case(cfg: Config, n: int, e: int, per_n: bool) -> list[dict[str, 
                     fns[name] = lambda r, mod=mod: mod.epoch_order(n, 0, r + 1)
                     notes[name] = f"{mod.__name__.rsplit('.', 1)[-1]}.epoch_order: the epoch's positions"
                     layout_free.add(name)
-    times = time_round_robin(fns, cfg.reps)
+    times = time_round_robin(fns, cfg.reps, cfg.collect)
     return [
         {
             "N": n,

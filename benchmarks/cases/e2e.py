@@ -20,9 +20,7 @@ def bench_e2e(cfg: Config, log: Log) -> dict[str, Any]:
     from torch.utils.data._utils.collate import default_collate
     from torchdata.nodes import Loader, Mapper, Prefetcher
 
-    from ...lerobot import LeRobotFrames
-    from ...nodes import EpisodeSamplerNode
-    from ...synthetic import write_lerobot_dataset
+    from episode_sampler import EpisodeSamplerNode, LeRobotFrames, write_lerobot_dataset
 
     rows = []
     with tempfile.TemporaryDirectory(prefix="episode-sampler-bench-") as tmp:
@@ -62,7 +60,7 @@ def bench_e2e(cfg: Config, log: Log) -> dict[str, Any]:
                 "DataLoader(batch_size, RandomSampler, num_workers=0)": dataloader(batch),
                 E2E_BLOCKS: ours(batch, ds.get_batch, blocks),
             }
-            times = time_round_robin(fns, cfg.reps)
+            times = time_round_robin(fns, cfg.reps, cfg.collect)
             for name, ts in times.items():
                 rows.append(
                     {

@@ -173,6 +173,14 @@ def targets_table(targets: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def informational_table(infos: list[dict[str, Any]]) -> list[str]:
+    lines = ["| ratio | measured |", "|---|---|"]
+    for i in infos:
+        value = "–" if i["value"] is None else f"{i['value']:.2f}{i['unit']}"
+        lines.append(f"| {i['description']} | {value} |")
+    return lines
+
+
 def peers_restore_table(rows: list[dict[str, Any]]) -> list[str]:
     """One column per (N, E), one row per method: median latency of restore + first item."""
     sizes = list(dict.fromkeys((r["N"], r["E"]) for r in rows))

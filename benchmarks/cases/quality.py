@@ -58,12 +58,18 @@ def first_percent_chi2(v: np.ndarray) -> tuple[float, float]:
 def _orders(n: int, notes: dict[str, str]) -> dict[str, Callable[[], np.ndarray]]:
     import torch
 
-    from ...permutation import FeistelPermutation, RandpermPermutation
+    from episode_sampler import EpisodeAwareSampler, EpisodeIndex
+
+    def ours(permutation: str) -> np.ndarray:
+        # one episode without gaps: position -> frame is the identity, so this is the permutation itself
+        index = EpisodeIndex(np.array([0]), np.array([n]))
+        sampler = EpisodeAwareSampler.from_index(index, shuffle=True, seed=0, permutation=permutation)
+        return sampler.frame_indices(1)
 
     fns: dict[str, Callable[[], np.ndarray]] = {
         "numpy.random.permutation (reference)": lambda: np.random.default_rng(1).permutation(n),
-        "ours feistel": lambda: FeistelPermutation(n, 0, 1).materialize(),
-        "ours randperm (LeRobot's torch.randperm)": lambda: RandpermPermutation(n, 0, 1).materialize(),
+        "ours feistel": lambda: ours("feistel"),
+        "ours randperm (LeRobot's torch.randperm)": lambda: ours("randperm"),
         "torch.randperm (RandomSampler, DistributedSampler)": lambda: torch.randperm(
             n, generator=torch.Generator().manual_seed(1)
         ).numpy(),

@@ -48,6 +48,7 @@ class Config:
     restore_peers: list[tuple[int, int]] = field(default_factory=list)  # (N, E) of restore vs peers
     restore_peer_max_n: int = 10**7  # peers that materialize the epoch run up to this N
     quality_n: int = 10**5  # positions per order in the shuffle-quality table
+    collect: bool = True  # a garbage collection before every timed call (off in --smoke: ~0.1 s each)
     targets: dict[str, Any] = field(default_factory=dict)
 
 
@@ -77,6 +78,7 @@ def make_config(mode: str) -> Config:
             restore_peers=[(10**4, 10**2), (10**12, 10**3)],
             restore_peer_max_n=10**4,
             quality_n=2000,
+            collect=False,
             targets={
                 "fullepoch": (10**4, 10**2),
                 "iter": 10**4,

@@ -126,7 +126,7 @@ class LeRobotStyleVideoDataset:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        from ...lerobot import LeRobotFrames
+        from episode_sampler import LeRobotFrames
 
         self.root = Path(root)
         info = json.loads((self.root / "meta" / "info.json").read_text())
@@ -176,8 +176,7 @@ def bench_video(cfg: Config, log: Log) -> dict[str, Any]:
     import torch
     from torch.utils.data import DataLoader, RandomSampler
 
-    from ...lerobot import LeRobotFrames, write_lerobot_dataset
-    from ...sampler import EpisodeAwareSampler
+    from episode_sampler import EpisodeAwareSampler, LeRobotFrames, write_lerobot_dataset
 
     sz = SIZES[cfg.mode]
     lo, hi = sz.lengths
