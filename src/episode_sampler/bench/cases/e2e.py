@@ -20,9 +20,8 @@ def bench_e2e(cfg: Config, log: Log) -> dict[str, Any]:
     from torch.utils.data._utils.collate import default_collate
     from torchdata.nodes import Loader, Mapper, Prefetcher
 
-    from ...lerobot import LeRobotFrames
+    from ...lerobot import LeRobotFrames, write_lerobot_dataset
     from ...nodes import EpisodeSamplerNode
-    from ...synthetic import write_lerobot_dataset
 
     rows = []
     with tempfile.TemporaryDirectory(prefix="episode-sampler-bench-") as tmp:
