@@ -163,6 +163,15 @@ def test_the_library_does_not_import_the_cli() -> None:
     assert proc.stdout.strip() == "[]"
 
 
+def test_the_worker_carries_no_test_hooks() -> None:
+    """The kill points of the fault-injection tests live in tests/pausing_worker.py, not in the package."""
+    from episode_sampler.cli import worker, worker_checkpoint
+
+    usage = worker.build_parser().format_help()
+    assert "--pause-at" not in usage and "--status" not in usage
+    assert not hasattr(worker_checkpoint, "Pauser") and not hasattr(worker_checkpoint, "PHASES")
+
+
 def test_console_script_and_module_report_usage_errors_without_traceback() -> None:
     commands = [[sys.executable, "-m", "episode_sampler.cli", "demo", "--batch-size", "-3"]]
     if CONSOLE.exists():

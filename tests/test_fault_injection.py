@@ -5,8 +5,10 @@ resumed steps equal an uninterrupted run, sample for sample, with bit-identical 
 
 The uninterrupted run is itself checked against an independent brute-force epoch order
 (``tests/reference.py``), and every kill inside a checkpoint write must leave the previous checkpoint
-loadable. Workers are forked from a forkserver that has torch preloaded (each is a fresh process,
-killed with a real SIGKILL) so the ~25 processes cost seconds, not minutes.
+loadable. The runs killed at a precise point go through ``tests/pausing_worker.py``, which wraps the real
+worker to pause there; the others run the worker as it is. Workers are forked from a forkserver that has
+torch preloaded (each is a fresh process, killed with a real SIGKILL) so the ~25 processes cost seconds,
+not minutes.
 """
 
 from __future__ import annotations
@@ -25,9 +27,9 @@ from typing import Any
 
 import pytest
 
-from episode_sampler import cli, load_state
+import pausing_worker
+from episode_sampler import cli, load_state, write_lerobot_dataset
 from episode_sampler.cli import worker
-from episode_sampler.synthetic import write_lerobot_dataset
 from reference import episodes_lists, reference_epoch
 
 pytestmark = pytest.mark.slow
@@ -41,6 +43,7 @@ PRELOAD = [
     "episode_sampler.lerobot",
     "episode_sampler.node",
     "episode_sampler.core.checkpoint",
+    "pausing_worker",
 ]
 TIMEOUT = 90.0
 
@@ -134,7 +137,8 @@ def _run_scenario(ctx: Any, root: Path, work: Path, sc: Scenario) -> Outcome:
         extra: dict[str, Any] = {"resume": True} if i else {}
         if kill.pause:
             extra.update(pause_at=kill.pause, status=status)
-        proc = ctx.Process(target=worker.main, args=(_argv(root, ck, log, sc.every, **extra),))
+        target = pausing_worker.main if kill.pause else worker.main
+        proc = ctx.Process(target=target, args=(_argv(root, ck, log, sc.every, **extra),))
         proc.start()
         try:
             if kill.pause:

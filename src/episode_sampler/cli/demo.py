@@ -41,8 +41,7 @@ def ensure_dataset(root: Path, episodes: int | None, progress: Progress) -> bool
     The one place where the demo writes its dataset. An existing dataset is used as it is, and then
     ``episodes`` (when given) must match its episode count.
     """
-    from ..lerobot import read_episode_index
-    from ..synthetic import write_lerobot_dataset
+    from ..lerobot import read_episode_index, write_lerobot_dataset
 
     if (root / "meta" / "info.json").exists():
         if episodes is not None:

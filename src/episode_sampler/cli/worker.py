@@ -1,4 +1,4 @@
-"""The demo's training process (behind ``episode-sampler demo`` and the fault-injection tests).
+"""The demo's training process (behind ``episode-sampler demo``).
 
 Run as ``python -m episode_sampler.cli.worker --root DATASET --checkpoint-dir DIR --log LOG.jsonl [...]``.
 It trains a linear model (``observation.state -> action``) through the canonical pipeline::
@@ -14,13 +14,6 @@ are crash-consistent at every instant (:mod:`.worker_checkpoint`); ``--resume`` 
 
 With ``--progress`` it prints ``ready STEP`` on stdout once the pipeline is built and the checkpoint (if
 any) loaded, then ``step N`` after every step, each line flushed: the parent draws the progress from them.
-
-Test hooks: ``--pause-at STEP:PHASE`` prints ``paused STEP PHASE`` on stdout and sleeps (so that the
-parent can SIGKILL the process at a precise point). Phases: ``step`` (the step is logged, not yet
-checkpointed), ``model-tmp`` (temporary model file written, not renamed), ``model-renamed`` (model file
-in place, ``checkpoint.json`` not yet written), ``json-tmp`` (inside ``save_state``: the temporary JSON
-file is written and fsynced, the rename has not happened), ``json-renamed`` (committed, old files not
-yet removed).
 """
 
 from __future__ import annotations
@@ -40,8 +33,6 @@ from ..core.order import ORDERS
 from ..core.permutation import PERMUTATIONS
 from .worker_checkpoint import (
     CHECKPOINT_NAME,
-    PHASES,
-    Pauser,
     find_sampler_state,
     load_checkpoint,
     remove_stale,
@@ -197,13 +188,11 @@ def train(
     bar: str | None = None,
     on_step: Callable[[int], None] | None = None,
     on_ready: Callable[[int], None] | None = None,
-    pause: Pauser | None = None,
 ) -> TrainResult:
     """Train ``cfg`` (resuming from ``ckpt_dir`` if asked and a checkpoint exists); see the module doc."""
     import torch
     from tqdm import tqdm
 
-    pause = pause or Pauser(None)
     ckpt_dir = Path(ckpt_dir)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # bit-identical numerics in every process, and no oversubscription
@@ -263,15 +252,14 @@ def train(
                     log.flush()
                     if on_step is not None:
                         on_step(step)
-                    pause(step, "step")
                     if step % cfg.checkpoint_every == 0:
-                        ckpt_bytes = save_checkpoint(ckpt_dir, step, model, optimizer, loader, pause)
+                        ckpt_bytes = save_checkpoint(ckpt_dir, step, model, optimizer, loader)
                         checkpoints += 1
                     progress.update(1)
                 loss_value = float(loss.detach()) if samples else loss_value
                 epoch += 1
         if step % cfg.checkpoint_every != 0 or checkpoints == 0:
-            ckpt_bytes = save_checkpoint(ckpt_dir, step, model, optimizer, loader, pause)
+            ckpt_bytes = save_checkpoint(ckpt_dir, step, model, optimizer, loader)
             checkpoints += 1
         seconds = time.perf_counter() - t0
         progress.close()
@@ -321,17 +309,10 @@ def _positive(text: str) -> int:
     return value
 
 
-def _pause_spec(text: str) -> str:
-    step, _, phase = text.partition(":")
-    if not step.isdigit() or (phase and phase not in PHASES):
-        raise argparse.ArgumentTypeError(f"expected STEP[:PHASE] with PHASE in {', '.join(PHASES)}")
-    return text
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m episode_sampler.cli.worker",
-        description="Training worker of `episode-sampler demo` (and of the fault-injection tests).",
+        description="Training worker of `episode-sampler demo`.",
     )
     p.add_argument("--root", required=True, help="LeRobot v3 dataset directory")
     p.add_argument("--checkpoint-dir", required=True, help="where checkpoint.json and model files go")
@@ -347,15 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue from checkpoint.json if it exists")
     p.add_argument("--progress", action="store_true", help="print 'step N' on stdout after every step")
     p.add_argument("--bar", default=None, help="show a tqdm bar (on stderr) with this label")
-    p.add_argument("--status", default=None, help="write 'paused STEP PHASE' here instead of stdout")
     p.add_argument("--summary", default=None, help="write the final JSON summary here instead of stdout")
-    p.add_argument(
-        "--pause-at",
-        type=_pause_spec,
-        default=None,
-        metavar="STEP[:PHASE]",
-        help=f"test hook: sleep until killed at STEP, phase one of {', '.join(PHASES)}",
-    )
     return p
 
 
@@ -389,7 +362,6 @@ def main(argv: list[str] | None = None) -> int:
         bar=args.bar,
         on_step=report if args.progress else None,
         on_ready=ready if args.progress else None,
-        pause=Pauser(args.pause_at, out=open(args.status, "a") if args.status else None),
     )
     summary = {
         "done": True,
@@ -405,9 +377,6 @@ def main(argv: list[str] | None = None) -> int:
         Path(args.summary).write_text(json.dumps(summary) + "\n", encoding="utf-8")
     else:
         print(json.dumps(summary), flush=True)
-    if args.pause_at:  # reaching it would have slept until killed
-        print(f"error: --pause-at {args.pause_at} was never reached", file=sys.stderr)
-        return 3
     return 0
 
 

@@ -1,4 +1,4 @@
-"""Crash-consistent checkpoints of the demo's training worker, with the test hooks that pause inside them.
+"""Crash-consistent checkpoints of the demo's training worker.
 
 A checkpoint directory holds ``checkpoint.json`` (``{"format", "step", "model", "loader"}``, the loader's
 ``state_dict()`` included) and the one ``model-<step>.pt`` file it names. Writing step ``S``:
@@ -9,23 +9,20 @@ A checkpoint directory holds ``checkpoint.json`` (``{"format", "step", "model", 
    names the previous model file;
 3. model files no longer named by ``checkpoint.json`` (and stale temporary files) are deleted.
 
-:class:`Pauser` stops the process (sleeps until it is killed) at one ``(step, phase)``, phases in
-:data:`PHASES`, so a test can SIGKILL it at a precise point of this sequence.
+A SIGKILL at any instant of this sequence leaves a loadable checkpoint (the previous one until the
+rename of ``checkpoint.json``, the new one after it); ``tests/test_fault_injection.py`` kills the worker
+before and after each of the two renames to prove it.
 """
 
 from __future__ import annotations
 
 import os
-import sys
-import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 CHECKPOINT_NAME = "checkpoint.json"
 CHECKPOINT_FORMAT = "episode-sampler-demo/1"
-PHASES = ("step", "model-tmp", "model-renamed", "json-tmp", "json-renamed")
 
 
 def find_sampler_state(obj: Any) -> dict[str, Any] | None:
@@ -45,49 +42,6 @@ def find_sampler_state(obj: Any) -> dict[str, Any] | None:
     return None
 
 
-class Pauser:
-    """Stop (sleep until killed) at one ``(step, phase)``; a no-op without a spec."""
-
-    def __init__(self, spec: str | None, out: Any = None) -> None:
-        self.step: int | None = None
-        self.phase: str | None = None
-        self.hit = False
-        self.out = out if out is not None else sys.stdout
-        if spec:
-            step, _, phase = spec.partition(":")
-            self.step, self.phase = int(step), phase or "step"
-
-    def __call__(self, step: int, phase: str) -> None:
-        if step == self.step and phase == self.phase:
-            self.hit = True
-            print(f"paused {step} {phase}", file=self.out, flush=True)
-            while True:  # until SIGKILL
-                time.sleep(3600)
-
-
-@contextmanager
-def _pause_inside_rename(pauser: Pauser, step: int) -> Iterator[None]:
-    """Pause inside ``save_state`` between its temporary file and its rename (phase ``json-tmp``)."""
-    if pauser.phase != "json-tmp" or pauser.step != step:
-        yield
-        return
-    real_replace = os.replace
-
-    def replace(src: Any, dst: Any, *args: Any, **kwargs: Any) -> None:
-        if Path(dst).name == CHECKPOINT_NAME:
-            pauser(step, "json-tmp")
-        real_replace(src, dst, *args, **kwargs)
-
-    os.replace = replace  # type: ignore[assignment]
-    try:
-        yield
-    finally:
-        os.replace = real_replace  # type: ignore[assignment]
-    raise RuntimeError(
-        "--pause-at ...:json-tmp was not reached: save_state no longer renames with os.replace"
-    )
-
-
 def _fsync_dir(path: Path) -> None:
     try:
         fd = os.open(path, os.O_RDONLY)
@@ -99,7 +53,7 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def save_checkpoint(ckpt_dir: Path, step: int, model: Any, optimizer: Any, loader: Any, pause: Pauser) -> int:
+def save_checkpoint(ckpt_dir: Path, step: int, model: Any, optimizer: Any, loader: Any) -> int:
     """Write a crash-consistent checkpoint of ``step``; return the size of ``checkpoint.json``."""
     import torch
 
@@ -112,14 +66,10 @@ def save_checkpoint(ckpt_dir: Path, step: int, model: Any, optimizer: Any, loade
         torch.save({"step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict()}, f)
         f.flush()
         os.fsync(f.fileno())
-    pause(step, "model-tmp")
     os.replace(tmp, ckpt_dir / name)
     _fsync_dir(ckpt_dir)
-    pause(step, "model-renamed")
     record = {"format": CHECKPOINT_FORMAT, "step": step, "model": name, "loader": loader.state_dict()}
-    with _pause_inside_rename(pause, step):
-        size = save_state(ckpt_dir / CHECKPOINT_NAME, record)
-    pause(step, "json-renamed")
+    size = save_state(ckpt_dir / CHECKPOINT_NAME, record)  # the commit point (temporary file + rename)
     remove_stale(ckpt_dir, keep=name)
     return size
 
