@@ -155,7 +155,7 @@ def _window(frame: int, lo: int, hi: int, offsets: Sequence[int]) -> tuple[np.nd
 def _check_windows_with_library(cases: list[tuple[int, str, Sequence[int]]], lo: int, hi: int) -> bool:
     """Load the same windows with LeRobotFrames from a synthetic dataset; True if checked."""
     try:
-        from episode_sampler.lerobot import LeRobotFrames, write_lerobot_dataset
+        from episode_sampler import LeRobotFrames, write_lerobot_dataset
     except ImportError:
         return False
     with tempfile.TemporaryDirectory() as tmp:
