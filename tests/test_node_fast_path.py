@@ -71,7 +71,7 @@ class PlainBaseNode(BaseNode):
 
 
 # ---------------------------------------------------------------------------- lazy initialization
-@pytest.mark.parametrize("pull", ["next", "for", "dunder"])
+@pytest.mark.parametrize("pull", ["next", "for", "dunder", "method"])
 def test_first_pull_before_reset_runs_reset_once(pull):
     ref = sampler_epochs(2)
     node = CountingResets(FROM, TO, **KW)

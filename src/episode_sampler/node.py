@@ -186,6 +186,7 @@ class EpisodeSamplerNode(BaseNode[Any]):
         self._sharded = sharded
         self._seed: int = sharded.order.seed
         self._lock = threading.Lock()
+        self._was_reset = False  # no reset() yet: the first next() resets (as torchdata's next(node))
         self._start_pass(resume)
 
     # ------------------------------------------------------------------ properties
@@ -284,6 +285,7 @@ class EpisodeSamplerNode(BaseNode[Any]):
             else:  # nothing consumed yet: start the same pass again
                 resume = Resume(self._pass.epoch, self._pass_start, self._pass.global_start)
             super().reset(initial_state)
+            self._was_reset = True
             self._start_pass(resume)
 
     def next(self) -> Any:
@@ -292,6 +294,13 @@ class EpisodeSamplerNode(BaseNode[Any]):
         Raises:
             StopIteration: the epoch is exhausted (until the next ``reset``).
         """
+        if not self._was_reset:  # pulled before any reset: initialize first, as next(node) does
+            self.reset(None)
+            if not self._was_reset:
+                raise NotImplementedError(
+                    f"{type(self).__name__}.reset() did not call EpisodeSamplerNode.reset(): the node "
+                    "cannot initialize"
+                )
         return next(self._it)
 
     def get_state(self) -> dict[str, Any]:
@@ -330,6 +339,7 @@ class EpisodeSamplerNode(BaseNode[Any]):
             if not resume.exhausted:
                 resume = resume._replace(pulled=False)
             super().reset(state)
+            self._was_reset = True
             self._start_pass(resume)
 
     def set_epoch(self, epoch: int) -> None:
