@@ -150,7 +150,7 @@ def lerobot_mixture(
         frames = LeRobotFrames(root, columns=list(columns) if columns is not None else None)
         sources[name] = Mapper(node, _reader(frames, name, tag))
     if rank is None or world_size is None:
-        first = next(iter(sources.values())).source  # type: ignore[attr-defined]
+        first = next(iter(sources.values())).source
         rank, world_size = first.rank, first.world_size
     return mixture(
         sources,
