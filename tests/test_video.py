@@ -398,6 +398,18 @@ def test_missing_video_file_or_column_is_named(root, tmp_path):
         LeRobotFrames(nocol)
 
 
+def test_missing_timestamp_column_is_named(root, tmp_path):
+    # cameras in the plain columns read the frame's timestamp: its absence is a ValueError, not a KeyError
+    nots = tmp_path / "nots"
+    shutil.copytree(root, nots)
+    for path in (nots / "data").glob("chunk-*/file-*.parquet"):
+        pq.write_table(pq.read_table(path).drop_columns(["timestamp"]), path)
+    with pytest.raises(ValueError, match="no 'timestamp' column"):
+        LeRobotFrames(nots)
+    with pytest.raises(ValueError, match="no 'timestamp' column"):
+        LeRobotFrames(nots, columns=["action"], delta_indices={TOP: [0]})
+
+
 def test_decoder_cache_lru(root):
     cache = DecoderCache("pyav", max_open=2)
     paths = sorted(str(p) for p in (root / "videos" / TOP).glob("*/*.mp4"))

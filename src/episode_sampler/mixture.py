@@ -137,6 +137,7 @@ def lerobot_mixture(
     if tag is not None and not isinstance(tag, str):
         raise ArgumentTypeError(f"tag must be a str or None, got {type(tag).__name__}")
     sources: dict[str, BaseNode] = {}
+    nodes: list[EpisodeSamplerNode] = []
     for name, root in roots.items():
         node = EpisodeSamplerNode.from_lerobot(
             root,
@@ -149,9 +150,9 @@ def lerobot_mixture(
         )
         frames = LeRobotFrames(root, columns=list(columns) if columns is not None else None)
         sources[name] = Mapper(node, _reader(frames, name, tag))
+        nodes.append(node)
     if rank is None or world_size is None:
-        first = next(iter(sources.values())).source  # type: ignore[attr-defined]
-        rank, world_size = first.rank, first.world_size
+        rank, world_size = nodes[0].rank, nodes[0].world_size
     return mixture(
         sources,
         weights,

@@ -6,7 +6,7 @@ import itertools
 import logging
 import os
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from torch.utils.data import Sampler
@@ -232,7 +232,8 @@ class EpisodeAwareSampler(Sampler[int]):
         """
         self._active = None  # the next sample comes from the new pass: report ``self._next``
         handle = _PassHandle(self)
-        it = SamplerIterator.from_iterable(self._chunks(handle))
+        # chain.from_iterable builds an instance of the subclass; typeshed types it as plain ``chain``
+        it = cast(SamplerIterator, SamplerIterator.from_iterable(self._chunks(handle)))
         it._handle = handle
         return it
 
@@ -375,7 +376,7 @@ class _PassHandle:
         self.exhausted = False
 
 
-class SamplerIterator(itertools.chain):  # type: ignore[type-arg]
+class SamplerIterator(itertools.chain[int]):
     """The iterator of one :class:`EpisodeAwareSampler` pass: ``next()`` runs at C speed (no Python per item).
 
     It is *Stateful* (``state_dict``/``load_state_dict``) for torchdata's ``StatefulDataLoader``, whose

@@ -307,7 +307,7 @@ class EpisodeIndex:
             f"fingerprint={self.fingerprint!r})"
         )
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[type[EpisodeIndex], tuple[Any, ...]]:
         return (EpisodeIndex, (self._starts, self._ends, self._ids))
 
 

@@ -62,7 +62,9 @@ class EpochOrder:
         if self.order == "blocks":
             if block_size is None:
                 raise ValueError("block_size is required when order='blocks'")
-            self.block_size: int | None = check_int("block_size", block_size, minimum=1, maximum=2**62)
+            k = check_int("block_size", block_size, minimum=1, maximum=2**62)
+            self.block_size: int | None = k
+            self._k = k  # the same as an int: set, and read, for order="blocks" only
         else:
             if block_size is not None:
                 raise ValueError(f"block_size is only valid with order='blocks', got order={order!r}")
@@ -80,7 +82,7 @@ class EpochOrder:
         elif self.order == "episodes":
             self.num_units = int(self._starts.size)
         else:
-            k = self.block_size
+            k = self._k
             nblocks = -(-self._lengths // k)
             self._block_cum = np.cumsum(nblocks)
             self.num_units = int(self._block_cum[-1])
@@ -146,7 +148,7 @@ class _EpochTable:
             self.ep_order = perm(slots) if perm is not None else slots
             self.cum = np.cumsum(o._lengths[self.ep_order])
         elif o.order == "blocks":
-            k = o.block_size
+            k = o._k
             ids = o._short_ids
             slots = perm.inverse(ids) if perm is not None else ids.copy()
             srt = np.argsort(slots, kind="stable")
@@ -184,7 +186,7 @@ class _EpochTable:
             slot = np.searchsorted(self.cum, g, side="right")
             ep = self.ep_order[slot]
             return o._starts[ep] + (g - (self.cum[slot] - o._lengths[ep]))
-        if g.size > 2 * o.block_size and int(g[-1]) - int(g[0]) == g.size - 1 and (g[1:] - g[:-1] == 1).all():
+        if g.size > 2 * o._k and int(g[-1]) - int(g[0]) == g.size - 1 and (g[1:] - g[:-1] == 1).all():
             return self._blocks_range(int(g[0]), int(g[-1]) + 1)
         slot, off = self._slots(g)
         return self._block_frames(slot) + off
@@ -201,7 +203,7 @@ class _EpochTable:
 
     def _slots(self, g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Slot (position of the unit in the shuffled order) and offset inside it, for each position."""
-        k = self.o.block_size
+        k = self.o._k
         j = np.searchsorted(self.short_pos, g, side="right")
         prev = j - 1
         has_prev = prev >= 0
@@ -225,7 +227,7 @@ class _EpochTable:
         o, perm = self.o, self.perm
         block = perm(slot) if perm is not None else slot
         ep = o._block_lookup.episode(block)
-        return o._starts[ep] + (block - o._first_block[ep]) * o.block_size
+        return o._starts[ep] + (block - o._first_block[ep]) * o._k
 
     def _blocks_range(self, a: int, b: int) -> np.ndarray:
         """Positions ``[a, b)``: each slot in the range is mapped once, then expanded to its frames.
@@ -233,7 +235,7 @@ class _EpochTable:
         The same values as the per-position path (slots from the same tables), with the permutation
         and the episode search run per block instead of per frame.
         """
-        k = self.o.block_size
+        k = self.o._k
         ends = np.array([a, b - 1], dtype=np.int64)
         (s0, s1), (off0, _) = self._slots(ends)
         s0, s1, off0 = int(s0), int(s1), int(off0)

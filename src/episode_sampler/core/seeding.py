@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, overload
 
 import numpy as np
@@ -36,7 +37,7 @@ def splitmix64(z: np.ndarray) -> np.ndarray:
 @overload
 def sample_seed(seed: int, epoch: int, frame_index: int) -> int: ...
 @overload
-def sample_seed(seed: int, epoch: int, frame_index: np.ndarray) -> np.ndarray: ...
+def sample_seed(seed: int, epoch: int, frame_index: np.ndarray | Sequence[int]) -> np.ndarray: ...
 def sample_seed(seed: int, epoch: int, frame_index: Any) -> int | np.ndarray:
     """A 64-bit seed for the augmentation of one sample, independent of workers and restore points.
 

@@ -158,10 +158,9 @@ def restore_state(
             raise ValueError(
                 f"state field 'version' is {version!r}; this library reads versions {READABLE_VERSIONS}"
             )
-        layout = _LAYOUTS.get(version)
-        if layout is None:
+        if version not in _LAYOUTS:
             state_keys(int(version))  # raises: a version this library does not read
-        expected_keys, identity_keys = layout
+        expected_keys, identity_keys = _LAYOUTS[int(version)]
         if keys != expected_keys:
             expected = state_keys(int(version))
             missing = [k for k in expected if k not in keys]

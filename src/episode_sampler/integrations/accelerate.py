@@ -38,7 +38,7 @@ def dataloader_mode(dataloader: Any) -> dict[str, Any]:
         )
     if all(hasattr(shard, a) for a in ("split_batches", "even_batches", "num_processes", "process_index")):
         inner = shard.batch_sampler
-        mode = {
+        mode: dict[str, Any] = {
             "num_processes": int(shard.num_processes),
             "process_index": int(shard.process_index),
             "split_batches": bool(shard.split_batches),

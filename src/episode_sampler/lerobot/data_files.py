@@ -217,5 +217,5 @@ class DataFiles:
                 f"episode {int(eps.episode_ids[b])} has length {int(lengths[b])} in meta/episodes "
                 f"but {int(counts[b])} rows in data/"
             )
-        first = np.array([f[0] for f in found], dtype=np.int64)
-        return [f[2] for f in found], first, [f[3] for f in found]
+        firsts = np.array([f[0] for f in found], dtype=np.int64)
+        return [f[2] for f in found], firsts, [f[3] for f in found]

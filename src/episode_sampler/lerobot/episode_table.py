@@ -103,8 +103,8 @@ def read_episodes(root: Path, info: dict[str, Any]) -> EpisodeIndex:
     if ids.size > 1 and (dup := np.flatnonzero(ids[1:] == ids[:-1])).size:
         raise ValueError(f"episode_index {int(ids[dup[0]])} appears twice in {str(ep_dir)!r}")
     if lengths.size and lengths.min() < 0:
-        bad = int(np.flatnonzero(lengths < 0)[0])
-        raise ValueError(f"episode {int(ids[bad])} has negative length {int(lengths[bad])}")
+        neg = int(np.flatnonzero(lengths < 0)[0])
+        raise ValueError(f"episode {int(ids[neg])} has negative length {int(lengths[neg])}")
     if all(with_bounds):
         starts = np.concatenate(cols[_FROM])[order]
         ends = np.concatenate(cols[_TO])[order]

@@ -155,7 +155,8 @@ class LeRobotFrames(Dataset):
             available[_TASK] = Column(_TASK, "string", pa.string())
         self._deltas = _check_deltas(delta_indices, available)
         self._plain = _check_columns(columns, available, self._deltas)
-        self._videos = tuple(n for n in (*self._plain, *self._deltas) if available[n].kind == "video")
+        usable = {n: spec for n, spec in available.items() if spec is not None}  # the checked names
+        self._videos = tuple(n for n in (*self._plain, *self._deltas) if usable[n].kind == "video")
         # data columns read for the plain group: "task" is read as its task_index, a camera as the
         # frame's timestamp (its time in the episode's video)
         read = [n for n in self._plain if n != _TASK and n not in self._videos]
@@ -164,13 +165,13 @@ class LeRobotFrames(Dataset):
         if any(n in self._videos for n in self._plain) and "timestamp" not in read:
             read.append("timestamp")
         self._read_plain = tuple(read)
-        specs = {n: available[n] for n in (*self._read_plain, *self._deltas) if n not in self._videos}
+        if self._videos and "timestamp" not in usable:
+            raise ValueError(
+                f"data files of {str(self.root)!r} have video features but no 'timestamp' column"
+            )
+        specs = {n: usable[n] for n in (*self._read_plain, *self._deltas) if n not in self._videos}
         if self._videos:
-            if available.get("timestamp") is None:
-                raise ValueError(
-                    f"data files of {str(self.root)!r} have video features but no 'timestamp' column"
-                )
-            specs.setdefault("timestamp", available["timestamp"])
+            specs.setdefault("timestamp", usable["timestamp"])
         self._data = DataFiles(files, self.episodes, specs, column_cache_bytes)
         self._video = (
             VideoReader(
@@ -264,7 +265,7 @@ class LeRobotFrames(Dataset):
         split = {k: (v.unbind(0) if isinstance(v, torch.Tensor) else v) for k, v in batch.items()}
         return [{k: v[j] for k, v in split.items()} for j in range(n)]
 
-    def get_batch(self, indices: Sequence[int]) -> dict[str, Any]:
+    def get_batch(self, indices: Sequence[int] | np.ndarray) -> dict[str, Any]:
         """Several frames already collated: tensors stacked on a new first dim, strings as lists.
 
         Windowed keys have shape ``[len(indices), len(offsets), ...]`` with ``<key>_is_pad`` of shape
@@ -283,9 +284,9 @@ class LeRobotFrames(Dataset):
         videos = self._videos
         groups: list[tuple[np.ndarray, tuple[str, ...]]] = [(frames, self._read_plain)]
         pads: dict[str, np.ndarray] = {}
-        ep = None
-        if self._deltas or videos:
-            ep = self.episodes.episode_of(frames) if frames.size else np.zeros(0, np.int64)
+        ep = np.zeros(0, np.int64)  # episode of each frame, when windows or cameras need it
+        if (self._deltas or videos) and frames.size:
+            ep = self.episodes.episode_of(frames)
         if self._deltas:
             lo = self.episodes.starts[ep][:, None]
             hi = self.episodes.ends[ep][:, None] - 1
@@ -303,7 +304,7 @@ class LeRobotFrames(Dataset):
         for g, (key, offs) in enumerate(self._deltas.items(), start=1):
             if key in videos:
                 requests[key] = (np.repeat(ep, offs.size), values[g]["timestamp"])
-        decoded = self._video.read(requests) if requests else {}
+        decoded = self._video.read(requests) if requests and self._video is not None else {}
         out: dict[str, Any] = {}
         for name in self._plain:
             if name == _TASK:
@@ -317,8 +318,8 @@ class LeRobotFrames(Dataset):
                 arr = decoded[key]
                 out[key] = arr.reshape(pos.size, offs.size, *arr.shape[1:])
             else:
-                arr = values[g][key]
-                out[key] = _as_output(arr.reshape(pos.size, offs.size, *arr.shape[1:]))
+                col = values[g][key]
+                out[key] = _as_output(col.reshape(pos.size, offs.size, *col.shape[1:]))
             out[f"{key}_is_pad"] = torch.from_numpy(pads[key])
         return out
 
@@ -330,15 +331,13 @@ class LeRobotFrames(Dataset):
         if not bad.any():
             names = table[ti]
             bad = names == None  # noqa: E711 (elementwise)
-        else:
-            names = None
-        if bad.any():
-            j = int(np.flatnonzero(bad)[0])
-            raise ValueError(
-                f"frame {int(frames[j])} has task_index {int(ti[j])}, which meta/tasks.parquet of "
-                f"{str(self.root)!r} does not list"
-            )
-        return names.tolist()
+            if not bad.any():
+                return names.tolist()
+        j = int(np.flatnonzero(bad)[0])
+        raise ValueError(
+            f"frame {int(frames[j])} has task_index {int(ti[j])}, which meta/tasks.parquet of "
+            f"{str(self.root)!r} does not list"
+        )
 
     def __repr__(self) -> str:
         return (

@@ -35,9 +35,12 @@ import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from torchcodec.decoders import VideoDecoder
 
 __all__ = [
     "BACKENDS",
@@ -148,7 +151,11 @@ class PyAVFile:
         # one scaler reused for every frame: frame.to_ndarray(format="rgb24") builds a new one per frame
         # (same conversion, same pixels, several times slower on small frames)
         self._rgb = av.video.reformatter.VideoReformatter()
-        self._time_base = self._stream.time_base
+        time_base = self._stream.time_base
+        if time_base is None:  # PyAV's "no time base": frame times (pts * time_base) cannot be computed
+            self._container.close()
+            raise ValueError(f"video file {path!r} has a video stream without a time base")
+        self._time_base = time_base
         rate = self._stream.average_rate or self._stream.base_rate or self._stream.guessed_rate
         self._frame_s = float(1 / rate) if rate else 1 / 30
         self._max_gap_frames = max_gap_frames
@@ -244,14 +251,21 @@ class TorchCodecFile:
         self.path = path
         self.lock = threading.Lock()
         self._stats = stats if stats is not None else DecodeStats()
-        self._decoder = VideoDecoder(path, seek_mode="approximate")
-        self._fps = self._decoder.metadata.average_fps
+        self._decoder: VideoDecoder | None = VideoDecoder(path, seek_mode="approximate")
+        fps = self._decoder.metadata.average_fps
+        if fps is None:  # no frame rate in the metadata: frame indices round(t * fps) cannot be computed
+            self._decoder = None
+            raise ValueError(f"video file {path!r} has no average frame rate in its metadata")
+        self._fps = fps
         self.closed = False
         self._stats.add(opens=1)
 
     def read(self, times: np.ndarray, tolerance_s: float) -> list[np.ndarray]:
+        decoder = self._decoder
+        if decoder is None:
+            raise ValueError(f"video file {self.path!r} is closed")
         indices = [round(float(t) * self._fps) for t in times]
-        batch = self._decoder.get_frames_at(indices=indices)
+        batch = decoder.get_frames_at(indices=indices)
         pts = batch.pts_seconds.numpy().astype(np.float64)
         bad = np.abs(pts - np.asarray(times, dtype=np.float64)) >= tolerance_s
         if bad.any():

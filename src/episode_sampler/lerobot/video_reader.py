@@ -88,10 +88,12 @@ class VideoReader:
         if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
             raise ValueError(f"video_threads must be an int >= 1 or None, got {threads!r}")
         template = info.get("video_path")
-        if keys and not isinstance(template, str):
-            raise ValueError(
-                f"meta/info.json of {str(root)!r} has video features but no 'video_path' template"
-            )
+        if not isinstance(template, str):
+            if keys:
+                raise ValueError(
+                    f"meta/info.json of {str(root)!r} has video features but no 'video_path' template"
+                )
+            template = ""  # no video feature: never formatted
         self.root = Path(root)
         self.keys = tuple(keys)
         self.backend = backend
@@ -218,7 +220,8 @@ def _episode_video_columns(root: Path, episodes: EpisodeIndex, keys: Sequence[st
         return {}
     names = [f"videos/{k}/{c}" for k in keys for c in ("chunk_index", "file_index", "from_timestamp")]
     files = sorted((root / "meta" / "episodes").glob("chunk-*/file-*.parquet"))
-    ids, parts = [], {n: [] for n in names}
+    ids: list[np.ndarray] = []
+    parts: dict[str, list[np.ndarray]] = {n: [] for n in names}
     for path in files:
         have = set(pq.read_schema(path, memory_map=True).names)
         for name in names:

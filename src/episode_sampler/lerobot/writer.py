@@ -134,7 +134,7 @@ def write_lerobot_dataset(
         )
         video_cols.update(cols)
 
-    info = {
+    info: dict[str, Any] = {
         "codebase_version": "v3.0",
         "robot_type": "synthetic",
         "total_episodes": num_episodes,
@@ -168,7 +168,7 @@ def write_lerobot_dataset(
     }
     # per-episode stats as LeRobot's writer computes them from its episode buffer (timestamps there
     # are frame_index / fps in float64), and stats.json as its running aggregate
-    episode_data = {
+    episode_data: dict[str, Any] = {
         "observation.state": state,
         "action": action,
         "timestamp": frame / fps,
