@@ -157,7 +157,10 @@ def test_only_the_cli_and_the_facade_reach_the_integrations_and_nothing_reaches_
             if dep.startswith(f"{PACKAGE}.cli"):
                 assert mod.startswith(f"{PACKAGE}.cli"), (mod, dep)
             if dep.startswith(f"{PACKAGE}.integrations"):
-                assert mod == PACKAGE or mod.startswith((f"{PACKAGE}.integrations", f"{PACKAGE}.cli")), (mod, dep)
+                assert mod == PACKAGE or mod.startswith((f"{PACKAGE}.integrations", f"{PACKAGE}.cli")), (
+                    mod,
+                    dep,
+                )
 
 
 def test_no_private_torchdata_name_in_src():
@@ -170,7 +173,9 @@ def test_no_private_torchdata_name_in_src():
             if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("torchdata"):
                 if any(p.startswith("_") for p in (node.module or "").split(".")):
                     bad.append(f"{mod}: imports the private module {node.module}")
-                bad += [f"{mod}: imports {node.module}.{a.name}" for a in node.names if a.name.startswith("_")]
+                bad += [
+                    f"{mod}: imports {node.module}.{a.name}" for a in node.names if a.name.startswith("_")
+                ]
     assert not bad, "\n".join(bad)
 
 
@@ -197,7 +202,9 @@ def private_names_defined(path: Path) -> set[str]:
                 if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)) and item.name == "__slots__":
                     continue
             for item in node.body:
-                if isinstance(item, ast.Assign) and any(getattr(t, "id", "") == "__slots__" for t in item.targets):
+                if isinstance(item, ast.Assign) and any(
+                    getattr(t, "id", "") == "__slots__" for t in item.targets
+                ):
                     names.update(
                         e.value
                         for e in ast.walk(item.value)
@@ -218,7 +225,11 @@ def test_no_module_reads_another_modules_private_attributes():
     bad = []
     for mod, path in MODS.items():
         for node in ast.walk(ast.parse(path.read_text())):
-            if not isinstance(node, ast.Attribute) or not node.attr.startswith("_") or node.attr.startswith("__"):
+            if (
+                not isinstance(node, ast.Attribute)
+                or not node.attr.startswith("_")
+                or node.attr.startswith("__")
+            ):
                 continue
             if getattr(node.value, "id", None) in ("self", "cls"):
                 continue

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 from ..core.order import ORDERS
 from ..core.permutation import PERMUTATIONS
@@ -25,7 +25,7 @@ class UsageError(Exception):
 class Parser(argparse.ArgumentParser):
     """argparse, with errors that print this (sub)command's usage and one error line, then exit 2."""
 
-    def error(self, message: str) -> Any:  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
         sys.stderr.write(f"{self.prog}: error: {message}\n")
         raise SystemExit(2)
