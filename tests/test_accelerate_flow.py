@@ -1,6 +1,6 @@
 """LeRobot's training flow under the REAL accelerate (CPU, gloo; 1 and 2 processes), killed and resumed.
 
-``tests/accelerate_flow.py`` runs ``lerobot_train.py``'s data path: ``EpisodeAwareSampler`` ->
+``tests/helpers/accelerate_flow.py`` runs ``lerobot_train.py``'s data path: ``EpisodeAwareSampler`` ->
 ``DataLoader(sampler=...)`` -> ``accelerator.prepare`` -> ``cycle`` over it, one step per batch,
 checkpointing LeRobot's fields ``{"step", "num_processes", "batch_size"}``. Four launches:
 
@@ -31,11 +31,11 @@ import pytest
 
 pytest.importorskip("accelerate")
 
-from reference import lerobot_epoch, lerobot_indices  # noqa: E402
+from tests.helpers.reference import lerobot_epoch, lerobot_indices  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
-FLOW = Path(__file__).with_name("accelerate_flow.py")
+FLOW = Path(__file__).resolve().parent / "helpers" / "accelerate_flow.py"
 FROM = [0, 10, 25, 31, 40]
 TO = [9, 25, 31, 40, 46]
 SEED = 1000

@@ -23,7 +23,7 @@ from accelerate.data_loader import BatchSamplerShard  # noqa: E402
 from torch.utils.data import BatchSampler  # noqa: E402
 
 from episode_sampler import EpisodeAwareSampler, compute_sampler_state  # noqa: E402
-from reference import lerobot_epoch, lerobot_indices  # noqa: E402
+from tests.helpers.reference import lerobot_epoch, lerobot_indices  # noqa: E402
 
 FROM = [0, 10, 25, 31, 40, 70]
 TO = [9, 25, 31, 40, 63, 77]

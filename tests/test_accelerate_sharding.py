@@ -20,7 +20,7 @@ import pytest
 from torch.utils.data import BatchSampler
 
 from episode_sampler import EpisodeAwareSampler, compute_sampler_state
-from reference import lerobot_epoch, lerobot_indices
+from tests.helpers.reference import lerobot_epoch, lerobot_indices
 
 FROM = [0, 10, 25, 31, 40, 70]
 TO = [9, 25, 31, 40, 63, 77]

@@ -27,7 +27,7 @@ import pytest
 from episode_sampler import EpisodeAwareSampler, load_state
 from episode_sampler import distributed as es_dist
 from episode_sampler.distributed import check_consistent, consistency_record, get_rank_and_world_size
-from reference import episodes_lists, reference_epoch
+from tests.helpers.reference import episodes_lists, reference_epoch
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "pipelines" / "train_loop.py"

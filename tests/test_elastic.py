@@ -28,7 +28,7 @@ from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 from episode_sampler import EpisodeAwareSampler
-from reference import episodes_lists, reference_epoch, shard
+from tests.helpers.reference import episodes_lists, reference_epoch, shard
 
 LENGTHS = [7, 1, 12, 5, 9, 3, 14, 2, 6, 11]
 FROM = list(itertools.accumulate([0, *LENGTHS[:-1]]))

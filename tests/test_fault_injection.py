@@ -28,7 +28,7 @@ import pytest
 from episode_sampler import cli, load_state
 from episode_sampler.cli import worker
 from episode_sampler.synthetic import write_lerobot_dataset
-from reference import episodes_lists, reference_epoch
+from tests.helpers.reference import episodes_lists, reference_epoch
 
 pytestmark = pytest.mark.slow
 

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-import reference_lerobot_stats as ref
+from tests.helpers import reference_lerobot_stats as ref
 from episode_sampler.lerobot import LeRobotFrames, read_stats, write_lerobot_dataset
 from episode_sampler.lerobot.stats import (
     QUANTILES,

@@ -20,7 +20,7 @@ from torchdata.nodes import BaseNode, Loader, Prefetcher
 
 from episode_sampler import EpisodeAwareSampler
 from episode_sampler.node import EpisodeSamplerNode
-from reference import ref_sample_seed
+from tests.helpers.reference import ref_sample_seed
 
 LENGTHS = [17, 3, 40, 1, 25, 9, 33, 12, 5, 60, 70]  # 275 frames: more than one chunk of the pass
 FROM = np.concatenate([[0], np.cumsum(LENGTHS)[:-1]]).tolist()

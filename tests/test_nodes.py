@@ -17,7 +17,7 @@ from torchdata.nodes import Batcher, Loader, Prefetcher
 
 from episode_sampler import EpisodeAwareSampler
 from episode_sampler.node import EpisodeSamplerNode
-from reference import ref_sample_seed
+from tests.helpers.reference import ref_sample_seed
 
 # ---------------------------------------------------------------------------- layout and references
 LENGTHS = [17, 3, 40, 1, 25, 9, 33, 12, 5, 60]  # 205 frames, short episodes get dropped by the drops

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from episode_sampler import EpisodeIndex
 from episode_sampler.core.order import EpochOrder
-from reference import reference_epoch
+from tests.helpers.reference import reference_epoch
 
 
 def _layout(lengths, gaps):

@@ -11,7 +11,7 @@ from episode_sampler.core.permutation import (
     make_permutation,
     randperm_seed,
 )
-from reference import feistel_reference, lerobot_generator
+from tests.helpers.reference import feistel_reference, lerobot_generator
 
 PRIMES = [2, 3, 5, 7, 11, 13, 101, 1009, 65521, 1_000_003]
 SIZES = sorted(

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from episode_sampler import EpisodeAwareSampler, EpisodeIndex, compute_sampler_state
-from reference import episodes_lists, lerobot_epoch, lerobot_indices, reference_epoch, shard
+from tests.helpers.reference import episodes_lists, lerobot_epoch, lerobot_indices, reference_epoch, shard
 
 FROM = [0, 10, 25, 40, 41, 60]
 TO = [10, 20, 40, 41, 55, 61]
@@ -433,7 +433,7 @@ def test_scale_feistel_1e12_frames_resume_near_end_small_memory():
         tracemalloc.stop()
     assert peak < 100 * 2**20, f"peak {peak / 2**20:.1f} MiB"
     assert len(tail) == 5
-    from reference import feistel_reference
+    from tests.helpers.reference import feistel_reference
 
     assert tail == [feistel_reference(n, 7, 3, p) for p in range(n - 5, n)]  # contiguous layout from 0
     assert s.state_dict()["epoch"] == 4 and s.state_dict()["start_index"] == 0

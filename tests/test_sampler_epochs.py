@@ -10,7 +10,7 @@ import re
 import pytest
 
 from episode_sampler import EpisodeAwareSampler
-from reference import LeRobotSamplerModel, lerobot_epoch, lerobot_indices
+from tests.helpers.reference import LeRobotSamplerModel, lerobot_epoch, lerobot_indices
 
 FROM = [0, 10, 25, 31]
 TO = [9, 25, 31, 40]

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness_graphs import GRAPHS, builder
-from save_load_harness import midpoints, reference_run, run_save_load
+from tests.helpers.harness_graphs import GRAPHS, builder
+from tests.helpers.save_load_harness import midpoints, reference_run, run_save_load
 
 FAST = [g for g in GRAPHS if "ParallelMapper" not in g]
 

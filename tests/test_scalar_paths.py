@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from episode_sampler import EpisodeIndex
 from episode_sampler.core.order import EpochOrder
 from episode_sampler.core.permutation import FeistelPermutation, make_permutation
-from reference import feistel_reference
+from tests.helpers.reference import feistel_reference
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 5, 17, 64, 65, 1000, 4**5 + 1, 2**20 + 1, 10**12, 2**62])

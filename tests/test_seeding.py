@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from episode_sampler.core.seeding import sample_seed, splitmix64
-from reference import ref_mix, ref_sample_seed
+from tests.helpers.reference import ref_mix, ref_sample_seed
 
 MASK = 2**64 - 1
 G = 0x9E3779B97F4A7C15

@@ -32,7 +32,7 @@ from torchdata.stateful_dataloader import StatefulDataLoader
 from torchdata.stateful_dataloader.sampler import BatchSampler as TorchdataBatchSampler
 
 from episode_sampler import EpisodeAwareSampler
-from reference import episodes_lists, reference_epoch, shard
+from tests.helpers.reference import episodes_lists, reference_epoch, shard
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*set_vital")
 

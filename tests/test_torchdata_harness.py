@@ -24,7 +24,7 @@ from torchdata.nodes import (
 )
 
 from episode_sampler.node import EpisodeSamplerNode
-from torchdata_harness import run_test_save_load_state
+from tests.helpers.torchdata_harness import run_test_save_load_state
 
 
 def src(native: bool, n: int = 10, offset: int = 0, **kw):

@@ -1,0 +1,1 @@
+"""Shared test helpers: references, harnesses, layouts and drains (``from tests.helpers.<module> import ...``)."""
