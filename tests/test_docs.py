@@ -233,7 +233,13 @@ def block_results():
             jobs.append({"id": block.id, "dir": str(work), "script": str(script)})
         jobs_file = Path(tmp) / "jobs.json"
         jobs_file.write_text(json.dumps(jobs), encoding="utf-8")
-        cmd = [sys.executable, str(ROOT / "tests" / "helpers" / "doc_runner.py"), str(jobs_file), "--timeout", "120"]
+        cmd = [
+            sys.executable,
+            str(ROOT / "tests" / "helpers" / "doc_runner.py"),
+            str(jobs_file),
+            "--timeout",
+            "120",
+        ]
         if os.environ.get("DOCS_FRESH"):
             cmd.append("--fresh")
         env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}

@@ -1,7 +1,7 @@
 """EpisodeAwareSampler under torchdata's StatefulDataLoader: exact mid-epoch resume, 0 and 2 workers.
 
 The uninterrupted loader is the reference for every resume (and is itself checked against the
-materialized reference order of ``tests/reference.py``). Every checkpoint goes through a JSON and a
+materialized reference order of ``tests/helpers/reference.py``). Every checkpoint goes through a JSON and a
 ``torch.save`` round trip and is loaded into a NEW loader over a NEW sampler.
 
 How the loader handles our sampler (torchdata 0.11):
@@ -32,12 +32,11 @@ from torchdata.stateful_dataloader import StatefulDataLoader
 from torchdata.stateful_dataloader.sampler import BatchSampler as TorchdataBatchSampler
 
 from episode_sampler import EpisodeAwareSampler
+from tests.helpers.layouts import GAPS_FROM, GAPS_TO
 from tests.helpers.reference import episodes_lists, reference_epoch, shard
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*set_vital")
 
-FROM = [0, 10, 25, 31, 40, 70]
-TO = [9, 25, 31, 40, 63, 77]
 EPOCHS = 3
 BATCH = 5
 
@@ -75,14 +74,14 @@ SAMPLERS: dict[str, dict[str, Any]] = {
 
 
 def make_sampler(kind: str) -> EpisodeAwareSampler:
-    return EpisodeAwareSampler(FROM, TO, shuffle=True, seed=21, **SAMPLERS[kind])
+    return EpisodeAwareSampler(GAPS_FROM, GAPS_TO, shuffle=True, seed=21, **SAMPLERS[kind])
 
 
 def expected_epoch(kind: str, epoch: int) -> list[int]:
     """This sampler's epoch from the materialized reference order."""
     kw = SAMPLERS[kind]
     full = reference_epoch(
-        episodes_lists(FROM, TO), kw["order"], kw.get("block_size"), kw["permutation"], 21, epoch
+        episodes_lists(GAPS_FROM, GAPS_TO), kw["order"], kw.get("block_size"), kw["permutation"], 21, epoch
     )
     return shard(full, kw.get("rank", 0), kw.get("world_size", 1), kw.get("drop_last", False))
 

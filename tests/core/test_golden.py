@@ -17,11 +17,11 @@ import numpy as np
 import pytest
 
 from episode_sampler import EpisodeAwareSampler, EpisodeIndex, EpisodeSamplerNode, sample_seed
+from tests.fixtures.make_golden import FROM, LENGTHS, TO  # the layouts the fixture was written from
 
-GOLDEN = json.loads(gzip.decompress((Path(__file__).parent / "fixtures" / "golden.json.gz").read_bytes()))
-FROM = [0, 120, 300, 333, 334, 500]
-TO = [120, 300, 333, 334, 480, 611]
-LENGTHS = np.random.default_rng(7).integers(0, 40, size=60).tolist()
+GOLDEN = json.loads(
+    gzip.decompress((Path(__file__).resolve().parents[1] / "fixtures" / "golden.json.gz").read_bytes())
+)
 
 
 @pytest.fixture(autouse=True)

@@ -1,5 +1,6 @@
-"""Contiguous ranges of positions (``order="episodes"``/``"blocks"`` fast paths) give exactly the
-reference epoch's frames, for every sub-range, both permutations, with and without shuffling."""
+"""EpochOrder against the brute-force reference epoch: contiguous ranges of positions
+(``order="episodes"``/``"blocks"`` fast paths) for every sub-range, both permutations, with and without
+shuffling; one position at a time (``frame_one``); the unit orders through the sampler."""
 
 from __future__ import annotations
 
@@ -8,18 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from episode_sampler import EpisodeIndex
+from episode_sampler import EpisodeAwareSampler, EpisodeIndex
 from episode_sampler.core.order import EpochOrder
+from tests.helpers.layouts import GAPPED_LAYOUTS, gapped, gapped_index, valid_frames
 from tests.helpers.reference import reference_epoch
-
-
-def _layout(lengths, gaps):
-    starts, ends, at = [], [], 0
-    for length, gap in zip(lengths, gaps):
-        starts.append(at)
-        ends.append(at + length)
-        at += length + gap
-    return starts, ends
 
 
 @settings(max_examples=60, deadline=None)
@@ -35,7 +28,7 @@ def test_ranges_match_the_reference_epoch(lengths, gap, order_block, permutation
     if sum(lengths) == 0:
         lengths = [*lengths, 1]
     order, block = order_block
-    starts, ends = _layout(lengths, [gap] * len(lengths))
+    starts, ends = gapped(lengths, [gap] * len(lengths))
     o = EpochOrder(
         EpisodeIndex(np.array(starts), np.array(ends)),
         order=order,
@@ -58,7 +51,7 @@ def test_ranges_match_the_reference_epoch(lengths, gap, order_block, permutation
 @pytest.mark.parametrize("order,block", [("episodes", None), ("blocks", 16)])
 def test_ranges_at_a_large_layout(order, block):
     lengths = np.random.default_rng(0).integers(1, 300, 2000)
-    starts, ends = _layout(lengths.tolist(), [1] * lengths.size)
+    starts, ends = gapped(lengths.tolist(), [1] * lengths.size)
     o = EpochOrder(
         EpisodeIndex(np.array(starts), np.array(ends)),
         order=order,
@@ -73,3 +66,40 @@ def test_ranges_at_a_large_layout(order, block):
     scramble = np.random.default_rng(1).permutation(n)
     assert (o.frames(4, scramble) == whole[scramble]).all()
     assert sorted(whole.tolist()) == [f for a, b in zip(starts, ends) for f in range(a, b)]
+
+
+# ------------------------------------------------ one position at a time (``EpochOrder.frame_one``)
+@pytest.mark.parametrize("gap", [0, 1, 7])
+@pytest.mark.parametrize("order,block", [("frames", None), ("episodes", None), ("blocks", 3)])
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_frame_one_matches_materialized_frames(gap, order, block, shuffle):
+    lengths = [5, 1, 9, 4, 12, 3]
+    index = gapped_index(lengths, [gap] * len(lengths))
+    valid = valid_frames(index)
+    o = EpochOrder(index, order=order, block_size=block, permutation="feistel", seed=3, shuffle=shuffle)
+    for epoch in (0, 4):
+        full = o.frames(epoch, np.arange(o.num_frames, dtype=np.int64)).tolist()
+        assert sorted(full) == valid
+        assert [o.frame_one(epoch, g) for g in range(o.num_frames)] == full
+
+
+# ------------------------------------------------ episode and block orders through the sampler
+# (formerly run against the compiled kernel and the numpy fallback; numpy is the only path now)
+@pytest.mark.parametrize(("order", "block_size"), [("episodes", None), ("blocks", 4), ("blocks", 7)])
+@pytest.mark.parametrize("name", ["regular", "empty episodes", "tiny episodes in one bucket"])
+def test_unit_orders_match_reference(order, block_size, name):
+    index = gapped_index(*GAPPED_LAYOUTS[name])
+    s = EpisodeAwareSampler(
+        index.starts,
+        index.ends,
+        shuffle=True,
+        seed=4,
+        permutation="feistel",
+        order=order,
+        block_size=block_size,
+    )
+    eps = [list(range(a, b)) for a, b in zip(index.starts.tolist(), index.ends.tolist())]
+    expect = reference_epoch(eps, order, block_size, "feistel", 4, 6)
+    assert s.frame_indices(6).tolist() == expect
+    n = len(expect)
+    assert s.frame_indices(6, n // 3, n - 5).tolist() == expect[n // 3 : n - 5]  # a range inside units

@@ -1,1 +1,4 @@
-"""Shared test helpers: references, harnesses, layouts and drains (``from tests.helpers.<module> import ...``)."""
+"""Shared test helpers: references, harnesses, layouts, drains.
+
+Imported as ``from tests.helpers.<module> import ...``.
+"""
