@@ -198,6 +198,7 @@ WORLD_PAIRS = [(1, 2), (2, 1), (3, 2), (2, 3), (4, 7), (7, 4), (3, 3), (5, 1), (
 FRACTIONS = [0.0, 0.1, 0.5, 0.9, 1.0]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("drop_last", [False, True])
 @pytest.mark.parametrize("permutation", PERMUTATIONS)
 @pytest.mark.parametrize(("order", "block_size"), ORDERS)

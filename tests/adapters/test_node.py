@@ -125,7 +125,7 @@ def test_from_sampler_starts_where_the_sampler_stands():
 
 
 def test_from_lerobot(tmp_path):
-    from episode_sampler.synthetic import write_lerobot_dataset
+    from episode_sampler.lerobot import write_lerobot_dataset
 
     index = write_lerobot_dataset(tmp_path / "ds", num_episodes=6, min_length=5, max_length=15, seed=2)
     frm, to = index.starts.tolist(), index.ends.tolist()

@@ -291,6 +291,7 @@ def test_resume_every_position_json_roundtrip(permutation, order, block_size):
         assert out + rest[: 3 * n - len(out)] == flat
 
 
+@pytest.mark.slow
 @settings(max_examples=60, deadline=None)
 @given(
     lengths=st.lists(st.integers(0, 12), min_size=1, max_size=8),

@@ -17,6 +17,7 @@ initial state); with ``"follow"`` (LeRobot's ``set_epoch``) they start fresh.
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
@@ -128,4 +129,4 @@ class SamplerMachine(RuleBasedStateMachine):
 SamplerMachine.TestCase.settings = settings(
     max_examples=120, stateful_step_count=30, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
-TestSamplerMachine = SamplerMachine.TestCase
+TestSamplerMachine = pytest.mark.slow(SamplerMachine.TestCase)

@@ -178,12 +178,14 @@ def some_checkpoints(checkpoints: list[Checkpoint]) -> list[Checkpoint]:
     return chosen + mid_second
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", list(SAMPLERS))
 @pytest.mark.parametrize("mode", ["sampler", "unbatched", "torchdata_batch_sampler", "torch_batch_sampler"])
 def test_resume_every_step_single_process(mode: str, kind: str) -> None:
     check(mode, kind, 0, every_checkpoint_before_last_loop)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("mode", "kind", "kw"),
     [
@@ -199,6 +201,7 @@ def test_resume_with_two_workers(mode: str, kind: str, kw: dict[str, Any]) -> No
     check(mode, kind, 2, some_checkpoints, **kw)
 
 
+@pytest.mark.slow
 def test_worker_prefetch_runs_ahead_of_the_checkpoint() -> None:
     """The sampler in the main process is ahead of the yielded batches, the loader state is not."""
     sampler = make_sampler("frames-randperm")
@@ -276,7 +279,7 @@ def test_dropped_iterators_do_not_skip_epochs() -> None:
     assert list(iter(sampler)) == expected_epoch(kind, 1)
 
 
-@pytest.mark.parametrize("workers", [0, 2])
+@pytest.mark.parametrize("workers", [0, pytest.param(2, marks=pytest.mark.slow)])
 def test_plain_iteration_with_workers_matches_reference(workers: int) -> None:
     for mode in ("sampler", "unbatched"):
         kind = "episodes-feistel"

@@ -127,6 +127,7 @@ def test_save_load_matrix(name: str, restart: bool) -> None:
     _check(name, restart)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("restart", [True, False])
 @pytest.mark.parametrize("name", [g for g in FAST if g.startswith("MNWS")])
 def test_mixtures_restore_at_every_step(name: str, restart: bool) -> None:
@@ -135,6 +136,7 @@ def test_mixtures_restore_at_every_step(name: str, restart: bool) -> None:
     _check(name, restart, list(range(n + 1)))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("restart", "points"), [(True, [1, 10]), (False, [0, 5])])
 def test_parallel_mapper_threads(restart: bool, points: list[int]) -> None:
     _check("ParallelMapper thread", restart, points)
@@ -145,6 +147,7 @@ def test_parallel_mapper_processes() -> None:
     _check("ParallelMapper process", False, [7], differential=False)
 
 
+@pytest.mark.slow
 def test_native_graphs_restore_exactly_in_this_matrix() -> None:
     """The differential baseline itself: torchdata's IterableWrapper passes every fast case."""
     for name in FAST:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import logging
 from pathlib import Path
 
 import numpy as np
@@ -24,11 +23,7 @@ GOLDEN = json.loads(
 )
 
 
-@pytest.fixture(autouse=True)
-def _quiet():
-    logging.disable(logging.WARNING)  # the layout drops an episode on purpose
-    yield
-    logging.disable(logging.NOTSET)
+pytestmark = pytest.mark.usefixtures("quiet_logs")  # the layout drops an episode on purpose
 
 
 def make(layout, **kw):

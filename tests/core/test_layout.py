@@ -233,6 +233,7 @@ def _bounds(draw):
     return starts, ends
 
 
+@pytest.mark.slow
 @settings(max_examples=400, deadline=None)
 @given(_bounds(), st.sampled_from([1, 2, 3, 1 << 16]))
 def test_bounds_validation_matches_the_documented_rules(bounds, block):
