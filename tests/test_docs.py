@@ -14,7 +14,7 @@ Convention for code blocks in README.md and docs/*.md (also in docs/contributing
   fenced as ```python: use ```text, ```bash or a bare fence.
 
 Set ``DOCS_FRESH=1`` to start a brand-new interpreter per block instead of forking a preloaded one
-(see ``tests/doc_runner.py``; same semantics, ~2 s more per block).
+(see ``tests/helpers/doc_runner.py``; same semantics, ~2 s more per block).
 """
 
 from __future__ import annotations
@@ -222,7 +222,7 @@ BLOCKS = python_blocks()
 
 @pytest.fixture(scope="module")
 def block_results():
-    """Run every block once (in parallel, see tests/doc_runner.py): id -> (returncode, stdout, stderr)."""
+    """Run every block once (in parallel, see tests/helpers/doc_runner.py): id -> (returncode, stdout, stderr)."""
     with tempfile.TemporaryDirectory(prefix="docblocks-") as tmp:
         jobs = []
         for n, (block, _) in enumerate(BLOCKS):
@@ -233,7 +233,13 @@ def block_results():
             jobs.append({"id": block.id, "dir": str(work), "script": str(script)})
         jobs_file = Path(tmp) / "jobs.json"
         jobs_file.write_text(json.dumps(jobs), encoding="utf-8")
-        cmd = [sys.executable, str(ROOT / "tests" / "doc_runner.py"), str(jobs_file), "--timeout", "120"]
+        cmd = [
+            sys.executable,
+            str(ROOT / "tests" / "helpers" / "doc_runner.py"),
+            str(jobs_file),
+            "--timeout",
+            "120",
+        ]
         if os.environ.get("DOCS_FRESH"):
             cmd.append("--fresh")
         env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}

@@ -5,7 +5,7 @@ resumed steps equal an uninterrupted run, sample for sample, with bit-identical 
 
 The uninterrupted run is itself checked against an independent brute-force epoch order
 (``tests/reference.py``), and every kill inside a checkpoint write must leave the previous checkpoint
-loadable. The runs killed at a precise point go through ``tests/pausing_worker.py``, which wraps the real
+loadable. The runs killed at a precise point go through ``tests/helpers/pausing_worker.py``, which wraps the real
 worker to pause there; the others run the worker as it is. Workers are forked from a forkserver that has
 torch preloaded (each is a fresh process, killed with a real SIGKILL) so the ~25 processes cost seconds,
 not minutes.
@@ -27,10 +27,10 @@ from typing import Any
 
 import pytest
 
-import pausing_worker
 from episode_sampler import cli, load_state, write_lerobot_dataset
 from episode_sampler.cli import worker
-from reference import episodes_lists, reference_epoch
+from tests.helpers import pausing_worker
+from tests.helpers.reference import episodes_lists, reference_epoch
 
 pytestmark = pytest.mark.slow
 
@@ -43,7 +43,7 @@ PRELOAD = [
     "episode_sampler.lerobot",
     "episode_sampler.node",
     "episode_sampler.core.checkpoint",
-    "pausing_worker",
+    "tests.helpers.pausing_worker",
 ]
 TIMEOUT = 90.0
 

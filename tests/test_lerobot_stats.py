@@ -12,7 +12,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-import reference_lerobot_stats as ref
 from episode_sampler.lerobot import LeRobotFrames, read_stats, write_lerobot_dataset
 from episode_sampler.lerobot.stats import (
     QUANTILES,
@@ -21,6 +20,7 @@ from episode_sampler.lerobot.stats import (
     stats_columns,
     write_stats,
 )
+from tests.helpers import reference_lerobot_stats as ref
 
 STAT_KEYS = ["min", "max", "mean", "std", "count", "q01", "q10", "q50", "q90", "q99"]
 

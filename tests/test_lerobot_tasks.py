@@ -172,7 +172,7 @@ def test_bad_tasks_files(tmp_path):
 # ---------------------------------------------------------------------------------------------- vs LeRobot
 @pytest.mark.parametrize("deltas", [None, {"action": [-3, -1, 0, 2, 7], "observation.state": [-1, 0]}])
 def test_items_equal_lerobot_reference(synthetic, deltas):
-    from reference_lerobot_reader import LeRobotReference
+    from tests.helpers.reference_lerobot_reader import LeRobotReference
 
     ref = LeRobotReference(synthetic, deltas)
     ds = LeRobotFrames(synthetic, delta_indices=deltas)

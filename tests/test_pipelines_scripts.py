@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from episode_sampler import write_lerobot_dataset
-from reference import episodes_lists, reference_epoch, shard
+from tests.helpers.reference import episodes_lists, reference_epoch, shard
 
 PIPELINES = Path(__file__).resolve().parents[1] / "pipelines"
 SCRIPTS = ["train_loader.py", "stateful_dataloader.py"]

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from episode_sampler import EpisodeAwareSampler, EpisodeIndex
-from reference import episodes_lists, reference_epoch, shard
+from tests.helpers.reference import episodes_lists, reference_epoch, shard
 
 FROM = [0, 10, 25, 40]
 TO = [10, 20, 40, 55]

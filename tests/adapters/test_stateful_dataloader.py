@@ -1,7 +1,7 @@
 """EpisodeAwareSampler under torchdata's StatefulDataLoader: exact mid-epoch resume, 0 and 2 workers.
 
 The uninterrupted loader is the reference for every resume (and is itself checked against the
-materialized reference order of ``tests/reference.py``). Every checkpoint goes through a JSON and a
+materialized reference order of ``tests/helpers/reference.py``). Every checkpoint goes through a JSON and a
 ``torch.save`` round trip and is loaded into a NEW loader over a NEW sampler.
 
 How the loader handles our sampler (torchdata 0.11):
@@ -32,12 +32,11 @@ from torchdata.stateful_dataloader import StatefulDataLoader
 from torchdata.stateful_dataloader.sampler import BatchSampler as TorchdataBatchSampler
 
 from episode_sampler import EpisodeAwareSampler
-from reference import episodes_lists, reference_epoch, shard
+from tests.helpers.layouts import GAPS_FROM, GAPS_TO
+from tests.helpers.reference import episodes_lists, reference_epoch, shard
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*set_vital")
 
-FROM = [0, 10, 25, 31, 40, 70]
-TO = [9, 25, 31, 40, 63, 77]
 EPOCHS = 3
 BATCH = 5
 
@@ -75,14 +74,14 @@ SAMPLERS: dict[str, dict[str, Any]] = {
 
 
 def make_sampler(kind: str) -> EpisodeAwareSampler:
-    return EpisodeAwareSampler(FROM, TO, shuffle=True, seed=21, **SAMPLERS[kind])
+    return EpisodeAwareSampler(GAPS_FROM, GAPS_TO, shuffle=True, seed=21, **SAMPLERS[kind])
 
 
 def expected_epoch(kind: str, epoch: int) -> list[int]:
     """This sampler's epoch from the materialized reference order."""
     kw = SAMPLERS[kind]
     full = reference_epoch(
-        episodes_lists(FROM, TO), kw["order"], kw.get("block_size"), kw["permutation"], 21, epoch
+        episodes_lists(GAPS_FROM, GAPS_TO), kw["order"], kw.get("block_size"), kw["permutation"], 21, epoch
     )
     return shard(full, kw.get("rank", 0), kw.get("world_size", 1), kw.get("drop_last", False))
 
@@ -179,12 +178,14 @@ def some_checkpoints(checkpoints: list[Checkpoint]) -> list[Checkpoint]:
     return chosen + mid_second
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", list(SAMPLERS))
 @pytest.mark.parametrize("mode", ["sampler", "unbatched", "torchdata_batch_sampler", "torch_batch_sampler"])
 def test_resume_every_step_single_process(mode: str, kind: str) -> None:
     check(mode, kind, 0, every_checkpoint_before_last_loop)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("mode", "kind", "kw"),
     [
@@ -200,6 +201,7 @@ def test_resume_with_two_workers(mode: str, kind: str, kw: dict[str, Any]) -> No
     check(mode, kind, 2, some_checkpoints, **kw)
 
 
+@pytest.mark.slow
 def test_worker_prefetch_runs_ahead_of_the_checkpoint() -> None:
     """The sampler in the main process is ahead of the yielded batches, the loader state is not."""
     sampler = make_sampler("frames-randperm")
@@ -277,7 +279,7 @@ def test_dropped_iterators_do_not_skip_epochs() -> None:
     assert list(iter(sampler)) == expected_epoch(kind, 1)
 
 
-@pytest.mark.parametrize("workers", [0, 2])
+@pytest.mark.parametrize("workers", [0, pytest.param(2, marks=pytest.mark.slow)])
 def test_plain_iteration_with_workers_matches_reference(workers: int) -> None:
     for mode in ("sampler", "unbatched"):
         kind = "episodes-feistel"

@@ -1,6 +1,12 @@
+"""EpisodeAwareSampler: LeRobot parity, orders and permutations against the references, sharding,
+resume at every position, epochs and ``set_epoch`` against LeRobot's, validation."""
+
+import itertools
 import json
 import logging
 import math
+import random
+import re
 
 import numpy as np
 import pytest
@@ -9,19 +15,27 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from episode_sampler import EpisodeAwareSampler, EpisodeIndex, compute_sampler_state
-from reference import episodes_lists, lerobot_epoch, lerobot_indices, reference_epoch, shard
+from tests.helpers.layouts import GAPPED_LAYOUTS, GAPS_FROM, GAPS_TO, PERMUTATIONS, gapped_index, valid_frames
+from tests.helpers.reference import (
+    LeRobotSamplerModel,
+    episodes_lists,
+    feistel_reference,
+    lerobot_epoch,
+    lerobot_indices,
+    reference_epoch,
+    shard,
+)
 
 FROM = [0, 10, 25, 40, 41, 60]
 TO = [10, 20, 40, 41, 55, 61]
 ORDERS = [("frames", None), ("episodes", None), ("blocks", 1), ("blocks", 4), ("blocks", 7), ("blocks", 100)]
-PERMS = ["randperm", "feistel"]
 
 
 def take(sampler):
     return list(iter(sampler))
 
 
-# ---------------------------------------------------------------- LeRobot parity
+# ------------------------------------------------ LeRobot parity
 @pytest.mark.parametrize("shuffle", [False, True])
 @pytest.mark.parametrize("drops", [(0, 0), (1, 0), (0, 2), (2, 3)])
 @pytest.mark.parametrize("episodes", [None, [0, 2, 3, 5], [5, 1, 1]])
@@ -84,9 +98,9 @@ def test_absolute_to_relative_idx():
         EpisodeAwareSampler(FROM, TO, absolute_to_relative_idx=3)
 
 
-# ---------------------------------------------------------------- orders and permutations
+# ------------------------------------------------ orders and permutations
 @pytest.mark.parametrize("order, block_size", ORDERS)
-@pytest.mark.parametrize("permutation", PERMS)
+@pytest.mark.parametrize("permutation", PERMUTATIONS)
 @pytest.mark.parametrize("shuffle", [False, True])
 def test_orders_match_reference(order, block_size, permutation, shuffle):
     eps = episodes_lists(FROM, TO, drop_first=1)
@@ -113,7 +127,7 @@ def test_episode_and_block_orders_keep_units_together():
     lengths = rng.integers(1, 40, size=50)
     ends = np.cumsum(lengths)
     starts = ends - lengths
-    for permutation in PERMS:
+    for permutation in PERMUTATIONS:
         s = EpisodeAwareSampler(
             starts, ends, shuffle=True, seed=1, permutation=permutation, order="blocks", block_size=5
         )
@@ -151,8 +165,8 @@ def test_order_argument_errors():
         EpisodeAwareSampler(FROM, TO, shuffle="yes")
 
 
-# ---------------------------------------------------------------- sharding
-@pytest.mark.parametrize("permutation", PERMS)
+# ------------------------------------------------ sharding
+@pytest.mark.parametrize("permutation", PERMUTATIONS)
 @pytest.mark.parametrize("order, block_size", ORDERS[:4])
 @pytest.mark.parametrize("world", [1, 2, 3, 7, 59, 64])
 @pytest.mark.parametrize("drop_last", [False, True])
@@ -199,7 +213,7 @@ def test_rank_validation():
         EpisodeAwareSampler(FROM, TO, rank=1.0, world_size=2)
 
 
-# ---------------------------------------------------------------- epochs and iteration
+# ------------------------------------------------ epochs and iteration
 def test_consecutive_passes_advance_and_set_epoch_is_not_double_counted():
     s = EpisodeAwareSampler(FROM, TO, shuffle=True, seed=8)
     indices = s.indices
@@ -250,8 +264,8 @@ def test_state_is_small_plain_json():
     assert set(state) >= {"version", "epoch", "start_index", "fingerprint", "seed", "permutation", "order"}
 
 
-# ---------------------------------------------------------------- resume
-@pytest.mark.parametrize("permutation", PERMS)
+# ------------------------------------------------ resume
+@pytest.mark.parametrize("permutation", PERMUTATIONS)
 @pytest.mark.parametrize("order, block_size", ORDERS)
 def test_resume_every_position_json_roundtrip(permutation, order, block_size):
     kw = dict(shuffle=True, seed=11, permutation=permutation, order=order, block_size=block_size)
@@ -277,11 +291,12 @@ def test_resume_every_position_json_roundtrip(permutation, order, block_size):
         assert out + rest[: 3 * n - len(out)] == flat
 
 
+@pytest.mark.slow
 @settings(max_examples=60, deadline=None)
 @given(
     lengths=st.lists(st.integers(0, 12), min_size=1, max_size=8),
     seed=st.integers(0, 2**64 - 1),
-    permutation=st.sampled_from(PERMS),
+    permutation=st.sampled_from(PERMUTATIONS),
     order=st.sampled_from(["frames", "episodes", "blocks"]),
     block_size=st.integers(1, 5),
     world=st.integers(1, 4),
@@ -384,7 +399,7 @@ def test_torch_save_roundtrip(tmp_path):
     assert head + take(fresh) == s.frame_indices(0).tolist()
 
 
-# ---------------------------------------------------------------- compute_sampler_state
+# ------------------------------------------------ compute_sampler_state
 @pytest.mark.parametrize(
     "num_frames, batch_size, procs", [(100, 8, 1), (100, 8, 3), (7, 10, 2), (1000, 1, 4)]
 )
@@ -416,7 +431,7 @@ def test_frame_indices_bounds():
         s.frame_indices(-1)
 
 
-# ---------------------------------------------------------------- scale
+# ------------------------------------------------ scale
 def test_scale_feistel_1e12_frames_resume_near_end_small_memory():
     import tracemalloc
 
@@ -433,7 +448,6 @@ def test_scale_feistel_1e12_frames_resume_near_end_small_memory():
         tracemalloc.stop()
     assert peak < 100 * 2**20, f"peak {peak / 2**20:.1f} MiB"
     assert len(tail) == 5
-    from reference import feistel_reference
 
     assert tail == [feistel_reference(n, 7, 3, p) for p in range(n - 5, n)]  # contiguous layout from 0
     assert s.state_dict()["epoch"] == 4 and s.state_dict()["start_index"] == 0
@@ -510,3 +524,211 @@ def test_iterators_created_together_take_consecutive_epochs_in_pull_order():
     s = EpisodeAwareSampler(FROM, TO, shuffle=True, seed=1)
     it1, it2 = iter(s), iter(s)
     assert list(it2) == e0 and list(it1) == e1
+
+
+# ------------------------------------------------ epochs against LeRobot's
+# ``set_epoch`` keeps the position, the restore guard, the edges.
+EPOCH_FROM, EPOCH_TO = GAPS_FROM[:4], GAPS_TO[:4]  # 9 + 15 + 6 + 9 = 39 frames
+SEED = 5
+INDICES = lerobot_indices(EPOCH_FROM, EPOCH_TO)
+N = len(INDICES)
+
+
+def make(**kw) -> EpisodeAwareSampler:
+    return EpisodeAwareSampler(EPOCH_FROM, EPOCH_TO, shuffle=True, seed=SEED, **kw)
+
+
+def test_set_epoch_keeps_the_loaded_start_index_as_lerobot() -> None:
+    # the synced LeRobot flow: load the checkpoint's state, then set_epoch(state's epoch) every pass
+    for policy in ("keep_resumed", "follow"):
+        s = make(set_epoch_policy=policy)
+        s.load_state_dict({"epoch": 3, "start_index": 7})
+        s.set_epoch(3)
+        assert list(iter(s)) == lerobot_epoch(INDICES, SEED, 3)[7:]
+        s.set_epoch(4)
+        assert list(iter(s)) == lerobot_epoch(INDICES, SEED, 4)
+    # a forward set_epoch keeps the position too (LeRobot's set_epoch only sets the epoch)
+    s = make()
+    s.load_state_dict({"epoch": 1, "start_index": 4})
+    s.set_epoch(6)
+    assert s.state_dict()["epoch"] == 6 and s.state_dict()["start_index"] == 4
+    assert list(iter(s)) == lerobot_epoch(INDICES, SEED, 6)[4:]
+
+
+def test_backward_set_epoch_after_a_restore_is_ignored_with_one_warning(caplog) -> None:
+    # accelerate's plain flow: every pass calls set_epoch(pass counter restarting at 0)
+    s = make()
+    s.load_state_dict({"epoch": 2, "start_index": 9})
+    got = []
+    with caplog.at_level(logging.WARNING, logger="episode_sampler.sampler"):
+        for counter in range(3):
+            s.set_epoch(counter)
+            got.append(list(iter(s)))
+    warned = [r.getMessage() for r in caplog.records if "ignoring set_epoch" in r.getMessage()]
+    assert len(warned) == 1  # once per sampler
+    assert re.search(r"ignoring set_epoch\(0\) after a restore.*epoch 2", warned[0])
+    assert got == [lerobot_epoch(INDICES, SEED, 2)[9:], lerobot_epoch(INDICES, SEED, 3),
+                   lerobot_epoch(INDICES, SEED, 4)]  # fmt: skip
+    # "follow" obeys, exactly as LeRobot's sampler (and drags the resume back to epoch 0)
+    caplog.clear()
+    f = make(set_epoch_policy="follow")
+    f.load_state_dict({"epoch": 2, "start_index": 9})
+    f.set_epoch(0)
+    assert not caplog.records
+    assert list(iter(f)) == lerobot_epoch(INDICES, SEED, 0)[9:]
+
+
+def test_without_a_restore_set_epoch_is_lerobots(caplog) -> None:
+    s = make()
+    first = list(iter(s))
+    list(iter(s))
+    with caplog.at_level(logging.WARNING):
+        s.set_epoch(0)  # backwards, but nothing was restored: obeyed
+    assert not caplog.records
+    assert list(iter(s)) == first
+
+
+def test_set_epoch_while_an_iterator_is_alive_matches_lerobot() -> None:
+    s, ref = make(), LeRobotSamplerModel(INDICES, SEED)
+    it, rit = iter(s), iter(ref)
+    assert [next(it) for _ in range(5)] == [next(rit) for _ in range(5)]
+    s.set_epoch(7)
+    ref.set_epoch(7)
+    assert s.state_dict()["epoch"] == ref.state_dict()["epoch"] == 7
+    assert list(it) == list(rit)  # the running pass finishes its own epoch
+    assert list(iter(s)) == list(iter(ref)) == lerobot_epoch(INDICES, SEED, 7)
+
+
+def test_lazy_binding_differs_from_lerobot_only_for_unpulled_iterators() -> None:
+    # documented difference: LeRobot binds the epoch at iter(), we at the first next()
+    s, ref = make(), LeRobotSamplerModel(INDICES, SEED)
+    it, rit = iter(s), iter(ref)
+    s.set_epoch(4)
+    ref.set_epoch(4)
+    assert list(it) == lerobot_epoch(INDICES, SEED, 4)  # ours: the pass picks up set_epoch
+    assert list(rit) == lerobot_epoch(INDICES, SEED, 0)  # LeRobot's: already bound to epoch 0
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_random_call_sequences_match_lerobot(seed: int) -> None:
+    """Without unpulled iterators, ``set_epoch_policy="follow"`` is LeRobot's sampler call for call."""
+    rng = random.Random(seed)
+    s, ref = make(set_epoch_policy="follow"), LeRobotSamplerModel(INDICES, SEED)
+    for _ in range(12):
+        op = rng.choice(["pass", "partial", "set_epoch", "load"])
+        if op == "pass":
+            assert list(iter(s)) == list(iter(ref))
+        elif op == "partial":  # pull some, then state_dict (LeRobot reports the next pass eagerly)
+            k = rng.randrange(1, N)
+            it, rit = iter(s), iter(ref)
+            assert list(itertools.islice(it, k)) == list(itertools.islice(rit, k))
+            assert list(it) == list(rit)
+        elif op == "set_epoch":
+            e = rng.randrange(0, 6)
+            s.set_epoch(e)
+            ref.set_epoch(e)
+        else:
+            st = {"epoch": rng.randrange(0, 6), "start_index": rng.choice([0, 1, N // 2, N - 1, N])}
+            s.load_state_dict(st)
+            ref.load_state_dict(st)
+        assert {k: s.state_dict()[k] for k in ("epoch", "start_index")} == ref.state_dict()
+
+
+def test_bare_state_at_the_epoch_length_gives_an_empty_pass_then_the_next_epoch() -> None:
+    for world in (1, 2, 3):
+        ranks = [make(rank=r, world_size=world) for r in range(world)]
+        for s in ranks:
+            s.load_state_dict({"epoch": 4, "start_index": len(s)})
+            again = make(rank=s.rank, world_size=world)
+            again.load_state_dict(s.state_dict())  # the full state of that empty pass reads the same
+            assert list(iter(s)) == [] and list(iter(again)) == []
+            assert list(iter(s)) == list(iter(again)) == s.frame_indices(5).tolist()
+
+
+def test_every_epoch_set_epoch_accepts_writes_a_state_that_loads() -> None:
+    last = 2**62 - 1
+    s = make(permutation="feistel")
+    s.set_epoch(last)
+    assert sorted(iter(s)) == sorted(INDICES)
+    state = s.state_dict()
+    assert state["epoch"] == 2**62
+    t = make(permutation="feistel")
+    t.load_state_dict(state)  # loads
+    assert t.state_dict() == state
+    with pytest.raises(ValueError, match=r"beyond the last epoch this sampler runs"):
+        next(iter(t))
+    with pytest.raises(ValueError, match="epoch must be <="):
+        s.set_epoch(2**62)
+    with pytest.raises(ValueError, match="set_epoch_policy must be one of"):
+        make(set_epoch_policy="ignore")
+
+
+# ------------------------------------------------ frames against the brute-force reference
+# (formerly run against the compiled kernel and the numpy fallback; numpy is the only path now)
+def _expected_rank_frames(index, seed, epoch, world, rank, n_per_rank, shuffle=True):
+    frames = valid_frames(index)
+    n = len(frames)
+    out = []
+    for k in range(n_per_rank):
+        g = (rank + k * world) % n
+        u = feistel_reference(n, seed, epoch, g) if shuffle else g
+        out.append(frames[u])
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(GAPPED_LAYOUTS))
+@pytest.mark.parametrize("world", [1, 3])
+def test_sampler_frames_match_reference(name, world):
+    index = gapped_index(*GAPPED_LAYOUTS[name])
+    n = index.num_frames
+    for rank in range(world):
+        s = EpisodeAwareSampler(
+            index.starts, index.ends, shuffle=True, seed=9, permutation="feistel", rank=rank, world_size=world
+        )
+        expect = _expected_rank_frames(index, 9, 2, world, rank, len(s))
+        assert s.frame_indices(2).tolist() == expect
+        s.set_epoch(2)
+        assert list(s) == expect
+        assert len(expect) == -(-n // world)
+
+
+def test_unshuffled_frames_match_reference():
+    index = gapped_index(*GAPPED_LAYOUTS["regular"])
+    s = EpisodeAwareSampler(
+        index.starts, index.ends, shuffle=False, permutation="feistel", world_size=2, rank=1
+    )
+    assert list(s) == _expected_rank_frames(index, 0, 0, 2, 1, len(s), shuffle=False)
+
+
+def test_randperm_runs_match_lerobot_order():
+    """permutation="randperm": the rank's run gathers LeRobot's torch.randperm order."""
+    from episode_sampler.core.permutation import randperm_seed
+
+    index = gapped_index(*GAPPED_LAYOUTS["regular"])
+    frames = valid_frames(index)
+    n = len(frames)
+    for world, rank in ((1, 0), (3, 2)):
+        s = EpisodeAwareSampler(
+            index.starts,
+            index.ends,
+            shuffle=True,
+            seed=5,
+            permutation="randperm",
+            world_size=world,
+            rank=rank,
+        )
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(randperm_seed(5, 4))).tolist()
+        expect = [frames[order[(rank + k * world) % n]] for k in range(len(s))]
+        assert s.frame_indices(4).tolist() == expect
+
+
+def test_large_epoch_matches_reference():
+    """A whole epoch of 1,050,000 frames equals the reference at sampled points."""
+    index = gapped_index([1500] * 700, [1] * 700)
+    s = EpisodeAwareSampler(index.starts, index.ends, shuffle=True, seed=3, permutation="feistel")
+    got = s.frame_indices(1)
+    frames = valid_frames(index)
+    n = len(frames)
+    assert got.size == n and np.array_equal(np.sort(got), np.asarray(frames))
+    check = list(range(0, n, 9973)) + [n - 2, n - 1]
+    assert got[check].tolist() == [frames[feistel_reference(n, 3, 1, k)] for k in check]

@@ -8,10 +8,11 @@ from episode_sampler.core.permutation import (
     FeistelPermutation,
     RandpermPermutation,
     check_seed,
+    feistel_keys,
     make_permutation,
     randperm_seed,
 )
-from reference import feistel_reference, lerobot_generator
+from tests.helpers.reference import feistel_reference, lerobot_generator
 
 PRIMES = [2, 3, 5, 7, 11, 13, 101, 1009, 65521, 1_000_003]
 SIZES = sorted(
@@ -112,3 +113,84 @@ def test_make_permutation_errors():
         make_permutation("feistel", 0, 0, 0)
     with pytest.raises(ValueError, match="epoch must be >= 0"):
         make_permutation("feistel", 10, 0, -1)
+
+
+# ------------------------------------------------ one position at a time (``Permutation.one``)
+@pytest.mark.parametrize("n", [1, 2, 3, 5, 17, 64, 65, 1000, 4**5 + 1, 2**20 + 1, 10**12, 2**62])
+@pytest.mark.parametrize("seed", [0, 2**64 - 1, 0xDEADBEEF_CAFEF00D])
+def test_feistel_one_matches_reference(n, seed):
+    p = FeistelPermutation(n, seed=seed, epoch=5)
+    probe = sorted({0, 1 % n, n // 3, n // 2, n - 1})
+    assert [p.one(x) for x in probe] == [feistel_reference(n, seed, 5, x) for x in probe]
+    assert [p.one(x) for x in probe] == p(np.array(probe, dtype=np.int64)).tolist()
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 3000), st.integers(0, 2**64 - 1), st.integers(0, 2**40))
+def test_one_matches_arrays(n, seed, epoch):
+    for kind in ("feistel", "randperm"):
+        p = make_permutation(kind, n, seed, epoch)
+        full = p.materialize().tolist()
+        probe = sorted({0, n // 2, n - 1})
+        assert [p.one(x) for x in probe] == [full[x] for x in probe]
+
+
+# ------------------------------------------------ arrays against the definition
+# (formerly run against the compiled kernel and the numpy fallback; numpy is the only path now)
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 15, 16, 17, 1000, 4097, 2**20 + 3])
+@pytest.mark.parametrize("rounds", [4, 5, 8])
+def test_feistel_matches_definition(n, rounds):
+    p = FeistelPermutation(n, seed=11, epoch=3, rounds=rounds)
+    rng = np.random.default_rng(n)
+    pos = rng.integers(0, n, size=min(n, 300)).astype(np.int64)
+    out = p(pos)
+    assert out.tolist() == [feistel_reference(n, 11, 3, int(x), rounds=rounds) for x in pos]
+    assert p.inverse(out).tolist() == pos.tolist()
+
+
+@pytest.mark.parametrize("n", [2**40 + 7, 2**62, 2**63 + 5, 2**64 - 1])
+def test_feistel_wide_domains(n):
+    """Half widths up to 32 bits (a 64-bit domain): no overflow in the masks and shifts."""
+    p = FeistelPermutation(n, seed=5, epoch=1)
+    pos = np.array([0, 1, 12345, 2**40 + 6], dtype=np.uint64).view(np.int64)
+    expect = [feistel_reference(n, 5, 1, int(x)) for x in pos.view(np.uint64)]
+    assert p(pos).view(np.uint64).tolist() == expect
+    assert [p.one(int(x)) for x in pos.view(np.uint64)] == expect
+
+
+def test_feistel_is_a_bijection_across_chunks():
+    n = 3 * 4096 + 17  # several 4096-position chunks, a partial last one
+    p = FeistelPermutation(n, seed=2, epoch=9)
+    x = p(np.arange(n, dtype=np.int64))
+    assert sorted(x.tolist()) == list(range(n))
+    assert x[:50].tolist() == [feistel_reference(n, 2, 9, i) for i in range(50)]
+    assert p.inverse(x).tolist() == list(range(n))
+
+
+@pytest.mark.parametrize("n", [1, 7, 64, 5000, 70_001])
+def test_feistel_arrays_match_definition(n):
+    """FeistelPermutation's arrays equal the definition (arrays longer than a chunk too)."""
+    p = FeistelPermutation(n, seed=3, epoch=4)
+    pos = np.arange(n, dtype=np.int64)
+    out = p(pos)
+    sample = list(range(0, n, max(1, n // 97)))
+    assert out[sample].tolist() == [feistel_reference(n, 3, 4, i) for i in sample]
+    assert sorted(out.tolist()) == list(range(n))
+    assert p.inverse(out).tolist() == pos.tolist()
+
+
+def test_keys_and_randperm_seed_match_numpy():
+    for seed, epoch in ((0, 0), (2**64 - 1, 2**62), (12345, 7), (2**32, 2**32 - 1)):
+        expect = np.random.SeedSequence([seed, epoch, 0x46656973746C]).generate_state(4, dtype=np.uint64)
+        keys = feistel_keys(seed, epoch)
+        assert keys.dtype == np.uint64 and keys.flags.writeable and keys.tolist() == expect.tolist()
+        assert (
+            feistel_keys(seed, epoch, 7).tolist()
+            == np.random.SeedSequence([seed, epoch, 0x46656973746C])
+            .generate_state(7, dtype=np.uint64)
+            .tolist()
+        )
+        assert randperm_seed(seed, epoch) == int(
+            np.random.SeedSequence([seed, epoch]).generate_state(1, dtype=np.uint64)[0]
+        )
+    assert feistel_keys(np.uint64(5), np.int64(3)).tolist() == feistel_keys(5, 3).tolist()

@@ -21,7 +21,7 @@ from episode_sampler import EpisodeAwareSampler, write_lerobot_dataset
 from episode_sampler.mixture import lerobot_mixture, mixture, state_from_json, state_to_json
 from episode_sampler.node import EpisodeSamplerNode
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BATCH = 4
 
 

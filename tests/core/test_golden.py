@@ -10,25 +10,20 @@ from __future__ import annotations
 
 import gzip
 import json
-import logging
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from episode_sampler import EpisodeAwareSampler, EpisodeIndex, EpisodeSamplerNode, sample_seed
+from tests.fixtures.make_golden import FROM, LENGTHS, TO  # the layouts the fixture was written from
 
-GOLDEN = json.loads(gzip.decompress((Path(__file__).parent / "fixtures" / "golden.json.gz").read_bytes()))
-FROM = [0, 120, 300, 333, 334, 500]
-TO = [120, 300, 333, 334, 480, 611]
-LENGTHS = np.random.default_rng(7).integers(0, 40, size=60).tolist()
+GOLDEN = json.loads(
+    gzip.decompress((Path(__file__).resolve().parents[1] / "fixtures" / "golden.json.gz").read_bytes())
+)
 
 
-@pytest.fixture(autouse=True)
-def _quiet():
-    logging.disable(logging.WARNING)  # the layout drops an episode on purpose
-    yield
-    logging.disable(logging.NOTSET)
+pytestmark = pytest.mark.usefixtures("quiet_logs")  # the layout drops an episode on purpose
 
 
 def make(layout, **kw):

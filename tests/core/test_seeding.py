@@ -4,27 +4,24 @@ import numpy as np
 import pytest
 
 from episode_sampler.core.seeding import sample_seed, splitmix64
-from reference import ref_mix, ref_sample_seed
-
-MASK = 2**64 - 1
-G = 0x9E3779B97F4A7C15
+from tests.helpers.reference import GOLDEN, MASK64, ref_mix, ref_sample_seed
 
 
 def test_splitmix64_known_values():
     # SplitMix64 seeded with 0 yields 0xE220A8397B1DCDAF first (the reference C implementation)
-    assert int(splitmix64(np.array([G], dtype=np.uint64))[0]) == 0xE220A8397B1DCDAF
-    assert ref_mix(G) == 0xE220A8397B1DCDAF
+    assert int(splitmix64(np.array([GOLDEN], dtype=np.uint64))[0]) == 0xE220A8397B1DCDAF
+    assert ref_mix(GOLDEN) == 0xE220A8397B1DCDAF
 
 
 @pytest.mark.parametrize(
     ("seed", "epoch", "frame"),
-    [(0, 0, 0), (1, 2, 3), (12345, 7, 10**9), (MASK, MASK, MASK), (2**63, 0, 2**40 + 5)],
+    [(0, 0, 0), (1, 2, 3), (12345, 7, 10**9), (MASK64, MASK64, MASK64), (2**63, 0, 2**40 + 5)],
 )
 def test_matches_pure_python_reference(seed, epoch, frame):
     got = sample_seed(seed, epoch, frame)
     assert type(got) is int
     assert got == ref_sample_seed(seed, epoch, frame)
-    assert 0 <= got <= MASK
+    assert 0 <= got <= MASK64
 
 
 def test_deterministic_and_numpy_ints_accepted():

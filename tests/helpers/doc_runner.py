@@ -1,6 +1,6 @@
 """Run documentation code blocks, each in its own process, several at a time (used by test_docs.py).
 
-    python tests/doc_runner.py JOBS.json [--fresh] [--jobs N] [--timeout S]
+    python tests/helpers/doc_runner.py JOBS.json [--fresh] [--jobs N] [--timeout S]
 
 ``JOBS.json`` lists ``{"id", "dir", "script"}``. Every block runs as ``python script`` would: its own
 process, ``cwd = dir``, ``__name__ == "__main__"``, a fresh global namespace, stdout and stderr

@@ -17,11 +17,14 @@ initial state); with ``"follow"`` (LeRobot's ``set_epoch``) they start fresh.
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from episode_sampler import EpisodeAwareSampler
+from tests.helpers.drain import pull
+from tests.helpers.layouts import PERMUTATIONS
 
 FROM = [0, 6, 9, 20]
 TO = [5, 9, 17, 23]  # 5 + 3 + 8 + 3 = 19 frames
@@ -29,7 +32,7 @@ TO = [5, 9, 17, 23]  # 5 + 3 + 8 + 3 = 19 frames
 CONFIGS = st.fixed_dictionaries(
     {
         "shuffle": st.booleans(),
-        "permutation": st.sampled_from(["randperm", "feistel"]),
+        "permutation": st.sampled_from(PERMUTATIONS),
         "order": st.sampled_from([("frames", None), ("episodes", None), ("blocks", 2)]),
         "world": st.sampled_from([(0, 1), (0, 2), (1, 2), (2, 3)]),
         "drop_last": st.booleans(),
@@ -47,16 +50,6 @@ def build(cfg: dict) -> EpisodeAwareSampler:
         block_size=block, rank=rank, world_size=world, drop_last=cfg["drop_last"],
         set_epoch_policy=cfg["policy"],
     )  # fmt: skip
-
-
-def pull(it, k: int) -> tuple[list[int], bool]:
-    out = []
-    for _ in range(k):
-        try:
-            out.append(next(it))
-        except StopIteration:
-            return out, True
-    return out, False
 
 
 class SamplerMachine(RuleBasedStateMachine):
@@ -136,4 +129,4 @@ class SamplerMachine(RuleBasedStateMachine):
 SamplerMachine.TestCase.settings = settings(
     max_examples=120, stateful_step_count=30, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
-TestSamplerMachine = SamplerMachine.TestCase
+TestSamplerMachine = pytest.mark.slow(SamplerMachine.TestCase)

@@ -11,18 +11,10 @@ from torchdata.nodes import IterableWrapper, Loader, MultiNodeWeightedSampler, S
 from episode_sampler import EpisodeAwareSampler
 from episode_sampler.core.state import STATE_KEYS, STATE_VERSION, V1_STATE_KEYS
 from episode_sampler.node import EpisodeSamplerNode
+from tests.helpers.drain import drain_next
 
 FROM, TO = [0, 5, 12], [5, 12, 20]  # 20 frames
 KW = dict(shuffle=True, seed=3)
-
-
-def _drain(node) -> list:
-    out = []
-    while True:
-        try:
-            out.append(node.next())
-        except StopIteration:
-            return out
 
 
 def reference(epoch: int) -> list[int]:
@@ -45,24 +37,24 @@ def test_state_after_last_item_is_exhausted_and_restores_as_exhausted():
     assert fresh.get_state() == node.get_state()
     fresh.reset(None)
     node.reset(None)
-    assert _drain(fresh) == _drain(node) == reference(1)
+    assert drain_next(fresh) == drain_next(node) == reference(1)
 
 
 def test_two_resets_in_a_row_never_skip_an_epoch():
     node = EpisodeSamplerNode(FROM, TO, **KW)
     node.reset(None)
     node.reset(None)
-    assert _drain(node) == reference(0)
+    assert drain_next(node) == reference(0)
     node.reset(None)
     node.reset(None)
-    assert _drain(node) == reference(1)
+    assert drain_next(node) == reference(1)
     # after a restore too
     state = node.get_state()
     fresh = EpisodeSamplerNode(FROM, TO, **KW)
     fresh.reset(state)
     fresh.reset(None)
     fresh.reset(None)
-    assert _drain(fresh) == reference(2)
+    assert drain_next(fresh) == reference(2)
 
 
 def test_pulled_survives_a_restore():
@@ -75,7 +67,7 @@ def test_pulled_survives_a_restore():
     fresh.reset(state)
     assert fresh.get_state() == state
     fresh.reset(None)
-    assert _drain(fresh) == reference(1)
+    assert drain_next(fresh) == reference(1)
     # not pulled: reset(None) keeps the position
     unpulled = EpisodeSamplerNode(FROM, TO, **KW)
     unpulled.reset(None)
@@ -84,7 +76,7 @@ def test_pulled_survives_a_restore():
     again = EpisodeSamplerNode(FROM, TO, **KW)
     again.reset(s0)
     again.reset(None)
-    assert _drain(again) == reference(0)
+    assert drain_next(again) == reference(0)
 
 
 def test_sampler_state_keeps_lerobot_meaning():
@@ -104,14 +96,14 @@ def test_sampler_state_keeps_lerobot_meaning():
 def test_bare_lerobot_states():
     node = EpisodeSamplerNode(FROM, TO, **KW)
     node.reset({"epoch": 2, "start_index": 5})
-    assert _drain(node) == reference(2)[5:]
+    assert drain_next(node) == reference(2)[5:]
     node.reset(None)
-    assert _drain(node) == reference(3)
+    assert drain_next(node) == reference(3)
     # start_index == len: one pass that yields nothing, then the next epoch
     node.reset({"epoch": 2, "start_index": 20})
-    assert _drain(node) == []
+    assert drain_next(node) == []
     node.reset(None)
-    assert _drain(node) == reference(3)
+    assert drain_next(node) == reference(3)
     with pytest.raises(ValueError, match="start_index"):
         node.reset({"epoch": 2, "start_index": 21})
 
@@ -130,10 +122,10 @@ def test_version_1_states_load_as_documented():
     node.reset(v1_state(1, 7))  # a fresh, not pulled pass at (1, 7)
     st = node.get_state()
     assert (st["epoch"], st["start_index"], st["exhausted"], st["pulled"]) == (1, 7, False, False)
-    assert _drain(node) == reference(1)[7:]
+    assert drain_next(node) == reference(1)[7:]
     node.reset(v1_state(1, 7))
     node.reset(None)  # not pulled: stays
-    assert _drain(node) == reference(1)[7:]
+    assert drain_next(node) == reference(1)[7:]
     s = EpisodeAwareSampler(FROM, TO, **KW)
     s.load_state_dict(v1_state(2, 3))
     assert list(iter(s)) == reference(2)[3:]
@@ -198,12 +190,12 @@ def test_every_written_state_loads_at_the_last_epoch():
     node = EpisodeSamplerNode([0], [3])
     node.set_epoch(2**62)
     node.reset(None)
-    assert len(_drain(node)) == 3
+    assert len(drain_next(node)) == 3
     state = node.get_state()
     assert (state["epoch"], state["exhausted"]) == (2**62 + 1, True)
     fresh = EpisodeSamplerNode([0], [3])
     fresh.reset(state)
-    assert _drain(fresh) == []
+    assert drain_next(fresh) == []
 
 
 # ------------------------------------------------------------------ issue #9's snippets, as regressions
@@ -267,7 +259,7 @@ def test_load_state_dict_carries_only_the_position_into_a_new_loader():
     end = node.get_state()
     other = EpisodeSamplerNode(FROM, TO, **KW)
     other.load_state_dict(end)
-    assert _drain(other) == []
+    assert drain_next(other) == []
     assert list(Loader(other)) == reference(1)
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -27,18 +26,14 @@ import pytest
 from episode_sampler import EpisodeAwareSampler, load_state
 from episode_sampler import distributed as es_dist
 from episode_sampler.distributed import check_consistent, consistency_record, get_rank_and_world_size
-from reference import episodes_lists, reference_epoch
+from tests.helpers.layouts import contiguous
+from tests.helpers.procs import free_port
+from tests.helpers.reference import episodes_lists, reference_epoch
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "pipelines" / "train_loop.py"
 LENGTHS = [9, 14, 3, 21, 7, 12, 18, 5, 16, 11, 8, 25]  # 149 frames
 TIMEOUT = 60.0
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def launch(world: int, args: list[str], out: Path, tag: str) -> list[subprocess.Popen]:
@@ -151,8 +146,7 @@ def test_kill_and_resume_with_another_world_size(tmp_path: Path, scenario: str) 
     assert all(p.returncode == 0 for p in second), stderr_of(tmp_path, "second", new_w)
 
     # ---- expectations from the materialized reference order and global positions
-    from_idx = [sum(LENGTHS[:i]) for i in range(len(LENGTHS))]
-    to_idx = [sum(LENGTHS[: i + 1]) for i in range(len(LENGTHS))]
+    from_idx, to_idx = contiguous(LENGTHS)
     full = reference_epoch(episodes_lists(from_idx, to_idx), order, block_size, permutation, 17, 0)
     n = len(full)
     before: list[int] = []

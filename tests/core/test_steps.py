@@ -20,12 +20,11 @@ import pytest
 from torch.utils.data import BatchSampler
 
 from episode_sampler import EpisodeAwareSampler, compute_sampler_state
-from reference import lerobot_epoch, lerobot_indices
+from tests.helpers.layouts import GAPS_FROM, GAPS_TO
+from tests.helpers.reference import lerobot_epoch, lerobot_indices
 
-FROM = [0, 10, 25, 31, 40, 70]
-TO = [9, 25, 31, 40, 63, 77]
 SEED = 4
-INDICES = lerobot_indices(FROM, TO)
+INDICES = lerobot_indices(GAPS_FROM, GAPS_TO)
 N = len(INDICES)  # 69 = 3 * 23
 EPOCHS = 3
 
@@ -64,7 +63,7 @@ def reference_run(batch_size: int, num_processes: int) -> list[list[list[int]]]:
 
 def sampler_run(batch_size: int, num_processes: int, rank: int, state=None, steps: int | None = None):
     """Rank ``rank`` of a LeRobot-style run: its own world-size-1 sampler in a torch BatchSampler."""
-    sampler = EpisodeAwareSampler(FROM, TO, shuffle=True, seed=SEED)
+    sampler = EpisodeAwareSampler(GAPS_FROM, GAPS_TO, shuffle=True, seed=SEED)
     if state is not None:
         sampler.load_state_dict(state)
     out: list[list[int]] = []

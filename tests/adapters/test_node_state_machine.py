@@ -12,12 +12,12 @@ import json
 from typing import Any
 
 import hypothesis.strategies as st
-import numpy as np
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, invariant, rule
 
 from episode_sampler import EpisodeAwareSampler
 from episode_sampler.node import EpisodeSamplerNode
+from tests.helpers.layouts import PERMUTATIONS, contiguous
 
 _STOP = "StopIteration"
 
@@ -30,7 +30,7 @@ def configs(draw: Any) -> dict[str, Any]:
     batch = draw(st.sampled_from([None, 1, 2, 3]))
     cfg = dict(
         lengths=lengths,
-        permutation=draw(st.sampled_from(["randperm", "feistel"])),
+        permutation=draw(st.sampled_from(PERMUTATIONS)),
         order=order,
         block_size=draw(st.integers(1, 3)) if order == "blocks" else None,
         shuffle=draw(st.booleans()),
@@ -46,16 +46,15 @@ def configs(draw: Any) -> dict[str, Any]:
 
 
 def build(cfg: dict[str, Any]) -> EpisodeSamplerNode:
-    ends = np.cumsum(cfg["lengths"]).tolist()
-    starts = [0, *ends[:-1]]
+    starts, ends = contiguous(cfg["lengths"])
     kw = {k: v for k, v in cfg.items() if k != "lengths"}
     return EpisodeSamplerNode(starts, ends, **kw)
 
 
 def epoch_frames(cfg: dict[str, Any], epoch: int) -> list[int]:
-    ends = np.cumsum(cfg["lengths"]).tolist()
+    starts, ends = contiguous(cfg["lengths"])
     kw = {k: cfg[k] for k in ("permutation", "order", "block_size", "shuffle", "seed", "world_size", "rank")}
-    s = EpisodeAwareSampler([0, *ends[:-1]], ends, drop_last=cfg["drop_last"], **kw)
+    s = EpisodeAwareSampler(starts, ends, drop_last=cfg["drop_last"], **kw)
     return s.frame_indices(epoch).tolist()
 
 

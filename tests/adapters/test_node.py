@@ -12,73 +12,29 @@ import time
 
 import numpy as np
 import pytest
-import torch
 from torchdata.nodes import Batcher, Loader, Prefetcher
 
 from episode_sampler import EpisodeAwareSampler
 from episode_sampler.node import EpisodeSamplerNode
-from reference import ref_sample_seed
+from tests.helpers.drain import drain, node_epochs
+from tests.helpers.drain import epochs as sampler_epochs
+from tests.helpers.layouts import NODE_LENGTHS, PERMUTATIONS, contiguous
+from tests.helpers.reference import episodes_lists, lerobot_epoch, lerobot_indices, ref_sample_seed, shard
+from tests.helpers.reference import reference_epoch as units_reference_epoch
 
 # ---------------------------------------------------------------------------- layout and references
-LENGTHS = [17, 3, 40, 1, 25, 9, 33, 12, 5, 60]  # 205 frames, short episodes get dropped by the drops
-FROM = np.concatenate([[0], np.cumsum(LENGTHS)[:-1]]).tolist()
-TO = np.cumsum(LENGTHS).tolist()
-MASK = (1 << 64) - 1
-G = 0x9E3779B97F4A7C15
-
-
-def valid_by_episode(frm, to, episodes=None, drop_first=0, drop_last=0) -> list[list[int]]:
-    """LeRobot's valid frames, episode by episode (empty episodes removed)."""
-    out = []
-    for ep, (a, b) in enumerate(zip(frm, to)):
-        if episodes is not None and ep not in episodes:
-            continue
-        if b - drop_last > a + drop_first:
-            out.append(list(range(a + drop_first, b - drop_last)))
-    return out
-
-
-def lerobot_randperm(n: int, seed: int, epoch: int) -> list[int]:
-    s = int(np.random.SeedSequence([seed, epoch]).generate_state(1, dtype=np.uint64)[0])
-    return torch.randperm(n, generator=torch.Generator().manual_seed(s)).tolist()
+FROM, TO = contiguous(NODE_LENGTHS)  # 205 frames, short episodes get dropped by the drops
 
 
 def reference_epoch(frm, to, seed, epoch, episodes=None, drop_first=0, drop_last=0) -> list[int]:
     """LeRobot's shuffled epoch: the materialized valid-frame list indexed by a seeded randperm."""
-    valid = [f for ep in valid_by_episode(frm, to, episodes, drop_first, drop_last) for f in ep]
-    return [valid[i] for i in lerobot_randperm(len(valid), seed, epoch)]
+    return lerobot_epoch(lerobot_indices(frm, to, episodes, drop_first, drop_last), seed, epoch)
 
 
 def reference_units_epoch(frm, to, seed, epoch, order, block_size=None, drop_first=0, drop_last=0):
     """Episodes or blocks shuffled as units by the same seeded randperm."""
-    eps = valid_by_episode(frm, to, None, drop_first, drop_last)
-    if order == "episodes":
-        units = eps
-    else:
-        units = [ep[i : i + block_size] for ep in eps for i in range(0, len(ep), block_size)]
-    return [f for u in lerobot_randperm(len(units), seed, epoch) for f in units[u]]
-
-
-def reference_shard(full: list[int], rank: int, world: int, drop_last: bool) -> list[int]:
-    n = len(full)
-    count = n // world if drop_last else -(-n // world)
-    return [full[(rank + k * world) % n] for k in range(count)]
-
-
-def drain(node) -> list:
-    return [x for x in node]
-
-
-def node_epochs(node: EpisodeSamplerNode, epochs: int) -> list[list]:
-    out = []
-    for _ in range(epochs):
-        node.reset(None)
-        out.append(drain(node))
-    return out
-
-
-def sampler_epochs(sampler: EpisodeAwareSampler, epochs: int) -> list[list[int]]:
-    return [list(iter(sampler)) for _ in range(epochs)]
+    eps = episodes_lists(frm, to, None, drop_first, drop_last)
+    return units_reference_epoch(eps, order, block_size, "randperm", seed, epoch)
 
 
 SHARDINGS = [(0, 1, False), (1, 3, False), (2, 3, True), (0, 4, False)]
@@ -93,7 +49,7 @@ def test_randperm_frames_match_lerobot_reference(rank, world, drop_last):
     )  # fmt: skip
     for epoch, got in enumerate(node_epochs(node, 3)):
         full = reference_epoch(FROM, TO, 1234, epoch, drop_first=1, drop_last=2)
-        assert got == reference_shard(full, rank, world, drop_last)
+        assert got == shard(full, rank, world, drop_last)
 
 
 def test_episode_subset_and_no_shuffle_match_reference():
@@ -101,7 +57,7 @@ def test_episode_subset_and_no_shuffle_match_reference():
     node = EpisodeSamplerNode(FROM, TO, eps, shuffle=True, seed=7)
     assert node_epochs(node, 2) == [reference_epoch(FROM, TO, 7, e, episodes=eps) for e in range(2)]
     plain = EpisodeSamplerNode(FROM, TO, eps, drop_n_first_frames=2)
-    want = [f for ep in valid_by_episode(FROM, TO, eps, 2) for f in ep]
+    want = [f for ep in episodes_lists(FROM, TO, eps, 2) for f in ep]
     assert node_epochs(plain, 2) == [want, want]
 
 
@@ -119,7 +75,7 @@ def test_feistel_matches_frame_indices_and_covers_every_frame(order, block_size)
     kw = dict(shuffle=True, seed=5, permutation="feistel", order=order, block_size=block_size)
     node = EpisodeSamplerNode(FROM, TO, **kw, rank=0, world_size=1)
     sampler = EpisodeAwareSampler(FROM, TO, **kw)
-    valid = [f for ep in valid_by_episode(FROM, TO) for f in ep]
+    valid = [f for ep in episodes_lists(FROM, TO) for f in ep]
     epochs = node_epochs(node, 3)
     for epoch, got in enumerate(epochs):
         assert got == sampler.frame_indices(epoch).tolist()
@@ -128,12 +84,12 @@ def test_feistel_matches_frame_indices_and_covers_every_frame(order, block_size)
     assert epochs[0] != epochs[1]
     if order != "frames":  # units keep their frames in order
         runs = np.split(np.asarray(epochs[0]), np.flatnonzero(np.diff(epochs[0]) != 1) + 1)
-        limit = max(LENGTHS) if order == "episodes" else block_size
+        limit = max(NODE_LENGTHS) if order == "episodes" else block_size
         assert all(len(r) <= limit for r in runs)
 
 
 # ---------------------------------------------------------------------------- equality with the sampler
-@pytest.mark.parametrize("permutation", ["randperm", "feistel"])
+@pytest.mark.parametrize("permutation", PERMUTATIONS)
 @pytest.mark.parametrize(("order", "block_size"), [("frames", None), ("episodes", None), ("blocks", 5)])
 @pytest.mark.parametrize(("rank", "world", "drop_last"), SHARDINGS)
 def test_stream_equals_sampler(permutation, order, block_size, rank, world, drop_last):
@@ -150,7 +106,7 @@ def test_stream_equals_sampler(permutation, order, block_size, rank, world, drop
 
 
 def test_absolute_to_relative_idx_is_applied():
-    table = {f: 1000 + f for f in range(sum(LENGTHS))}
+    table = {f: 1000 + f for f in range(sum(NODE_LENGTHS))}
     node = EpisodeSamplerNode(FROM, TO, shuffle=True, seed=3, absolute_to_relative_idx=table)
     assert node_epochs(node, 1)[0] == [1000 + f for f in reference_epoch(FROM, TO, 3, 0)]
 
@@ -178,7 +134,7 @@ def test_from_lerobot(tmp_path):
     batched = EpisodeSamplerNode.from_lerobot(
         tmp_path / "ds", episode_indices_to_use=[1, 3], batch_size=4, rank=1, world_size=2
     )
-    want = reference_shard([f for ep in valid_by_episode(frm, to, [1, 3]) for f in ep], 1, 2, False)
+    want = shard([f for ep in episodes_lists(frm, to, [1, 3]) for f in ep], 1, 2, False)
     got = node_epochs(batched, 1)[0]
     assert [x for b in got for x in b] == want and all(len(b) == 4 for b in got[:-1])
 
@@ -549,15 +505,15 @@ def test_rank_and_world_size_default_to_torch_distributed(monkeypatch):
     monkeypatch.setattr(dist, "get_world_size", lambda *a, **k: 3)
     node = EpisodeSamplerNode(FROM, TO, shuffle=True, seed=1)
     assert (node.rank, node.world_size) == (2, 3)
-    assert node_epochs(node, 1)[0] == reference_shard(reference_epoch(FROM, TO, 1, 0), 2, 3, False)
+    assert node_epochs(node, 1)[0] == shard(reference_epoch(FROM, TO, 1, 0), 2, 3, False)
     explicit = EpisodeSamplerNode(FROM, TO, rank=0, world_size=1)
     assert (explicit.rank, explicit.world_size) == (0, 1)
 
 
 def test_repr_and_properties():
     node = EpisodeSamplerNode(FROM, TO, shuffle=True, seed=9, batch_size=4, world_size=2, rank=1)
-    assert node.num_frames == sum(LENGTHS)
-    assert node.samples_per_epoch == -(-sum(LENGTHS) // 2)
+    assert node.num_frames == sum(NODE_LENGTHS)
+    assert node.samples_per_epoch == -(-sum(NODE_LENGTHS) // 2)
     assert (node.batch_size, node.drop_last_batch, node.emit_seed, node.seed) == (4, False, False, 9)
     assert "EpisodeSamplerNode(" in repr(node) and "batch_size=4" in repr(node)
 

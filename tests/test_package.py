@@ -22,6 +22,7 @@ def python(code: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout)
 
 
+@pytest.mark.slow
 def test_import_and_version_import_nothing_heavy() -> None:
     proc = python(
         "import json, sys\n"
@@ -37,6 +38,7 @@ def test_import_and_version_import_nothing_heavy() -> None:
     assert declared is None or version == declared.group(1)  # a dynamic version reads __init__ itself
 
 
+@pytest.mark.slow
 def test_every_public_name_resolves_in_a_fresh_process() -> None:
     names = [n for n in episode_sampler.__all__ if n != "__version__"]
     code = "import episode_sampler\n" + "".join(f"from episode_sampler import {n}\n" for n in names)
@@ -76,6 +78,7 @@ def test_public_names_are_the_defining_modules_objects() -> None:
         episode_sampler.NoSuchName  # noqa: B018
 
 
+@pytest.mark.slow
 def test_cli_version_and_help_do_not_import_torch() -> None:
     proc = python(
         "import contextlib, io, json, sys\n"
@@ -128,6 +131,7 @@ with open(sys.argv[1], "w") as f:
 """
 
 
+@pytest.mark.slow
 def test_demo_prints_its_first_line_before_importing_torch(tmp_path: Path) -> None:
     script, events_path = tmp_path / "demo_until_torch.py", tmp_path / "events.json"
     script.write_text(DEMO_UNTIL_TORCH)

@@ -1,3 +1,4 @@
+import bisect
 import hashlib
 import logging
 
@@ -8,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from episode_sampler import EpisodeIndex
+from tests.helpers.layouts import GAPPED_LAYOUTS, gapped_index, valid_frames
 
 
 def materialize(starts, ends):
@@ -190,7 +192,7 @@ def test_frame_indices_capped_far_from_int64_overflow():
     assert EpisodeIndex.from_bounds([0], [2**62]).num_frames == 2**62
 
 
-# ---------------------------------------------------------------- construction fast paths (#12)
+# ------------------------------------------------ construction fast paths (#12)
 def _reference_bounds_error(starts, ends):
     """The first broken rule, in the documented order, as the message fragment it must raise (None: valid)."""
     for i, s in enumerate(starts):
@@ -231,6 +233,7 @@ def _bounds(draw):
     return starts, ends
 
 
+@pytest.mark.slow
 @settings(max_examples=400, deadline=None)
 @given(_bounds(), st.sampled_from([1, 2, 3, 1 << 16]))
 def test_bounds_validation_matches_the_documented_rules(bounds, block):
@@ -307,3 +310,35 @@ def test_fingerprints_written_by_0_1_0_are_unchanged():
     assert no_empty.fingerprint == "a30febe9724a1d5af098f2445f6cbced" and no_empty.num_frames == 210_000
     gaps = EpisodeIndex.from_bounds([0, 7, 30, 30, 41], [5, 19, 30, 38, 50])
     assert gaps.fingerprint == "aa09b73de8849f98b55396629c33e1ce"
+
+
+# ------------------------------------------------ the position lookup against a materialized list
+# (formerly run against the compiled kernel and the numpy fallback; numpy is the only path now)
+@pytest.mark.parametrize("name", sorted(GAPPED_LAYOUTS))
+def test_lookup_matches_materialized(name):
+    index = gapped_index(*GAPPED_LAYOUTS[name])
+    frames = valid_frames(index)
+    n = len(frames)
+    pos = np.random.default_rng(0).integers(0, n, size=3 * n + 5000).astype(np.int64)
+    assert index.frame_at(pos).tolist() == [frames[p] for p in pos.tolist()]
+    cum = np.cumsum(index.lengths).tolist()
+    expect_ep = [bisect.bisect_right(cum, p) for p in pos.tolist()]
+    assert index.lookup.episode(pos).tolist() == expect_ep
+
+
+@pytest.mark.parametrize(
+    ("starts", "ends", "base"),
+    [
+        ([5], [9], 5),
+        ([0, 4, 4, 10], [4, 4, 10, 12], 0),  # contiguous, an empty episode inside
+        ([3, 7], [7, 9], 3),
+        ([0, 5], [4, 9], None),  # a gap of one frame
+        ([0, 4, 4], [4, 4, 8], 0),
+        ([0, 4, 5], [4, 4, 8], None),  # the gap sits after an empty episode
+    ],
+)
+def test_lookup_shared_offset_only_without_gaps(starts, ends, base):
+    index = EpisodeIndex(np.array(starts), np.array(ends))
+    assert index.lookup._base == base
+    frames = valid_frames(index)
+    assert index.frame_at(np.arange(len(frames))).tolist() == frames

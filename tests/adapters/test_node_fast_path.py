@@ -20,17 +20,16 @@ from torchdata.nodes import BaseNode, Loader, Prefetcher
 
 from episode_sampler import EpisodeAwareSampler
 from episode_sampler.node import EpisodeSamplerNode
-from reference import ref_sample_seed
+from tests.helpers.drain import epochs
+from tests.helpers.layouts import NODE_LENGTHS, contiguous
+from tests.helpers.reference import ref_sample_seed
 
-LENGTHS = [17, 3, 40, 1, 25, 9, 33, 12, 5, 60, 70]  # 275 frames: more than one chunk of the pass
-FROM = np.concatenate([[0], np.cumsum(LENGTHS)[:-1]]).tolist()
-TO = np.cumsum(LENGTHS).tolist()
+FROM, TO = contiguous([*NODE_LENGTHS, 70])  # 275 frames: more than one chunk of the pass
 KW = dict(shuffle=True, seed=31, permutation="feistel")
 
 
-def sampler_epochs(epochs: int, **kw) -> list[list[int]]:
-    sampler = EpisodeAwareSampler(FROM, TO, **{**KW, **kw})
-    return [list(iter(sampler)) for _ in range(epochs)]
+def sampler_epochs(n: int, **kw) -> list[list[int]]:
+    return epochs(EpisodeAwareSampler(FROM, TO, **{**KW, **kw}), n)
 
 
 class CountingResets(EpisodeSamplerNode):
@@ -230,10 +229,6 @@ def test_state_through_a_loader_after_every_item():
 
 
 # ---------------------------------------------------------------------------- per-sample seeds
-MASK = (1 << 64) - 1
-G = 0x9E3779B97F4A7C15
-
-
 @pytest.mark.parametrize("batch_size", [None, 1, 64, 300])
 @pytest.mark.parametrize("start", [0, 63, 130])
 def test_every_seed_matches_the_reference_from_any_restore_point(batch_size, start):

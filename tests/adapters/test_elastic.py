@@ -2,7 +2,7 @@
 
 W old ranks move in lockstep (each yields k samples), one of them saves its state, W' new ranks load
 it and run the epoch to its end (possibly saving again and resizing again). The expectations come
-from the materialized reference order of ``tests/reference.py`` and brute-force loops over global
+from the materialized reference order of ``tests/helpers/reference.py`` and brute-force loops over global
 positions, never from the code under test:
 
 * the old ranks, interleaved rank by rank, yielded the global prefix ``full[0 : k*W]``;
@@ -28,14 +28,13 @@ from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 from episode_sampler import EpisodeAwareSampler
-from reference import episodes_lists, reference_epoch, shard
+from tests.helpers.layouts import PERMUTATIONS, contiguous
+from tests.helpers.reference import episodes_lists, reference_epoch, shard
 
 LENGTHS = [7, 1, 12, 5, 9, 3, 14, 2, 6, 11]
-FROM = list(itertools.accumulate([0, *LENGTHS[:-1]]))
-TO = list(itertools.accumulate(LENGTHS))
+FROM, TO = contiguous(LENGTHS)
 SEED = 5
 ORDERS = [("frames", None), ("episodes", None), ("blocks", 3), ("blocks", 1)]
-PERMUTATIONS = ["randperm", "feistel"]
 
 
 # ---------------------------------------------------------------- two cursors over the same stream
@@ -199,6 +198,7 @@ WORLD_PAIRS = [(1, 2), (2, 1), (3, 2), (2, 3), (4, 7), (7, 4), (3, 3), (5, 1), (
 FRACTIONS = [0.0, 0.1, 0.5, 0.9, 1.0]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("drop_last", [False, True])
 @pytest.mark.parametrize("permutation", PERMUTATIONS)
 @pytest.mark.parametrize(("order", "block_size"), ORDERS)
@@ -281,8 +281,7 @@ def test_resizes_hypothesis(lengths, order, block_size, permutation, drop_last, 
     assume(n >= 1)
     if drop_last:
         assume(n >= max(w for w, _ in phases))
-    frm = list(itertools.accumulate([0, *lengths[:-1]]))
-    to = list(itertools.accumulate(lengths))
+    frm, to = contiguous(lengths)
     run_resizes(
         CURSORS[cursor],
         frm,

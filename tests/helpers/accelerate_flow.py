@@ -1,10 +1,10 @@
 #!/usr/bin/env python
 """LeRobot's training flow (``lerobot_train.py``) under the real accelerate, one or two CPU processes.
 
-    python tests/accelerate_flow.py SPEC.json                              # one process
-    torchrun --nproc-per-node 2 tests/accelerate_flow.py SPEC.json         # two processes (gloo)
+    python tests/helpers/accelerate_flow.py SPEC.json                              # one process
+    torchrun --nproc-per-node 2 tests/helpers/accelerate_flow.py SPEC.json         # two processes (gloo)
 
-Used by ``tests/test_accelerate_flow.py``. ``SPEC.json`` is ``{"out": dir, "jobs": [...]}``; the jobs
+Used by ``tests/integrations/test_accelerate.py``. ``SPEC.json`` is ``{"out": dir, "jobs": [...]}``; the jobs
 run one after the other in the same processes (to pay the torch/accelerate import once), each with
 its own ``Accelerator``, sampler, ``DataLoader`` and ``accelerator.prepare``:
 
