@@ -164,7 +164,7 @@ def test_the_library_does_not_import_the_cli() -> None:
 
 
 def test_the_worker_carries_no_test_hooks() -> None:
-    """The kill points of the fault-injection tests live in tests/helpers/pausing_worker.py, not in the package."""
+    """The fault-injection kill points live in tests/helpers/pausing_worker.py, not in the package."""
     from episode_sampler.cli import worker, worker_checkpoint
 
     usage = worker.build_parser().format_help()

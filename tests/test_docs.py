@@ -222,7 +222,7 @@ BLOCKS = python_blocks()
 
 @pytest.fixture(scope="module")
 def block_results():
-    """Run every block once (in parallel, see tests/helpers/doc_runner.py): id -> (returncode, stdout, stderr)."""
+    """Run every block once (in parallel, tests/helpers/doc_runner.py): id -> (returncode, stdout, stderr)."""
     with tempfile.TemporaryDirectory(prefix="docblocks-") as tmp:
         jobs = []
         for n, (block, _) in enumerate(BLOCKS):

@@ -4,11 +4,11 @@ every resume must continue exactly: the steps up to the checkpoint that survived
 resumed steps equal an uninterrupted run, sample for sample, with bit-identical final weights.
 
 The uninterrupted run is itself checked against an independent brute-force epoch order
-(``tests/reference.py``), and every kill inside a checkpoint write must leave the previous checkpoint
-loadable. The runs killed at a precise point go through ``tests/helpers/pausing_worker.py``, which wraps the real
-worker to pause there; the others run the worker as it is. Workers are forked from a forkserver that has
-torch preloaded (each is a fresh process, killed with a real SIGKILL) so the ~25 processes cost seconds,
-not minutes.
+(``tests/helpers/reference.py``), and every kill inside a checkpoint write must leave the previous
+checkpoint loadable. The runs killed at a precise point go through ``tests/helpers/pausing_worker.py``,
+which wraps the real worker to pause there; the others run the worker as it is. Workers are forked
+from a forkserver that has torch preloaded (each is a fresh process, killed with a real SIGKILL) so
+the ~25 processes cost seconds, not minutes.
 """
 
 from __future__ import annotations

@@ -56,8 +56,11 @@ class EpisodeSamplerNode(BaseNode[Any]):
     the sampler's state format (the position is always counted in samples, also in batch mode).
 
     Args:
-        dataset_from_indices, dataset_to_indices, episode_indices_to_use, drop_n_first_frames,
-            drop_n_last_frames: the valid frames, as for :class:`EpisodeAwareSampler`.
+        dataset_from_indices: first frame of each episode (as for :class:`EpisodeAwareSampler`).
+        dataset_to_indices: one past the last frame of each episode.
+        episode_indices_to_use: episodes (row positions) to keep; ``None`` keeps all.
+        drop_n_first_frames: frames dropped at the start of each episode.
+        drop_n_last_frames: frames dropped at the end of each episode.
         batch_size: yield lists of up to ``batch_size`` indices (never mixing epochs) instead of ints.
         drop_last_batch: drop an epoch's last batch when it is shorter than ``batch_size``.
         emit_seed: yield ``(index, seed)`` pairs (``([indices], [seeds])`` in batch mode), with
