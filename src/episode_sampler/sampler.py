@@ -104,6 +104,7 @@ class EpisodeAwareSampler(Sampler[int]):
         self._active: EpochPass | None = None
         self._restored = False  # a load_state_dict happened: set_epoch may not move backwards
         self._warned = False
+        self._set_epoch_log_level = logging.WARNING
 
     # ------------------------------------------------------------------ constructors
     @classmethod
@@ -217,6 +218,24 @@ class EpisodeAwareSampler(Sampler[int]):
         frames = self.episode_index.frame_at(np.arange(self.num_frames, dtype=np.int64))
         return self._sharded.relabel(frames).tolist()
 
+    @property
+    def set_epoch_log_level(self) -> int:
+        """The ``logging`` level of the message about an ignored ``set_epoch`` (default ``WARNING``).
+
+        Set it to ``logging.INFO`` where that call is expected, as the ``episode-sampler lerobot-train``
+        launcher does (accelerate's pass counter restarting at 0 in a resumed process).
+
+        Raises:
+            TypeError, ValueError: (on assignment) not an int in ``[0, 50]`` (``logging.CRITICAL``).
+        """
+        return self._set_epoch_log_level
+
+    @set_epoch_log_level.setter
+    def set_epoch_log_level(self, level: int) -> None:
+        self._set_epoch_log_level = check_int(
+            "set_epoch_log_level", level, minimum=0, maximum=logging.CRITICAL
+        )
+
     # ------------------------------------------------------------------ sampler protocol
     def __len__(self) -> int:
         """Samples this rank yields in a full epoch (``list(sampler)`` preallocates this many)."""
@@ -268,8 +287,9 @@ class EpisodeAwareSampler(Sampler[int]):
 
         With ``set_epoch_policy="keep_resumed"`` (default), once a state was loaded a call that would
         move the epoch backwards (below the epoch the next ``iter()`` would run) is ignored with a
-        warning: that is a framework's pass counter restarting at 0 in a resumed process (accelerate's
-        ``DataLoaderShard`` calls ``set_epoch(iteration)`` every pass), not a request to replay epochs.
+        warning (logged once, at :attr:`set_epoch_log_level`): that is a framework's pass counter
+        restarting at 0 in a resumed process (accelerate's ``DataLoaderShard`` calls
+        ``set_epoch(iteration)`` every pass), not a request to replay epochs.
         ``set_epoch_policy="follow"`` always obeys, as LeRobot's sampler does.
 
         Raises:
@@ -280,7 +300,8 @@ class EpisodeAwareSampler(Sampler[int]):
         if epoch < current and self._restored and self.set_epoch_policy == "keep_resumed":
             if not self._warned:
                 self._warned = True
-                logger.warning(
+                logger.log(
+                    self._set_epoch_log_level,
                     "EpisodeAwareSampler: ignoring set_epoch(%d) after a restore: the sampler resumed at "
                     "epoch %d and does not move backwards (a framework's pass counter restarting at 0, "
                     "e.g. accelerate's DataLoaderShard, would replay epochs). Pass "

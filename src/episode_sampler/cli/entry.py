@@ -16,6 +16,10 @@ from .parser import PROG, UsageError, build_parser, subparser
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line ``argv`` (default ``sys.argv[1:]``); return the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["lerobot-train"]:  # every other argument is LeRobot's: no parsing here
+        from ..integrations.lerobot_train import main as lerobot_train
+
+        return lerobot_train(argv[1:], prog=f"{PROG} lerobot-train")
     parser = build_parser()
     command: str | None = None
     try:

@@ -15,7 +15,7 @@ from ..core.order import ORDERS
 from ..core.permutation import PERMUTATIONS
 
 PROG = "episode-sampler"
-COMMANDS = ("demo", "inspect")
+COMMANDS = ("demo", "inspect", "lerobot-train")
 
 
 class UsageError(Exception):
@@ -62,6 +62,7 @@ def build_parser() -> Parser:
     sub.required = True
     _add_demo(sub)
     _add_inspect(sub)
+    _add_lerobot_train(sub)
     return parser
 
 
@@ -148,4 +149,15 @@ def _add_inspect(sub: Any) -> None:
         "state_file",
         metavar="STATE_FILE",
         help="JSON file (or torch.save file), or a LeRobot dataset directory",
+    )
+
+
+def _add_lerobot_train(sub: Any) -> None:
+    # Parsed by episode_sampler.integrations.lerobot_train (entry.main hands it every argument): listed
+    # here for `episode-sampler --help`.
+    sub.add_parser(
+        "lerobot-train",
+        add_help=False,
+        help="run LeRobot's lerobot-train with episode-sampler's sampler and exact resumes "
+        "(every lerobot-train flag passes through; `episode-sampler lerobot-train --help`)",
     )
