@@ -67,7 +67,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: LeRobot versions this integration was run against (``tests/integration/lerobot_train/run.py``).
+#: LeRobot versions this integration was run against (``tests/integrations/real_lerobot/run.py``).
 TESTED_VERSIONS = ("0.6.1",)
 #: The file written next to each checkpoint, in its ``training_state/`` directory.
 SIDECAR = "episode_sampler.json"

@@ -2,7 +2,7 @@
 
 Not collected by pytest (no ``test_`` prefix). Run it from the repository root with any Python:
 
-    python tests/integration/lerobot_train/run.py [--venv DIR] [--work DIR]
+    python tests/integrations/real_lerobot/run.py [--venv DIR] [--work DIR]
 
 It builds (if missing) a Python 3.12 venv with ``lerobot[training]==0.6.1`` and this checkout
 (``pip install -e . --no-deps`` plus torchdata), writes a 99-frame dataset with LeRobot's own API
