@@ -18,10 +18,10 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from fake_lerobot import write_fake_lerobot
 
 from episode_sampler import EpisodeAwareSampler
 from episode_sampler.integrations import lerobot as integration
+from tests.integrations.fake_lerobot import write_fake_lerobot
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 NAMES = {
