@@ -1,7 +1,7 @@
 """The ``episode-sampler`` command line: help everywhere, clean usage errors (exit 2, no traceback),
 ``inspect`` on every kind of state (expected wording computed here from first principles), and the
 ``demo`` end to end (exact verdict, and a detected mismatch). The benchmark suite is not a subcommand
-(it is ``python -m benchmarks`` in a checkout; its own tests are in test_bench_smoke.py)."""
+(it is ``python -m benchmarks`` in a checkout; its own tests are in tests/benchmarks/test_benchmarks.py)."""
 
 from __future__ import annotations
 
@@ -153,6 +153,7 @@ def test_demo_refuses_an_unusable_root_or_keep(case: str, tmp_path: Path, capsys
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x"]  # nothing written next to it
 
 
+@pytest.mark.slow
 def test_the_library_does_not_import_the_cli() -> None:
     code = (
         "import sys, episode_sampler, episode_sampler.lerobot, episode_sampler.node; "

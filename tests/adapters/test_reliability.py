@@ -1,4 +1,4 @@
-"""Bad input, long runs and concurrency for the sampler (the node has its own in test_nodes.py)."""
+"""Bad input, long runs and concurrency for the sampler (the node has its own in test_node.py)."""
 
 import json
 import math
@@ -150,6 +150,7 @@ def test_episode_index_garbage(starts, ends):
     assert all(isinstance(v, int) for v in ei.starts.tolist())
 
 
+@pytest.mark.slow
 def test_ten_thousand_epochs_distinct_and_resumable():
     ei = EpisodeIndex.from_lengths([7, 5, 9, 3])
     s = EpisodeAwareSampler.from_index(ei, shuffle=True, seed=1, permutation="feistel")
