@@ -1,11 +1,10 @@
-"""The ``episode-sampler`` command line: help everywhere, clean usage errors (exit 2, no traceback),
-``inspect`` on every kind of state (expected wording computed here from first principles), and the
-``demo`` end to end (exact verdict, and a detected mismatch). The benchmark suite is not a subcommand
+"""``episode-sampler demo``: its usage errors and refusals (exit 2, one line, no traceback), bad roots,
+and the run end to end (exact verdict, and a detected mismatch); help and argparse errors are in
+test_parser.py, ``inspect`` in test_inspect.py. The benchmark suite is not a subcommand
 (it is ``python -m benchmarks`` in a checkout; its own tests are in tests/benchmarks/test_benchmarks.py)."""
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 import subprocess
@@ -13,108 +12,8 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
-from torchdata.nodes import Loader
-from torchdata.stateful_dataloader import StatefulDataLoader
-from torchdata.stateful_dataloader.sampler import BatchSampler
 
-from episode_sampler import EpisodeAwareSampler, EpisodeIndex, cli, compute_sampler_state, save_state
-from episode_sampler.node import EpisodeSamplerNode
-
-LENGTHS = [30, 7, 52, 18, 41, 25, 9, 60]
-INDEX = EpisodeIndex.from_lengths(LENGTHS)
-N = sum(LENGTHS)  # 242
-CONSOLE = Path(sys.executable).with_name("episode-sampler")
-
-
-def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    code = cli.main(argv)
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def sampler(**kw) -> EpisodeAwareSampler:
-    kw = {"shuffle": True, "seed": 5, "permutation": "feistel", **kw}
-    return EpisodeAwareSampler(INDEX.starts, INDEX.ends, **kw)
-
-
-def consume(s: EpisodeAwareSampler, k: int) -> EpisodeAwareSampler:
-    it = iter(s)
-    for _ in range(k):
-        next(it)
-    return s
-
-
-def field(out: str, name: str) -> str:
-    """The text after ``name`` on its line of the inspect report."""
-    rows = [re.split(r"\s{2,}", ln.strip(), maxsplit=1) for ln in out.splitlines() if ln.startswith("  ")]
-    (value,) = [row[1] for row in rows if len(row) == 2 and row[0] == name]
-    return value
-
-
-# ---------------------------------------------------------------------------------------------- help / usage
-@pytest.mark.parametrize(
-    "argv", [["--help"], ["demo", "--help"], ["inspect", "--help"], ["-h"], ["--version"]]
-)
-def test_help_and_version_exit_0(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run(argv, capsys)
-    assert code == 0
-    assert ("usage: episode-sampler" in out) or out.startswith("episode-sampler ")
-    assert "Traceback" not in out + err
-
-
-def test_top_level_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
-    _, out, _ = run(["--help"], capsys)
-    for command in ("demo", "inspect"):
-        assert command in out
-
-
-BAD_USAGE = [
-    [],
-    ["nope"],
-    ["demo", "--unknown"],
-    ["demo", "--batch-size", "0"],
-    ["demo", "--batch-size", "two"],
-    ["demo", "--seed", "-1"],
-    ["demo", "--seed", str(2**64)],
-    ["demo", "--episodes", "0"],
-    ["demo", "--permutation", "sorted"],
-    ["demo", "--order", "shots"],
-    ["demo", "--order", "frames", "--block-size", "4"],
-    ["demo", "--kill-at-step", "0"],
-    ["demo", "--root"],
-    ["demo", "--block-size", "4"],
-    ["demo", "extra"],
-    ["inspect"],
-    ["inspect", "a.json", "b.json"],
-    ["inspect", "--bogus", "a.json"],
-    ["bench"],  # no longer a subcommand: the suite is `python -m benchmarks` in a checkout
-    ["bench", "--quick"],
-]
-
-
-@pytest.mark.parametrize("argv", BAD_USAGE, ids=[" ".join(a) or "<none>" for a in BAD_USAGE])
-def test_invalid_usage_is_an_argparse_error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run(argv, capsys)
-    assert code == 2
-    assert "Traceback" not in out + err
-    lines = err.splitlines()
-    (error,) = [ln for ln in lines if "error:" in ln]  # one error line, the last one
-    assert error == lines[-1]
-    if argv and argv[0] in ("demo", "inspect"):  # the subcommand's usage and prefix, not the top-level's
-        assert err.startswith(f"usage: episode-sampler {argv[0]} ")
-        assert error.startswith(f"episode-sampler {argv[0]}: error: ")
-    else:
-        assert err.startswith("usage: episode-sampler ") and error.startswith("episode-sampler: error: ")
-
-
-def _subcommand_error(err: str, command: str) -> str:
-    """The error line of a subcommand failure (after its usage, if any); checks the format."""
-    assert "Traceback" not in err
-    lines = err.splitlines()
-    assert lines and lines[-1].startswith(f"episode-sampler {command}: error: "), err
-    assert all(ln.startswith(("usage:", " ")) for ln in lines[:-1]), err
-    return lines[-1]
+from tests.helpers.cli import CONSOLE, field, run, subcommand_error
 
 
 def test_kill_at_step_beyond_the_run_is_a_usage_error(tmp_path: Path, capsys) -> None:
@@ -123,7 +22,7 @@ def test_kill_at_step_beyond_the_run_is_a_usage_error(tmp_path: Path, capsys) ->
         capsys,
     )
     assert code == 2
-    assert "--kill-at-step" in _subcommand_error(err, "demo")
+    assert "--kill-at-step" in subcommand_error(err, "demo")
     assert err.startswith("usage: episode-sampler demo ")
 
 
@@ -134,7 +33,7 @@ def test_demo_refuses_episodes_that_disagree_with_an_existing_root(tmp_path: Pat
     write_lerobot_dataset(root, num_episodes=5)
     code, out, err = run(["demo", "--root", str(root), "--episodes", "50", "--quiet"], capsys)
     assert code == 2 and out == ""
-    line = _subcommand_error(err, "demo")
+    line = subcommand_error(err, "demo")
     assert "5 episodes" in line and "--episodes 50" in line
 
 
@@ -149,219 +48,8 @@ def test_demo_refuses_an_unusable_root_or_keep(case: str, tmp_path: Path, capsys
     for flag in ("--root", "--keep"):
         code, out, err = run(["demo", flag, str(target), "--quiet"], capsys)
         assert code == 2 and out == ""
-        assert flag in _subcommand_error(err, "demo")
+        assert flag in subcommand_error(err, "demo")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x"]  # nothing written next to it
-
-
-@pytest.mark.slow
-def test_the_library_does_not_import_the_cli() -> None:
-    code = (
-        "import sys, episode_sampler, episode_sampler.lerobot, episode_sampler.node; "
-        "print(sorted(m for m in sys.modules if m.startswith('episode_sampler.cli')))"
-    )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == "[]"
-
-
-def test_the_worker_carries_no_test_hooks() -> None:
-    """The fault-injection kill points live in tests/helpers/pausing_worker.py, not in the package."""
-    from episode_sampler.cli import worker, worker_checkpoint
-
-    usage = worker.build_parser().format_help()
-    assert "--pause-at" not in usage and "--status" not in usage
-    assert not hasattr(worker_checkpoint, "Pauser") and not hasattr(worker_checkpoint, "PHASES")
-
-
-def test_console_script_and_module_report_usage_errors_without_traceback() -> None:
-    commands = [[sys.executable, "-m", "episode_sampler.cli", "demo", "--batch-size", "-3"]]
-    if CONSOLE.exists():
-        commands.append([str(CONSOLE), "inspect"])
-    for cmd in commands:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-        assert proc.returncode == 2, proc.stderr
-        assert "error:" in proc.stderr and "Traceback" not in proc.stderr
-
-
-@pytest.mark.skipif(not CONSOLE.exists(), reason="console script not installed next to this interpreter")
-def test_console_script_help() -> None:
-    proc = subprocess.run([str(CONSOLE), "--help"], capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0 and "demo" in proc.stdout
-
-
-# ---------------------------------------------------------------------------------------------- inspect
-def test_inspect_sampler_state(tmp_path: Path, capsys) -> None:
-    s = consume(sampler(), 60)
-    path = tmp_path / "state.json"
-    save_state(path, s.state_dict())
-    code, out, err = run(["inspect", str(path)], capsys)
-    assert code == 0, err
-    assert field(out, "epoch") == "0"
-    assert f"#60 of {N}" in field(out, "position")
-    assert f"({100 * 60 / N:.1f}% of the rank's epoch done)" in field(out, "position")
-    assert field(out, "all ranks").startswith(f"60 of {N} frames")
-    assert s.fingerprint in field(out, "dataset") and str(N) in field(out, "dataset")
-    assert field(out, "order") == "shuffled frames, permutation feistel, seed 5"
-    assert field(out, "world size").startswith("1 ")
-
-
-def test_inspect_sharded_and_elastic_states(tmp_path: Path, capsys) -> None:
-    # rank 2 of 4 after 13 samples: all ranks together consumed 4 * 13 global positions
-    s = consume(sampler(rank=2, world_size=4, order="blocks", block_size=5, seed=9), 13)
-    path = tmp_path / "rank2.json"
-    save_state(path, s.state_dict())
-    _, out, _ = run(["inspect", str(path)], capsys)
-    per_rank = -(-N // 4)
-    assert f"rank 2 of 4: next sample is its #13 of {per_rank}" in field(out, "position")
-    assert field(out, "all ranks").startswith(f"{4 * 13} of {N} frames")
-    assert field(out, "order") == "shuffled blocks of 5 frames, permutation feistel, seed 9"
-
-    # that state resumed by 3 ranks: the new world starts at global position 52; rank 1 takes 7 more
-    r = sampler(rank=1, world_size=3, order="blocks", block_size=5, seed=9)
-    r.load_state_dict(s.state_dict())
-    consume(r, 7)
-    save_state(path, r.state_dict())
-    _, out, _ = run(["inspect", str(path)], capsys)
-    assert f"this world started at global position {4 * 13}" in field(out, "all ranks")
-    assert field(out, "all ranks").startswith(f"{4 * 13 + 3 * 7} of {N} frames")
-    assert f"#7 of {-(-(N - 52) // 3)}" in field(out, "position")
-
-
-def test_inspect_finished_epoch_and_drop_last(tmp_path: Path, capsys) -> None:
-    s = sampler(drop_last=True, world_size=3)
-    list(iter(s))
-    path = tmp_path / "s.json"
-    save_state(path, s.state_dict())
-    _, out, _ = run(["inspect", str(path)], capsys)
-    assert field(out, "epoch") == "1"  # after an epoch's last sample the state is (epoch + 1, 0)
-    assert "dropped" in field(out, "epoch tail")
-
-
-def test_inspect_finds_the_state_inside_a_loader_state_dict(tmp_path: Path, capsys) -> None:
-    node = EpisodeSamplerNode(
-        INDEX.starts, INDEX.ends, shuffle=True, seed=3, batch_size=10, rank=0, world_size=1
-    )
-    loader = Loader(node)
-    it = iter(loader)
-    for _ in range(4):
-        next(it)
-    path = tmp_path / "loader.json"
-    save_state(path, {"step": 4, "loader": loader.state_dict()})
-    code, out, _ = run(["inspect", str(path)], capsys)
-    assert code == 0
-    assert '["loader"]["root"]' in out.splitlines()[0]
-    assert f"#40 of {N}" in field(out, "position")
-    assert field(out, "order") == "shuffled frames, permutation randperm, seed 3"
-
-
-def test_inspect_stateful_dataloader_state_saved_with_torch(tmp_path: Path, capsys) -> None:
-    s = sampler()
-    dl = StatefulDataLoader(list(range(N)), batch_sampler=BatchSampler(s, 8, drop_last=False))
-    it = iter(dl)
-    for _ in range(5):
-        next(it)
-    path = tmp_path / "dl.pt"
-    torch.save({"dataloader": dl.state_dict(), "weights": torch.zeros(3)}, path)
-    code, out, err = run(["inspect", str(path)], capsys)
-    assert code == 0, err
-    assert f"#40 of {N}" in field(out, "position")
-
-
-def test_inspect_bare_lerobot_state(tmp_path: Path, capsys) -> None:
-    state = compute_sampler_state(step=1000, num_frames=N, batch_size=8, num_processes=2)
-    path = tmp_path / "lerobot.json"
-    path.write_text(json.dumps(state))
-    code, out, _ = run(["inspect", str(path)], capsys)
-    assert code == 0
-    assert "LeRobot" in field(out, "kind")
-    assert field(out, "epoch") == str(state["epoch"])
-    assert f"#{state['start_index']} of epoch {state['epoch']}" in field(out, "position")
-
-
-def test_inspect_shows_identical_nested_states_once(tmp_path: Path, capsys) -> None:
-    state = consume(sampler(), 3).state_dict()
-    path = tmp_path / "twice.json"
-    save_state(path, {"a": state, "b": [state]})
-    _, out, _ = run(["inspect", str(path)], capsys)
-    assert out.count("position") == 1 and "also at" in out
-
-
-def _bad_files(tmp_path: Path) -> dict[str, Path]:
-    good = consume(sampler(), 3).state_dict()
-    text = json.dumps(good)
-    cases = {
-        "missing": tmp_path / "missing.json",
-        "truncated": tmp_path / "truncated.json",
-        "empty": tmp_path / "empty.json",
-        "directory": tmp_path,
-        "no state": tmp_path / "nostate.json",
-        "list": tmp_path / "list.json",
-        "wrong type": tmp_path / "wrongtype.json",
-        "missing keys": tmp_path / "missingkeys.json",
-        "version 2": tmp_path / "v2.json",
-        "beyond epoch": tmp_path / "beyond.json",
-        "bad lerobot": tmp_path / "badlerobot.json",
-        "binary": tmp_path / "binary.bin",
-        "bad torch file": tmp_path / "bad.pt",
-    }
-    cases["truncated"].write_text(text[: len(text) // 2])
-    cases["empty"].write_text("")
-    cases["no state"].write_text('{"model": {"w": [1, 2]}, "step": 3}')
-    cases["list"].write_text("[1, 2, 3]")
-    cases["wrong type"].write_text(json.dumps({**good, "epoch": "3"}))
-    cases["missing keys"].write_text(json.dumps({k: v for k, v in good.items() if k != "seed"}))
-    cases["version 2"].write_text(json.dumps({**good, "version": 3}))
-    cases["beyond epoch"].write_text(json.dumps({**good, "start_index": N + 1}))
-    cases["bad lerobot"].write_text('{"epoch": -1, "start_index": 0}')
-    cases["binary"].write_bytes(bytes(range(256)))
-    cases["bad torch file"].write_bytes(b"PK\x03\x04" + b"\x00" * 40)
-    return cases
-
-
-@pytest.mark.parametrize(
-    "case",
-    [
-        "missing",
-        "truncated",
-        "empty",
-        "directory",
-        "no state",
-        "list",
-        "wrong type",
-        "missing keys",
-        "version 2",
-        "beyond epoch",
-        "bad lerobot",
-        "binary",
-        "bad torch file",
-    ],
-)
-def test_inspect_errors_are_clean(case: str, tmp_path: Path, capsys) -> None:
-    path = _bad_files(tmp_path)[case]
-    code, out, err = run(["inspect", str(path)], capsys)
-    assert code == 2
-    assert err.startswith("episode-sampler inspect: error: ")
-    assert "Traceback" not in out + err
-    assert out == ""
-
-
-def test_inspect_error_names_the_field(tmp_path: Path, capsys) -> None:
-    files = _bad_files(tmp_path)
-    assert "'epoch'" in run(["inspect", str(files["wrong type"])], capsys)[2]
-    assert "seed" in run(["inspect", str(files["missing keys"])], capsys)[2]
-    assert "truncated" in run(["inspect", str(files["truncated"])], capsys)[2]
-
-
-def test_inspect_via_console_script_error_exit_code(tmp_path: Path) -> None:
-    path = tmp_path / "t.json"
-    path.write_text('{"epoch": 1, "start_ind')
-    proc = subprocess.run(
-        [sys.executable, "-m", "episode_sampler.cli", "inspect", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode == 2 and "Traceback" not in proc.stderr and "error:" in proc.stderr
 
 
 def _bad_roots(tmp_path: Path) -> dict[str, Path]:
@@ -395,7 +83,7 @@ def test_demo_bad_root_is_one_line(case: str, tmp_path: Path, capsys) -> None:
     root = _bad_roots(tmp_path)[case]
     code, out, err = run(["demo", "--root", str(root), "--quiet"], capsys)
     assert code == 2, err
-    assert str(root) in _subcommand_error(err, "demo")
+    assert str(root) in subcommand_error(err, "demo")
     assert out == ""
 
 
