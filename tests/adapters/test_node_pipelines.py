@@ -14,7 +14,6 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 import pytest
 import torch
 from torchdata.nodes import BaseNode, Batcher, Loader, Mapper, ParallelMapper, PinMemory, Prefetcher
@@ -22,10 +21,10 @@ from torchdata.nodes import BaseNode, Batcher, Loader, Mapper, ParallelMapper, P
 from episode_sampler import EpisodeAwareSampler
 from episode_sampler.core.seeding import sample_seed
 from episode_sampler.node import EpisodeSamplerNode
+from tests.helpers.layouts import contiguous
 
 LENGTHS = [23, 4, 31, 17, 2, 40, 12, 29, 8, 35]  # 201 frames
-FROM = np.concatenate([[0], np.cumsum(LENGTHS)[:-1]]).tolist()
-TO = np.cumsum(LENGTHS).tolist()
+FROM, TO = contiguous(LENGTHS)
 BATCH = 8
 REF_PASSES = 5  # checkpoints lie in passes 0 and 1; a restore is compared over 3 passes
 
