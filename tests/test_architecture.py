@@ -16,6 +16,8 @@ module-level ones.
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from collections import defaultdict
 from pathlib import Path
 
@@ -243,3 +245,14 @@ def test_no_module_reads_another_modules_private_attributes():
 def test_no_compiled_code(suffix):
     assert not list(SRC.rglob(f"*{suffix}"))
     assert not (SRC.parents[1] / "setup.py").exists()
+
+
+@pytest.mark.slow
+def test_the_library_does_not_import_the_cli() -> None:
+    code = (
+        "import sys, episode_sampler, episode_sampler.lerobot, episode_sampler.node; "
+        "print(sorted(m for m in sys.modules if m.startswith('episode_sampler.cli')))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"

@@ -1,4 +1,4 @@
-"""Run documentation code blocks, each in its own process, several at a time (used by test_docs.py).
+"""Run documentation code blocks, each in its own process, several at a time (for tests/docs/test_pages.py).
 
     python tests/helpers/doc_runner.py JOBS.json [--fresh] [--jobs N] [--timeout S]
 

@@ -23,8 +23,8 @@ Phases (in the order they happen within step STEP):
 A checkpoint of STEP that ends without passing its requested phase is an error (exit code 3): the
 worker's checkpoint code changed so that the kill point no longer exists, and the test must follow.
 
-Run as ``python tests/pausing_worker.py --pause-at 50:model-tmp --status S <worker arguments>``, or call
-:func:`main` from a (forkserver) process.
+Run as ``python tests/helpers/pausing_worker.py --pause-at 50:model-tmp --status S <worker arguments>``,
+or call :func:`main` from a (forkserver) process.
 """
 
 from __future__ import annotations

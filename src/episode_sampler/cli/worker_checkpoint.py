@@ -10,7 +10,7 @@ A checkpoint directory holds ``checkpoint.json`` (``{"format", "step", "model", 
 3. model files no longer named by ``checkpoint.json`` (and stale temporary files) are deleted.
 
 A SIGKILL at any instant of this sequence leaves a loadable checkpoint (the previous one until the
-rename of ``checkpoint.json``, the new one after it); ``tests/test_fault_injection.py`` kills the worker
+rename of ``checkpoint.json``, the new one after it); ``tests/cli/test_worker_checkpoint.py`` kills the worker
 before and after each of the two renames to prove it.
 """
 

@@ -1,7 +1,7 @@
 """pipelines/train_loader.py and pipelines/stateful_dataloader.py as scripts: help, usage errors, and
 exact resume on one process and from a torchrun run of 2 ranks (elastic: resumed by 1 process).
 
-Every expectation is the brute-force epoch order of ``tests/reference.py`` (LeRobot-style valid-frame
+Every expectation is the brute-force epoch order of ``tests/helpers/reference.py`` (LeRobot-style valid-frame
 lists and a pure-Python Feistel), sharded by hand: never the scripts' own output.
 """
 
@@ -19,7 +19,7 @@ import pytest
 from episode_sampler import write_lerobot_dataset
 from tests.helpers.reference import episodes_lists, reference_epoch, shard
 
-PIPELINES = Path(__file__).resolve().parents[1] / "pipelines"
+PIPELINES = Path(__file__).resolve().parents[2] / "pipelines"
 SCRIPTS = ["train_loader.py", "stateful_dataloader.py"]
 EPISODES, BATCH, SEED = 20, 16, 3
 
@@ -52,6 +52,7 @@ def batches(stream: list[int]) -> list[list[int]]:
     return [stream[i : i + BATCH] for i in range(0, len(stream), BATCH)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("script", SCRIPTS)
 def test_help_and_usage_errors(script: str) -> None:
     proc = run(script, "--help")
@@ -60,6 +61,7 @@ def test_help_and_usage_errors(script: str) -> None:
     assert proc.returncode == 2 and "error:" in proc.stderr and "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("script", "workers_before", "workers_after"),
     [("train_loader.py", "0", "2"), ("stateful_dataloader.py", "2", "2")],

@@ -32,7 +32,7 @@ import pytest
 
 import episode_sampler
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 FIGURES = (
     "concept_layout.png",
@@ -73,6 +73,7 @@ def anchors(path: Path) -> set[str]:
     return out
 
 
+@pytest.mark.slow
 def test_render_figures_writes_every_png(tmp_path):
     image = pytest.importorskip("matplotlib.image")  # matplotlib is the "docs" extra
     np = pytest.importorskip("numpy")
@@ -261,6 +262,7 @@ def test_there_are_python_blocks():
     assert len(BLOCKS) >= 10, [b.id for b, _ in BLOCKS]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("pair", BLOCKS, ids=[b.id for b, _ in BLOCKS])
 def test_python_block_runs_and_prints_what_is_shown(pair, block_results):
     block, shown = pair
@@ -318,6 +320,7 @@ def test_reference_pages_document_every_public_name():
     assert not missing, f"add '::: episode_sampler.NAME' to a page in docs/reference/ for {missing}"
 
 
+@pytest.mark.slow
 def test_mkdocs_strict_build(tmp_path):
     """A broken link or anchor, a page missing from the nav or a nav entry without its page fails."""
     pytest.importorskip("mkdocs")

@@ -1,4 +1,4 @@
-"""Normalization stats: equal to LeRobot 0.6.1's own code (tests/reference_lerobot_stats.py) and close
+"""Normalization stats: equal to LeRobot 0.6.1's own code (tests/helpers/reference_lerobot_stats.py) and close
 to a brute-force numpy computation; written by write_lerobot_dataset where LeRobot puts them."""
 
 from __future__ import annotations

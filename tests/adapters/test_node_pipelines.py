@@ -3,7 +3,7 @@ round-tripped through ``json`` and ``torch.save``, restores into a freshly built
 the uninterrupted one for (at least) two more epochs.
 
 The uninterrupted stream of every graph is itself checked against the sampler's epochs (which
-``test_nodes.py`` checks against brute-force references), batched and mapped by hand.
+``tests/adapters/test_node.py`` checks against brute-force references), batched and mapped by hand.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 import pytest
 import torch
 from torchdata.nodes import BaseNode, Batcher, Loader, Mapper, ParallelMapper, PinMemory, Prefetcher
@@ -22,10 +21,10 @@ from torchdata.nodes import BaseNode, Batcher, Loader, Mapper, ParallelMapper, P
 from episode_sampler import EpisodeAwareSampler
 from episode_sampler.core.seeding import sample_seed
 from episode_sampler.node import EpisodeSamplerNode
+from tests.helpers.layouts import contiguous
 
 LENGTHS = [23, 4, 31, 17, 2, 40, 12, 29, 8, 35]  # 201 frames
-FROM = np.concatenate([[0], np.cumsum(LENGTHS)[:-1]]).tolist()
-TO = np.cumsum(LENGTHS).tolist()
+FROM, TO = contiguous(LENGTHS)
 BATCH = 8
 REF_PASSES = 5  # checkpoints lie in passes 0 and 1; a restore is compared over 3 passes
 
@@ -162,10 +161,14 @@ def check_pipeline(name: str, layout: str, n_random: int, round_trips: tuple[Cal
 
 FAST = [n for n in PIPELINES if "process" not in n]
 SLOW = [n for n in PIPELINES if "process" in n]
+# the thread ParallelMapper graphs still take ~1 s each: slow too
+FAST_PARAMS = [
+    pytest.param(n, marks=pytest.mark.slow) if n.startswith("node>ParallelMapper(") else n for n in FAST
+]
 
 
 @pytest.mark.parametrize("layout", list(LAYOUTS))
-@pytest.mark.parametrize("name", FAST)
+@pytest.mark.parametrize("name", FAST_PARAMS)
 def test_pipeline_restores_exactly(name, layout):
     check_pipeline(name, layout, n_random=3, round_trips=(json_round_trip, torch_round_trip))
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 KEY_LINES = {
     "quickstart.py": "quickstart OK",
     "resume_after_crash.py": "resume_after_crash OK",
@@ -26,6 +26,7 @@ def test_every_example_is_tested() -> None:
     assert sorted(p.name for p in EXAMPLES.glob("*.py")) == sorted(KEY_LINES)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(KEY_LINES))
 def test_example_runs(name: str, tmp_path: Path) -> None:
     proc = subprocess.run(

@@ -1,4 +1,4 @@
-"""Bad input, long runs and concurrency for the sampler (the node has its own in test_nodes.py)."""
+"""Bad input, long runs and concurrency for the sampler (the node has its own in test_node.py)."""
 
 import json
 import math
@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from episode_sampler import EpisodeAwareSampler, EpisodeIndex
+from tests.helpers.drain import drain_next
 from tests.helpers.reference import episodes_lists, reference_epoch, shard
 
 FROM = [0, 10, 25, 40]
@@ -150,6 +151,7 @@ def test_episode_index_garbage(starts, ends):
     assert all(isinstance(v, int) for v in ei.starts.tolist())
 
 
+@pytest.mark.slow
 def test_ten_thousand_epochs_distinct_and_resumable():
     ei = EpisodeIndex.from_lengths([7, 5, 9, 3])
     s = EpisodeAwareSampler.from_index(ei, shuffle=True, seed=1, permutation="feistel")
@@ -284,13 +286,7 @@ def test_node_reset_garbage_is_refused_and_leaves_the_node_unchanged(key, value)
     st_ = node.get_state()
     full = reference_epoch(episodes_lists(FROM, TO), "frames", None, "feistel", 3, st_["epoch"])
     expected = shard(full, 0, 2, False, st_["global_start"])[st_["start_index"] :]
-    got = []
-    try:
-        while True:
-            got.append(node.next())
-    except StopIteration:
-        pass
-    assert got == expected
+    assert drain_next(node) == expected
 
 
 @settings(max_examples=200, deadline=None)
@@ -305,12 +301,7 @@ def test_node_constructor_garbage_is_refused_or_exact(name, value):
     try:
         node = EpisodeSamplerNode(FROM, TO, **kw)
         node.reset()
-        got = []
-        try:
-            while True:
-                got.append(node.next())
-        except StopIteration:
-            pass
+        got = drain_next(node)
     except (ValueError, TypeError) as exc:
         assert str(exc)
         return

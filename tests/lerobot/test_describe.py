@@ -1,10 +1,10 @@
-"""`episode-sampler inspect DATASET_DIR`: the dataset in words, video keys included."""
+"""`episode_sampler.lerobot.describe`: a dataset in words (what `episode-sampler inspect DATASET_DIR` prints),
+video keys included; the command itself is tested in tests/cli/test_inspect.py."""
 
 from __future__ import annotations
 
 import json
 
-from episode_sampler.cli import main
 from episode_sampler.lerobot import TASKS, write_lerobot_dataset
 from episode_sampler.lerobot.describe import describe_dataset
 
@@ -61,17 +61,6 @@ def test_describe_shows_video_keys(tmp_path):
     ]
     assert lines[i + 1].split() == ["observation.images.wrist", "image", "3x32x32"]
     assert all("observation.images" not in line for line in lines[:i])  # not listed as plain features
-
-
-def test_inspect_cli_on_a_dataset(tmp_path, capsys):
-    write_lerobot_dataset(tmp_path / "ds", 2, 3, 3, seed=0)
-    assert main(["inspect", str(tmp_path / "ds")]) == 0
-    out = capsys.readouterr().out.splitlines()
-    assert out[0] == str(tmp_path / "ds")
-    assert [line[2:] for line in out[1:]] == describe_dataset(tmp_path / "ds")
-    (tmp_path / "ds" / "meta" / "info.json").write_text('{"codebase_version": "v3.0", "total_frames": 1}')
-    assert main(["inspect", str(tmp_path / "ds")]) == 2
-    assert "total_frames=1" in capsys.readouterr().err
 
 
 def test_describe_a_written_camera_dataset(tmp_path):
