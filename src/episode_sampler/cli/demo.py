@@ -295,7 +295,7 @@ def _run_in(
     if kill_at is None:
         kill_at = min(total - 1, per_epoch * (args.epochs - 1) + per_epoch // 2 + 3)
     if not 1 <= kill_at < total:
-        parser.error(f"argument --kill-at-step: must be in [1, {total - 1}] for this run of {total} steps")
+        parser.error(f"--kill-at-step must be in [1, {total - 1}] for this run of {total} steps")
 
     say(f"{PROG} demo")
     where_ds = f"{root}" + ("" if args.root or args.keep else " (temporary)")
