@@ -82,8 +82,8 @@ def train(args: argparse.Namespace, root: str, rank: int, world: int) -> int:
             sampler.load_state_dict(record["sampler"])
             epoch = int(record["sampler"]["epoch"])
         _common.report_resume(ckpt, step, epoch, record["world_size"], world, rank)
-    elif ckpt is not None and rank == 0:
-        print(f"no checkpoint at {ckpt} yet: starting from scratch", flush=True)
+    elif ckpt is not None:
+        _common.report_fresh_start(ckpt, args.checkpoint_every, rank)
     check_consistent(sampler)
 
     def inputs(batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
