@@ -10,10 +10,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+import warnings
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
@@ -186,6 +189,20 @@ def parse_args(
     if args.workers < 0:
         p.error(f"--workers must be >= 0, got {args.workers}")
     return check_args(p, args)
+
+
+#: The warning torchdata 0.11's ``StatefulDataLoader.__init__`` causes with a recent torch (2.13 here): it
+#: calls ``torch.set_vital("Dataloader", "enabled", "True")``, which torch deprecates (the call does nothing).
+SET_VITAL_WARNING = "'set_vital' is deprecated, please do not call"
+
+
+@contextmanager
+def no_set_vital_warning() -> Iterator[None]:
+    """Construct a ``StatefulDataLoader`` in this block: the one warning it causes that is no news to a
+    user (:data:`SET_VITAL_WARNING`) is filtered, in this block only; every other warning shows."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=re.escape(SET_VITAL_WARNING), category=UserWarning)
+        yield
 
 
 def init_distributed() -> tuple[int, int]:
