@@ -66,6 +66,7 @@ def test_the_filter_is_scoped_to_the_construction() -> None:
     assert [str(w.message) for w in caught] == ["another warning", common.SET_VITAL_WARNING]
 
 
+@pytest.mark.slow
 def test_import_episode_sampler_installs_no_filter() -> None:
     code = (
         "import warnings, episode_sampler, episode_sampler.sampler, episode_sampler.node\n"
