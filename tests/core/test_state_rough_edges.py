@@ -39,3 +39,57 @@ def test_known_keys_without_version_still_report_the_missing_version(state: dict
 def test_bare_lerobot_state_is_still_read() -> None:
     resume = restore_state({"epoch": 2, "start_index": 3}, IDENTITY, world_size=1, drop_last=False)
     assert (resume.epoch, resume.start_index) == (2, 3)
+
+
+# ------------------------------------------------------------------------------ docs/state-format.md
+def test_a_state_with_every_field_at_its_largest_is_at_most_512_bytes() -> None:
+    """docs/state-format.md's size claim (issue 20: it said "under 600 bytes", the benchmark <= 512)."""
+    import json
+
+    from episode_sampler import EpisodeSamplerNode
+    from episode_sampler.core.state import MAX_STATE_EPOCH
+
+    frames = 10**12
+    node = EpisodeSamplerNode(
+        [0, frames // 2],
+        [frames // 2, frames],
+        shuffle=True,
+        seed=2**64 - 1,
+        permutation="feistel",
+        order="blocks",
+        block_size=2**31,
+        rank=65535,
+        world_size=65536,
+    )
+    node.reset(None)
+    node.next()
+    state = node.get_state()
+    assert len(json.dumps(state)) == 370  # the number the page shows
+    largest = dict(
+        state,
+        epoch=MAX_STATE_EPOCH,
+        start_index=frames,
+        global_start=frames,
+        world_size=2**31,
+        rank=2**31 - 1,
+        block_size=frames,
+        relabel="f" * 32,  # a BLAKE2b-128 hex digest
+        permutation="randperm",  # the longest names
+        order="episodes",
+    )
+    assert len(json.dumps(largest)) == 458 <= 512
+
+
+def test_state_format_page_promises_what_this_release_does() -> None:
+    from pathlib import Path
+
+    from episode_sampler import __version__
+    from episode_sampler.core.state import READABLE_VERSIONS, STATE_VERSION
+
+    page = Path(__file__).resolve().parents[2] / "docs" / "state-format.md"
+    text = " ".join(page.read_text(encoding="utf-8").split())
+    assert __version__.startswith("0.")
+    assert "1.x" not in text and "600 bytes" not in text
+    assert READABLE_VERSIONS == (1, 2) and STATE_VERSION == 2
+    assert f"This release ({__version__}) reads state versions 1 and 2 and writes version 2." in text
+    assert "is at most 512 bytes" in text and "it is 458 bytes" in text
