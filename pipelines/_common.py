@@ -10,10 +10,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+import warnings
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
@@ -188,6 +191,20 @@ def parse_args(
     return check_args(p, args)
 
 
+#: The warning torchdata 0.11's ``StatefulDataLoader.__init__`` causes with a recent torch (2.13 here): it
+#: calls ``torch.set_vital("Dataloader", "enabled", "True")``, which torch deprecates (the call does nothing).
+SET_VITAL_WARNING = "'set_vital' is deprecated, please do not call"
+
+
+@contextmanager
+def no_set_vital_warning() -> Iterator[None]:
+    """Construct a ``StatefulDataLoader`` in this block: the one warning it causes that is no news to a
+    user (:data:`SET_VITAL_WARNING`) is filtered, in this block only; every other warning shows."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=re.escape(SET_VITAL_WARNING), category=UserWarning)
+        yield
+
+
 def init_distributed() -> tuple[int, int]:
     """Join the process group when launched by torchrun with WORLD_SIZE > 1 (gloo works on CPU)."""
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
@@ -220,7 +237,15 @@ def run(args: argparse.Namespace, tmp_prefix: str, train: TrainFn) -> int:
     tmp = None
     if args.root is None:  # every rank writes the same deterministic dataset: no shared disk needed
         tmp = tempfile.mkdtemp(prefix=f"{tmp_prefix}-r{rank}-")
-        write_lerobot_dataset(tmp, num_episodes=args.episodes, seed=0, cameras=CAMERAS)
+        camera = ", ".join(f"{h}x{w}" for h, w in CAMERAS.values())
+        say(
+            rank,
+            f"writing a synthetic LeRobot v3 dataset of {args.episodes} episodes with a {camera} AV1 camera "
+            f"to {tmp} (deleted at the end; --root DIR reads your own) ...",
+        )
+        t0 = time.perf_counter()
+        index = write_lerobot_dataset(tmp, num_episodes=args.episodes, seed=0, cameras=CAMERAS)
+        say(rank, f"dataset written in {time.perf_counter() - t0:.1f} s: {index.num_frames} frames")
     try:
         return train(args, args.root or tmp, rank, world)
     finally:
@@ -228,6 +253,42 @@ def run(args: argparse.Namespace, tmp_prefix: str, train: TrainFn) -> int:
             shutil.rmtree(tmp, ignore_errors=True)
         if dist.is_initialized():
             dist.destroy_process_group()
+
+
+def say(rank: int, line: str) -> None:
+    """Print ``line`` (flushed) on rank 0 only."""
+    if rank == 0:
+        print(line, flush=True)
+
+
+def started_marker(path: Path) -> Path:
+    """The file that says a run writing checkpoint ``path`` started and has not yet committed one."""
+    return path.with_name(f"{path.name}.started")
+
+
+def report_fresh_start(path: Path, every: int, rank: int) -> None:
+    """No checkpoint at ``path``: rank 0 says whether a previous run stopped before its first checkpoint
+    (it left :func:`started_marker`) and so this run starts over, after leaving the marker itself."""
+    if rank != 0:
+        return
+    marker = started_marker(path)
+    if marker.exists():
+        try:
+            due = f" (due at step {int(json.loads(marker.read_text(encoding='utf-8'))['checkpoint_every'])})"
+        except (OSError, ValueError, KeyError, TypeError):
+            due = ""
+        line = (
+            f"no checkpoint at {path}: the previous run was stopped before its first checkpoint{due}, "
+            "so training starts over from step 0"
+        )
+    else:
+        line = f"no checkpoint at {path} yet: starting from scratch (first checkpoint at step {every})"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    note = "a run that checkpoints here started; its first checkpoint removes this file"
+    tmp = marker.with_name(f"{marker.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({"checkpoint_every": every, "note": note}) + "\n", encoding="utf-8")
+    os.replace(tmp, marker)  # in place before the line is printed: a kill after it finds the marker
+    print(line, flush=True)
 
 
 def sampler_state(obj: Any) -> dict[str, Any] | None:
@@ -317,6 +378,7 @@ def save_checkpoint(
     for old in path.parent.glob(f"{path.name}.step-*.pt"):
         if old != model_path:
             old.unlink(missing_ok=True)
+    started_marker(path).unlink(missing_ok=True)  # a resume now starts from this checkpoint
     return size
 
 
@@ -378,13 +440,27 @@ def fit(
     record_world: bool = False,
 ) -> int:
     """Train from ``(step, epoch)`` until ``--epochs`` / ``--steps``, checkpointing every
-    ``--checkpoint-every`` steps and at the end on rank 0 (``record_world``: save ``world_size`` too),
-    logging indices if asked, then print this rank's summary. Returns 0."""
+    ``--checkpoint-every`` steps and at the end on rank 0 (``record_world``: save ``world_size`` too)
+    with a line for each, logging indices if asked, then print this rank's summary. Returns 0.
+
+    A run resumed after it was complete trains nothing and rewrites nothing: it says so."""
     ckpt = Path(args.checkpoint) if args.checkpoint else None
     saved_world = world if record_world else None
+    if epoch >= args.epochs or (args.steps is not None and step >= args.steps):
+        limit = f"--epochs {args.epochs}" + (f", --steps {args.steps}" if args.steps is not None else "")
+        where = f"{ckpt} is" if ckpt is not None and ckpt.exists() else "it is"
+        say(
+            rank,
+            f"the run is complete: {where} at step {step}, epoch {epoch} ({limit}); nothing to train "
+            "(raise --epochs or --steps to train on)",
+        )
+        if ckpt is not None and rank == 0:
+            started_marker(ckpt).unlink(missing_ok=True)  # (--steps 0: no run to resume)
+        return 0
     log = open_log(args, rank, world)
     samples, t0, loss = 0, time.perf_counter(), torch.zeros(())
     stop = False
+    saved = None  # the step of the last checkpoint written by this loop
     while epoch < args.epochs and not stop:
         if args.steps is not None and step >= args.steps:
             break
@@ -396,7 +472,9 @@ def fit(
             if log is not None:
                 log_step(log, step, epoch, rank, batch["index"])
             if ckpt is not None and rank == 0 and step % args.checkpoint_every == 0:
-                save_checkpoint(ckpt, step, epoch, args, model, optim, loader, saved_world)
+                size = save_checkpoint(ckpt, step, epoch, args, model, optim, loader, saved_world)
+                print(f"checkpoint {ckpt} ({size} bytes) at step {step}", flush=True)
+                saved = step
             if args.steps is not None and step >= args.steps:
                 stop = True
                 break
@@ -404,7 +482,8 @@ def fit(
             epoch += 1
     if ckpt is not None and rank == 0:
         size = save_checkpoint(ckpt, step, epoch, args, model, optim, loader, saved_world)
-        print(f"checkpoint {ckpt} ({size} bytes) at step {step}", flush=True)
+        if saved != step:  # (else rewritten with the loop's final epoch, already announced)
+            print(f"checkpoint {ckpt} ({size} bytes) at step {step}", flush=True)
     if log is not None:
         log.close()
     seconds = time.perf_counter() - t0

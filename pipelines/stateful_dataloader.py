@@ -61,11 +61,12 @@ def train(args: argparse.Namespace, root: str, rank: int, world: int) -> int:
     cameras = _common.video_keys(dataset.info)
     scale = float(len(dataset))
     sampler = EpisodeAwareSampler.from_lerobot(root, **_common.sampler_options(args, rank, world))
-    loader = StatefulDataLoader(
-        dataset,
-        batch_sampler=BatchSampler(sampler, args.batch_size, drop_last=False),
-        num_workers=args.workers,
-    )
+    with _common.no_set_vital_warning():  # torchdata 0.11 calls torch.set_vital, deprecated by torch
+        loader = StatefulDataLoader(
+            dataset,
+            batch_sampler=BatchSampler(sampler, args.batch_size, drop_last=False),
+            num_workers=args.workers,
+        )
     model, optim, net = _common.build_model(dataset, world, args.lr)
 
     step, epoch = 0, 0
@@ -82,8 +83,8 @@ def train(args: argparse.Namespace, root: str, rank: int, world: int) -> int:
             sampler.load_state_dict(record["sampler"])
             epoch = int(record["sampler"]["epoch"])
         _common.report_resume(ckpt, step, epoch, record["world_size"], world, rank)
-    elif ckpt is not None and rank == 0:
-        print(f"no checkpoint at {ckpt} yet: starting from scratch", flush=True)
+    elif ckpt is not None:
+        _common.report_fresh_start(ckpt, args.checkpoint_every, rank)
     check_consistent(sampler)
 
     def inputs(batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:

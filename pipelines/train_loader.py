@@ -21,6 +21,12 @@ resume). The checkpoint is ``state.json`` (step, epoch,
 ``Loader.state_dict()`` and the sampler state nested in it, written atomically with
 ``episode_sampler.save_state``) plus ``state.json.step-<N>.pt`` (model and optimizer, written to a
 temporary file and renamed *before* ``state.json`` commits to it). Rank 0 writes it; every rank reads it.
+
+What it prints (rank 0): a line before and after writing the synthetic dataset (without ``--root``),
+where it starts from (``resumed from ...``; ``no checkpoint ... yet``; or, when the previous run was
+killed before its first checkpoint, that training starts over -- ``state.json.started`` marks a run that
+has not committed a checkpoint yet), a line per checkpoint, and each rank's summary. Rerun after the
+run is complete, it says so and trains nothing.
 """
 
 from __future__ import annotations
@@ -100,8 +106,8 @@ def train(args: argparse.Namespace, root: str, rank: int, world: int) -> int:
             node.load_state_dict(record["sampler"])
         epoch = int(record["sampler"]["epoch"])  # the epoch the restored loader continues
         _common.report_resume(ckpt, step, epoch, saved_world, world, rank)
-    elif ckpt is not None and rank == 0:
-        print(f"no checkpoint at {ckpt} yet: starting from scratch", flush=True)
+    elif ckpt is not None:
+        _common.report_fresh_start(ckpt, args.checkpoint_every, rank)
     check_consistent(node)  # every rank: same layout, seed, order, epoch and position
 
     return _common.fit(

@@ -19,6 +19,7 @@ KEY_LINES = {
     "elastic_resize.py": "elastic_resize OK: exact coverage",
     "lerobot_migration.py": "lerobot_migration OK",
     "mixture.py": "mixture OK: 10 + ",
+    "accelerate_two_processes.py": "accelerate_two_processes OK: 1 process(es), ",
 }
 
 

@@ -1,8 +1,8 @@
 """``main(argv)``: parse the command line, run the subcommand, turn failures into exit codes.
 
 Exit codes: 0 on success, 1 when the demo fails (a mismatch, or its training process died), 2 for invalid
-usage or unreadable input, reported as one line ``episode-sampler CMD: error: MESSAGE`` on stderr (after
-the subcommand's usage for a usage error), never a traceback. 130 on Ctrl-C.
+usage or unreadable input, reported as one line ``episode-sampler CMD: error: MESSAGE`` on stderr (no
+usage: ``--help`` prints it), never a traceback. 130 on Ctrl-C.
 """
 
 from __future__ import annotations

@@ -198,7 +198,7 @@ def _load_any(path: Path) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    """``episode-sampler inspect STATE_FILE``: print the states found in the file, in words."""
+    """``episode-sampler inspect STATE_OR_DATASET``: print the states found in the file, in words."""
     path = Path(args.state_file)
     if path.is_dir() and (path / "meta" / "info.json").is_file():  # a LeRobot dataset
         from ..lerobot.describe import describe_dataset

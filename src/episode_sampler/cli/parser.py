@@ -1,13 +1,15 @@
 """Argument parsing of the ``episode-sampler`` command: the parser, its subcommands and their checks.
 
-Every usage error is reported by the parser of the subcommand it concerns, so its usage (not the
-top-level one) is printed, followed by one line ``episode-sampler CMD: error: MESSAGE``; the command
-then exits with code 2.
+Every usage error is reported by the parser of the subcommand it concerns, as one line
+``episode-sampler CMD: error: MESSAGE`` (no usage: ``--help`` prints it), that names the flag once; the
+command then exits with code 2. An error that is not about one flag's value (a missing or unknown
+argument) ends with where to look: ``(see 'episode-sampler CMD --help')``.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from typing import Any, NoReturn
 
@@ -23,12 +25,47 @@ class UsageError(Exception):
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse, with errors that print this (sub)command's usage and one error line, then exit 2."""
+    """argparse, with errors that print one line (:func:`one_line`), then exit 2."""
 
     def error(self, message: str) -> NoReturn:
-        self.print_usage(sys.stderr)
-        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        sys.stderr.write(f"{self.prog}: error: {one_line(message, self.prog)}\n")
         raise SystemExit(2)
+
+
+_ARGUMENT = re.compile(r"argument (?P<name>[^:]+): (?P<rest>.*)", re.DOTALL)
+_INVALID_CHOICE = re.compile(r"invalid choice: (?P<rest>.*)", re.DOTALL)
+
+
+def one_line(message: str, prog: str) -> str:
+    """argparse's ``message`` as we print it: the flag named once, and a pointer to ``--help`` when the
+    message is about the command line's shape rather than a value.
+
+    ``argument --episodes: --episodes must be >= 1, got 0`` -> ``--episodes must be >= 1, got 0``;
+    ``argument --order: invalid choice: 'x' (...)`` -> ``--order: invalid choice: 'x' (...)``;
+    ``argument COMMAND: invalid choice: 'x' (...)`` -> ``unknown command 'x' (...)``.
+    """
+    m = _ARGUMENT.fullmatch(message)
+    if m is not None:
+        name, rest = m["name"], m["rest"]
+        choice = _INVALID_CHOICE.fullmatch(rest)
+        if name == "COMMAND" and choice is not None:
+            message = f"unknown command {choice['rest']}"
+        elif any(rest.startswith(n) for n in name.split("/")):  # our own messages name the flag
+            message = rest
+        else:
+            message = f"{name}: {rest}"
+    if message == "the following arguments are required: COMMAND":
+        message = f"missing COMMAND: one of {', '.join(COMMANDS)}"
+    if message.startswith(
+        (
+            "missing COMMAND",
+            "unrecognized arguments",
+            "the following arguments are required",
+            "unknown command",
+        )
+    ):
+        message += f" (see '{prog} --help')"
+    return message
 
 
 def int_in(name: str, minimum: int, maximum: int | None = None) -> Any:
@@ -125,9 +162,10 @@ def _add_demo(sub: Any) -> None:
         "--keep",
         metavar="DIR",
         default=None,
-        help="keep the run directory in DIR (new or empty): the checkpoints, step logs and worker "
-        "logs, and the dataset unless --root is given; DIR/checkpoints/checkpoint.json is a state "
-        "for `episode-sampler inspect` (default: a temporary directory, deleted at the end)",
+        help="keep the run directory in DIR (new or empty): DIR/killed-checkpoint.json (the checkpoint "
+        "the resumed run started from: try `episode-sampler inspect DIR/killed-checkpoint.json`), the "
+        "step logs, checkpoints and worker logs, and the dataset unless --root is given (default: a "
+        "temporary directory, deleted at the end)",
     )
     demo.add_argument("--quiet", action="store_true", help="no progress output, only the report")
 
@@ -147,8 +185,9 @@ def _add_inspect(sub: Any) -> None:
     )
     insp.add_argument(
         "state_file",
-        metavar="STATE_FILE",
-        help="JSON file (or torch.save file), or a LeRobot dataset directory",
+        metavar="STATE_OR_DATASET",
+        help="a state: JSON file (or torch.save file) holding a sampler/loader state or a checkpoint "
+        "that nests one; or a LeRobot v3 dataset directory",
     )
 
 

@@ -2,9 +2,10 @@
 
 :meth:`Progress.status` covers a step whose length is unknown (writing the dataset, starting a process):
 on a terminal a spinner with the elapsed time, replaced by a final ``done`` line; elsewhere one line when
-it starts and one when it ends. :meth:`Progress.bar` is a tqdm bar over training steps that the caller
-moves to the step it knows (``bar.to(step)``), so the bar always shows the same step as the report.
-A disabled :class:`Progress` (``--quiet``) prints nothing.
+it starts and one when it ends. :meth:`Progress.bar` is a bar over training steps that the caller
+moves to the step it knows (``bar.to(step)``), so the bar always shows the same step as the report: on
+a terminal a tqdm bar; elsewhere (CI logs, a pipe) plain lines, one per quarter of the run and one at
+the end, never ``\r``-joined redraws. A disabled :class:`Progress` (``--quiet``) prints nothing.
 """
 
 from __future__ import annotations
@@ -68,11 +69,15 @@ class Progress:
 
     def bar(self, label: str, total: int, initial: int = 0) -> StepBar:
         """A bar over steps ``initial..total``; move it with ``to(step)``, end it with ``close()``."""
-        return StepBar(label, total, initial, self.stream if self.enabled else None)
+        if not self.enabled:
+            return StepBar(label, total, initial, None)
+        if not self._tty():
+            return PlainStepBar(label, total, initial, self.stream)
+        return StepBar(label, total, initial, self.stream)
 
 
 class StepBar:
-    """A tqdm bar of training steps that is moved to absolute step numbers."""
+    """A tqdm bar of training steps that is moved to absolute step numbers (``stream=None``: nothing)."""
 
     def __init__(self, label: str, total: int, initial: int, stream: IO[str] | None) -> None:
         self.step = initial
@@ -103,3 +108,39 @@ class StepBar:
             self._bar.refresh()
             self._bar.close()
             self._bar = None
+
+
+class PlainStepBar(StepBar):
+    """A :class:`StepBar` for a stream that is not a terminal: whole lines, no ``\\r`` redraws.
+
+    ``LABEL: STEP/TOTAL steps (S s)`` when the run passes each quarter of ``total``, and
+    ``LABEL: STEP/TOTAL steps in S s[, NOTE]`` when it ends.
+    """
+
+    def __init__(self, label: str, total: int, initial: int, stream: IO[str]) -> None:
+        super().__init__(label, total, initial, None)
+        self.label, self.total, self.stream = label, total, stream
+        self.t0 = time.perf_counter()
+        self._next = self._milestone_after(initial)
+        self._closed = False
+
+    def _milestone_after(self, step: int) -> int:
+        """The first quarter of the run strictly after ``step`` (``total`` at most)."""
+        quarters = [-(-self.total * q // 4) for q in (1, 2, 3, 4)]
+        return next((m for m in quarters if m > step), self.total + 1)
+
+    def _line(self, text: str) -> None:
+        self.stream.write(f"{self.label}: {self.step}/{self.total} steps {text}\n")
+        self.stream.flush()
+
+    def to(self, step: int) -> None:
+        super().to(step)
+        if self.step >= self._next and self.step < self.total:
+            self._line(f"({time.perf_counter() - self.t0:.1f} s)")
+            self._next = self._milestone_after(self.step)
+
+    def close(self, step: int | None = None, note: str | None = None) -> None:
+        super().close(step, note)
+        if not self._closed:
+            self._closed = True
+            self._line(f"in {time.perf_counter() - self.t0:.1f} s" + (f", {note}" if note else ""))

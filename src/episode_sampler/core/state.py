@@ -151,6 +151,13 @@ def restore_state(
         version = state.get("version")
         if isinstance(version, (bool, np.bool_)) or not isinstance(version, (int, np.integer)):
             if "version" not in keys:
+                known = LEROBOT_KEYS.union(STATE_KEYS)
+                unknown = sorted(str(k) for k in keys if k not in known)
+                if unknown:  # e.g. a bare LeRobot state with an extra key: name it, not 'version'
+                    raise ValueError(
+                        f"state has unknown keys {unknown} (a bare LeRobot state has exactly 'epoch' "
+                        f"and 'start_index'; a full state has {list(STATE_KEYS)})"
+                    )
                 raise ValueError(
                     f"state is missing keys ['version'] (a full state has {list(STATE_KEYS)}; "
                     "a bare LeRobot state has exactly 'epoch' and 'start_index')"

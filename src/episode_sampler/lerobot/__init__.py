@@ -10,6 +10,7 @@ Layout (``codebase_version`` ``v3.x``)::
 Modules, in the order data flows through them:
 
 - :mod:`.meta`: dataset-level metadata (``meta/info.json``).
+- :mod:`.parquet_io`: Parquet reads whose errors name the file.
 - :mod:`.tasks`: task strings (``meta/tasks.parquet``), read and written in LeRobot's layout.
 - :mod:`.stats`: normalization statistics as LeRobot computes them (``meta/stats.json``, episode columns).
 - :mod:`.episode_table`: the episode table -> :class:`~episode_sampler.core.layout.EpisodeIndex`.

@@ -7,12 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow.parquet as pq
 
 from ..core.layout import EpisodeIndex
 from .column_cache import DEFAULT_COLUMN_CACHE_BYTES, ColumnCache
 from .columns import Column, describe, leaf, signature, to_numpy
 from .episode_table import int_column
+from .parquet_io import read_metadata, read_row_groups, read_schema, read_table
 
 __all__ = ["DataFiles"]
 
@@ -110,7 +110,7 @@ class DataFiles:
         """File ``k``'s row group start rows (plus the end) and its needed columns' uncompressed bytes."""
         got = self._layout.get(k)
         if got is None:
-            meta = pq.read_metadata(self.files[k])
+            meta = read_metadata(self.files[k])
             sizes = [meta.row_group(g).num_rows for g in range(meta.num_row_groups)]
             starts = np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)])
             nbytes = 0
@@ -132,9 +132,7 @@ class DataFiles:
         sizes = starts[needed + 1] - starts[needed]
         offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
         local = rows - starts[group] + offsets[np.searchsorted(needed, group)]
-        table = pq.ParquetFile(self.files[k], memory_map=True).read_row_groups(
-            needed.tolist(), columns=list(names)
-        )
+        table = read_row_groups(self.files[k], needed.tolist(), names)
         self.partial_reads += 1
         return {n: to_numpy(self.specs[n], table.column(n), self.files[k])[local] for n in names}
 
@@ -143,7 +141,7 @@ class DataFiles:
         return self.cache.get(k, lambda: self._read(k))
 
     def _read(self, k: int) -> dict[str, np.ndarray]:
-        table = pq.read_table(self.files[k], columns=list(self.specs), memory_map=True)
+        table = read_table(self.files[k], list(self.specs))
         return {n: to_numpy(self.specs[n], table.column(n), self.files[k]) for n in self.specs}
 
     def _empty(self, name: str) -> np.ndarray:
@@ -161,7 +159,7 @@ class DataFiles:
         counts = np.zeros(eps.num_episodes, dtype=np.int64)
         found: list[tuple[int, int, Path, np.ndarray | None]] = []
         for path in files:
-            names = pq.read_schema(path, memory_map=True)
+            names = read_schema(path)
             for name in ("index", "episode_index", *self.specs):
                 if name not in names.names:
                     raise ValueError(f"data file {str(path)!r} has no column {name!r}")
@@ -172,7 +170,7 @@ class DataFiles:
                         f"column {name!r} of data file {str(path)!r} has type {t}, "
                         f"other files {spec.arrow_type}"
                     )
-            table = pq.read_table(path, columns=["index", "episode_index"], memory_map=True)
+            table = read_table(path, ["index", "episode_index"])
             idx = int_column(table, "index", path)
             if idx.size == 0:
                 continue

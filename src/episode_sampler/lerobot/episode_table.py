@@ -9,10 +9,10 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from ..core.layout import EpisodeIndex
 from .meta import read_info
+from .parquet_io import read_schema, read_table
 
 __all__ = ["int_column", "lerobot_layout", "read_episode_index", "read_episodes"]
 
@@ -75,7 +75,7 @@ def read_episodes(root: Path, info: dict[str, Any]) -> EpisodeIndex:
     cols: dict[str, list[np.ndarray]] = {"episode_index": [], "length": [], _FROM: [], _TO: []}
     with_bounds: list[bool] = []
     for path in files:
-        names = set(pq.read_schema(path, memory_map=True).names)
+        names = set(read_schema(path).names)
         has_bounds = _FROM in names or _TO in names
         if has_bounds:
             need = ["episode_index", _FROM, _TO] + (["length"] if "length" in names else [])
@@ -84,7 +84,7 @@ def read_episodes(root: Path, info: dict[str, Any]) -> EpisodeIndex:
         for name in need:
             if name not in names:
                 raise ValueError(f"episode metadata file {str(path)!r} has no column {name!r}")
-        table = pq.read_table(path, columns=need, memory_map=True)
+        table = read_table(path, need)
         for name in need:
             cols[name].append(int_column(table, name, path))
         with_bounds.append(has_bounds)

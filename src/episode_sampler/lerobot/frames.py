@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 import torch
 from torch.utils.data import Dataset
 
@@ -25,6 +24,7 @@ from .columns import Column, describe
 from .data_files import DataFiles
 from .episode_table import read_episodes
 from .meta import read_info
+from .parquet_io import read_schema
 from .stats import read_stats
 from .tasks import read_tasks
 from .video_reader import VideoReader, depth_keys, video_keys
@@ -123,7 +123,7 @@ class LeRobotFrames(Dataset):
             raise FileNotFoundError(
                 f"no data files matching {str(self.root / 'data' / 'chunk-*/file-*.parquet')!r}"
             )
-        schema = pq.read_schema(files[0], memory_map=True)
+        schema = read_schema(files[0])
         available = {n: describe(n, schema.field(n).type) for n in schema.names}
         for key in video_keys(self.info):
             available[key] = Column(key, "video", pa.null())

@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .columns import is_string
+from .parquet_io import read_table
 
 __all__ = ["TASKS_PATH", "read_tasks", "write_tasks"]
 
@@ -98,7 +99,7 @@ def read_tasks(root: str | os.PathLike[str]) -> dict[int, str] | None:
     path = Path(root) / TASKS_PATH
     if not path.is_file():
         return None
-    table = pq.read_table(path)
+    table = read_table(path)
     name = _task_column(table, path)
     if "task_index" not in table.column_names:
         raise ValueError(f"{str(path)!r} has no column 'task_index'")

@@ -22,10 +22,10 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 import torch
 
 from ..core.layout import EpisodeIndex
+from .parquet_io import read_schema, read_table
 from .video_decode import BACKENDS, DecoderCache, default_backend
 
 __all__ = ["VideoReader", "depth_keys", "video_keys"]
@@ -223,14 +223,14 @@ def _episode_video_columns(root: Path, episodes: EpisodeIndex, keys: Sequence[st
     ids: list[np.ndarray] = []
     parts: dict[str, list[np.ndarray]] = {n: [] for n in names}
     for path in files:
-        have = set(pq.read_schema(path, memory_map=True).names)
+        have = set(read_schema(path).names)
         for name in names:
             if name not in have:
                 raise ValueError(
                     f"episode metadata file {str(path)!r} has no column {name!r}, needed for the video "
                     "feature named in meta/info.json"
                 )
-        table = pq.read_table(path, columns=["episode_index", *names], memory_map=True)
+        table = read_table(path, ["episode_index", *names])
         ids.append(table.column("episode_index").to_numpy().astype(np.int64))
         for name in names:
             col = table.column(name)

@@ -1,0 +1,49 @@
+"""Parquet reads that name the file when it cannot be read.
+
+pyarrow's own errors do not say which file they are about (``Parquet file size is 0 bytes``, ``Parquet
+magic bytes not found in footer``): in a dataset of many files, these wrappers add the path. Every read
+of a dataset's Parquet files (data, episode table, tasks) goes through them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+__all__ = ["read_metadata", "read_row_groups", "read_schema", "read_table"]
+
+
+@contextmanager
+def _naming(path: str | Path) -> Iterator[None]:
+    try:
+        yield
+    except pa.ArrowInvalid as exc:  # an empty, truncated or non-Parquet file (a ValueError)
+        raise ValueError(f"cannot read Parquet file {str(path)!r}: {exc}") from exc
+
+
+def read_schema(path: str | Path) -> pa.Schema:
+    """The file's Arrow schema (memory-mapped)."""
+    with _naming(path):
+        return pq.read_schema(path, memory_map=True)
+
+
+def read_metadata(path: str | Path) -> pq.FileMetaData:
+    """The file's Parquet metadata (row groups, column chunk sizes)."""
+    with _naming(path):
+        return pq.read_metadata(path)
+
+
+def read_table(path: str | Path, columns: Sequence[str] | None = None) -> pa.Table:
+    """``columns`` of the file (all without them), memory-mapped."""
+    with _naming(path):
+        return pq.read_table(path, columns=None if columns is None else list(columns), memory_map=True)
+
+
+def read_row_groups(path: str | Path, groups: Sequence[int], columns: Sequence[str]) -> pa.Table:
+    """``columns`` of the row groups ``groups`` of the file, memory-mapped."""
+    with _naming(path):
+        return pq.ParquetFile(path, memory_map=True).read_row_groups(list(groups), columns=list(columns))
