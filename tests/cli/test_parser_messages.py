@@ -45,10 +45,13 @@ ONE_LINE_ERRORS = [
         "episode-sampler inspect: error: the following arguments are required: STATE_OR_DATASET "
         "(see 'episode-sampler inspect --help')",
     ),
-    ([], "episode-sampler: error: missing COMMAND: one of demo, inspect (see 'episode-sampler --help')"),
+    (
+        [],
+        "episode-sampler: error: missing COMMAND: one of demo, inspect, lerobot-train (see 'episode-sampler --help')",
+    ),
     (
         ["nope"],
-        "episode-sampler: error: unknown command 'nope' (choose from 'demo', 'inspect') "
+        "episode-sampler: error: unknown command 'nope' (choose from 'demo', 'inspect', 'lerobot-train') "
         "(see 'episode-sampler --help')",
     ),
 ]
