@@ -47,7 +47,8 @@ ONE_LINE_ERRORS = [
     ),
     (
         [],
-        "episode-sampler: error: missing COMMAND: one of demo, inspect, lerobot-train (see 'episode-sampler --help')",
+        "episode-sampler: error: missing COMMAND: one of demo, inspect, lerobot-train "
+        "(see 'episode-sampler --help')",
     ),
     (
         ["nope"],
