@@ -59,9 +59,9 @@ PLAN = {
 }
 # resized resumes: (scenario, checkpoint's processes, its kill point, resumed processes, resumed batch size)
 RESIZED = [
-    ("batch size 8 -> 5, 1 process", 1, "mid epoch 1", 1, 5),
-    ("2 processes -> 1", 2, "mid epoch 1", 1, BATCH),
-    ("1 process -> 2", 1, "mid epoch 1", 2, BATCH),
+    ("batch size 8 → 5, 1 process", 1, "mid epoch 1", 1, 5),
+    ("2 processes → 1", 2, "mid epoch 1", 1, BATCH),
+    ("1 process → 2", 1, "mid epoch 1", 2, BATCH),
 ]
 POLICY = [
     "--policy.type=act",
@@ -283,13 +283,17 @@ def resized_verdict(r: dict | None) -> str:
     if r["status"] == "incomplete":
         return f"run incomplete ({r['message']})"
     e, cur, nxt = r["epoch"], r["current"], r["next"]
-    pad = f"accelerate's padding: {cur['padding']} in epoch {e}, {nxt['padding']} in epoch {e + 1}"
+    pads = [f"{c['padding']} in epoch {n}" for n, c in ((e, cur), (e + 1, nxt)) if c["padding"]]
     if r["status"] == "exact":
-        return f"exact ({pad})" if cur["padding"] or nxt["padding"] else "exact (no padding)"
+        return f"exact (accelerate's padding: {', '.join(pads)})" if pads else "exact (no padding)"
     counts = "; ".join(
-        f"epoch {n}: {c['lost']} lost / {c['repeated']} repeated" for n, c in ((e, cur), (e + 1, nxt))
+        f"epoch {n}: {c['lost']} lost / {c['repeated']} repeated"
+        for n, c in ((e, cur), (e + 1, nxt))
+        if c["lost"] or c["repeated"]
     )
-    return f"**not exact**: {counts} ({pad}, accounted for)"
+    return f"**not exact**: {counts}" + (
+        f" (accelerate's padding accounted for: {', '.join(pads)})" if pads else ""
+    )
 
 
 def main() -> int:
