@@ -16,16 +16,29 @@ It builds (if missing) a Python 3.12 venv with ``lerobot[training]==0.6.1`` and 
    short batch), resumes a copy of that checkpoint with ``--resume=true --config_path=...``;
 4. compares, step by step and process by process, the frame indices each resumed step trained on
    with the uninterrupted run's (both read from the logs ``train_logged.py`` writes inside the
-   trainer's step loop), and prints a table.
+   trainer's step loop), and prints a table;
+5. resized resumes (``RESIZED``): the mid-epoch-1 checkpoint written with batch size 8 resumed with
+   ``--batch_size=5`` (1 process), the 2-process one resumed with 1 process and the 1-process one with
+   2. For each, computed from the logs only: the frames of the epoch in progress trained before the
+   checkpoint (the killed run's own log, every process) plus those trained after the resume until that
+   epoch ends are exactly the epoch's 99 frames, but for accelerate's ``even_batches`` padding (with
+   2 processes the resumed pass's last batches are filled up with the first frames of that pass; the
+   count and the frames are checked, and reported), and the next epoch is a full permutation of the 99
+   frames (likewise up to its padding). Prints a second table.
 
-Exit code 0 when ours is exact at every point and LeRobot's sampler is not exact past epoch 0 (the
-failure the launcher fixes), 1 otherwise.
+``--scenarios same`` or ``--scenarios resized`` runs one part only (``resized`` skips the uninterrupted
+runs and the same-size resumes, and kills each run at the checkpoint it needs).
+
+Exit code 0 when ours is exact at every point (resized resumes included: each of them can be exact, so a
+refusal counts as a failure) and LeRobot's sampler is not exact past epoch 0 on the same-size resumes
+(the failure the launcher fixes), 1 otherwise. LeRobot's sampler on the resized resumes is shown only.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import signal
@@ -44,6 +57,12 @@ PLAN = {
     1: (30, {"mid epoch 0": 5, "epoch boundary": 13, "mid epoch 1": 18, "before last short batch": 25}),
     2: (16, {"mid epoch 0": 3, "epoch boundary": 7, "mid epoch 1": 10, "before last short batch": 13}),
 }
+# resized resumes: (scenario, checkpoint's processes, its kill point, resumed processes, resumed batch size)
+RESIZED = [
+    ("batch size 8 → 5, 1 process", 1, "mid epoch 1", 1, 5),
+    ("2 processes → 1", 2, "mid epoch 1", 1, BATCH),
+    ("1 process → 2", 1, "mid epoch 1", 2, BATCH),
+]
 POLICY = [
     "--policy.type=act",
     "--policy.device=cpu",
@@ -97,11 +116,12 @@ def read_log(log: Path, procs: int) -> list[list[list[int]]]:
     return out
 
 
-def run_to_end(cmd: list[str], out: Path) -> None:
+def run_to_end(cmd: list[str], out: Path, check: bool = True) -> int:
     with open(out, "w") as f:
         proc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, start_new_session=True)
-    if proc.returncode != 0:
+    if check and proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}); see {out}")
+    return proc.returncode
 
 
 def run_and_kill(cmd: list[str], out: Path, ready: list[Path], timeout: float = 900) -> str:
@@ -155,13 +175,143 @@ def verdict(c: dict) -> str:
     return f"**not exact**: {differ} steps differ, {repeated} repeated / {missing} missing"
 
 
+def steps_per_pass(frames: int, batch: int, procs: int) -> int:
+    """Steps of one pass over ``frames`` samples under accelerate (``even_batches=True``, no ``drop_last``).
+
+    The pass is cut into ``ceil(frames / batch)`` batches and every process takes
+    ``ceil(batches / procs)`` of them (accelerate's ``BatchSamplerShard``).
+    """
+    return math.ceil(math.ceil(frames / batch) / procs)
+
+
+def padding(frames: int, batch: int, procs: int) -> int:
+    """Samples accelerate adds to a pass of ``frames`` (``even_batches=True``, no ``drop_last``).
+
+    One process: none (the last batch is short). Several: every process's every batch of the pass is
+    full, so ``steps * procs * batch - frames`` samples are added, taken from the pass's first ``procs``
+    batches (in order, cycled if the pass is shorter than that).
+    """
+    return 0 if procs == 1 else steps_per_pass(frames, batch, procs) * procs * batch - frames
+
+
+def global_order(log: list[list[list[int]]], start: int, stop: int) -> list[int]:
+    """The frames of steps ``start..stop-1`` in the pass's batch order: at step k process r trains the
+    batch sampler's batch ``k * procs + r`` (accelerate's ``BatchSamplerShard``)."""
+    return [x for k in range(start, stop) for rank in log for x in rank[k]]
+
+
+def check_epoch(before: list[int], after: list[int], batch: int, procs: int) -> dict:
+    """Do ``before`` (trained before the resume) and ``after`` (the resumed pass, in batch order) make
+    up one epoch of the FRAMES frames, with accelerate's padding of the resumed pass and nothing else?
+
+    Returns ``{"lost", "repeated", "padding"}``: frames of the epoch never trained, frames trained more
+    often than once plus the padding, and the padding accounted for (its count and frames as accelerate
+    adds them: the first samples of the resumed pass).
+    """
+    remaining = FRAMES - len(before)
+    pad = padding(remaining, batch, procs)
+    initial = after[: min(remaining, procs * batch)]
+    padded = (initial * (pad // max(len(initial), 1) + 1))[:pad]
+    want = Counter(range(FRAMES)) + Counter(padded)
+    got = Counter(before) + Counter(after)
+    return {
+        "lost": sum((want - got).values()),
+        "repeated": sum((got - want).values()),
+        "padding": pad,
+    }
+
+
+def resized_resume(
+    python: Path,
+    which: str,
+    work: Path,
+    saved: Path,
+    killed: list[list[list[int]]],
+    step: int,
+    procs: tuple[int, int],
+    batch: int,
+    port: int,
+) -> dict:
+    """Resume checkpoint ``step`` (written with ``procs[0]`` processes and batch size BATCH) with
+    ``procs[1]`` processes and ``batch``; check the epoch in progress and the next one from the logs."""
+    old, new = procs
+    per_epoch = steps_per_pass(FRAMES, BATCH, old)
+    epoch = step // per_epoch
+    before = global_order(killed, epoch * per_epoch, step)  # the killed run's own log, every process
+    rest = steps_per_pass(FRAMES - len(before), batch, new)
+    following = steps_per_pass(FRAMES, batch, new)
+    steps = step + rest + following
+    tag = f"{which}-{old}p-to-{new}p-b{batch}-{step}"
+    out = work / tag
+    (out / "checkpoints").mkdir(parents=True)
+    shutil.copytree(saved / f"{step:06d}", out / "checkpoints" / f"{step:06d}")
+    (out / "checkpoints" / "last").symlink_to(f"{step:06d}")
+    config = out / "checkpoints" / f"{step:06d}" / "pretrained_model" / "train_config.json"
+    log = work / f"{tag}.log"
+    flags = [
+        f"--config_path={config}",
+        "--resume=true",
+        f"--output_dir={out}",
+        f"--steps={steps}",
+        f"--save_freq={steps}",
+    ]
+    if batch != BATCH:
+        flags.append(f"--batch_size={batch}")  # draccus: a CLI flag overrides the checkpoint's config
+    result: dict = {"epoch": epoch, "step": step, "steps": steps, "out": str(work / f"{tag}.out")}
+    code = run_to_end(launch(python, which, new, log, flags, port), work / f"{tag}.out", check=False)
+    if code != 0:
+        text = (work / f"{tag}.out").read_text(errors="replace").splitlines()
+        errors = [line for line in text if "Error:" in line]
+        result.update(status="refused" if errors else "failed", message=(errors or [f"exit {code}"])[-1])
+        return result
+    resumed = read_log(log, new)
+    if any(len(r) != rest + following for r in resumed):
+        result.update(status="incomplete", message=f"logged steps {[len(r) for r in resumed]}")
+        return result
+    current = check_epoch(before, global_order(resumed, 0, rest), batch, new)
+    nxt = check_epoch([], global_order(resumed, rest, rest + following), batch, new)
+    exact = not any(c["lost"] or c["repeated"] for c in (current, nxt))
+    result.update(status="exact" if exact else "not exact", current=current, next=nxt)
+    return result
+
+
+def resized_verdict(r: dict | None) -> str:
+    if r is None:
+        return "not run"
+    if r["status"] in ("refused", "failed"):
+        return f"{r['status']}: `{r['message']}`"
+    if r["status"] == "incomplete":
+        return f"run incomplete ({r['message']})"
+    e, cur, nxt = r["epoch"], r["current"], r["next"]
+    pads = [f"{c['padding']} in epoch {n}" for n, c in ((e, cur), (e + 1, nxt)) if c["padding"]]
+    if r["status"] == "exact":
+        return f"exact (accelerate's padding: {', '.join(pads)})" if pads else "exact (no padding)"
+    counts = "; ".join(
+        f"epoch {n}: {c['lost']} lost / {c['repeated']} repeated"
+        for n, c in ((e, cur), (e + 1, nxt))
+        if c["lost"] or c["repeated"]
+    )
+    return f"**not exact**: {counts}" + (
+        f" (accelerate's padding accounted for: {', '.join(pads)})" if pads else ""
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--venv", type=Path, default=Path("/work/venv-lerobot"))
     parser.add_argument("--work", type=Path, default=Path("/tmp/es_lerobot_train"))
     parser.add_argument("--procs", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--samplers", nargs="+", default=["lerobot", "ours"])
+    parser.add_argument(
+        "--scenarios",
+        nargs="+",
+        choices=["same", "resized"],
+        default=["same", "resized"],
+        help="same: same-size resumes at every kill point (first table); resized: RESIZED (second table)",
+    )
     args = parser.parse_args()
+    same = "same" in args.scenarios
+    resized = [r for r in RESIZED if "resized" in args.scenarios and r[1] in args.procs]
     python = ensure_venv(args.venv)
     work = args.work
     shutil.rmtree(work, ignore_errors=True)
@@ -182,21 +332,27 @@ def main() -> int:
     results: dict = {}
     for procs in args.procs:
         steps, kills = PLAN[procs]
+        needed = [kills[r[2]] for r in resized if r[1] == procs]
+        if same:
+            needed += kills.values()
+        if not needed:
+            continue
         for which in args.samplers:
             tag = f"{which}-{procs}p"
             print(f"== {tag}", flush=True)
-            port += 1
-            full_log = work / f"{tag}-full.log"
-            flags = [
-                *common,
-                f"--steps={steps}",
-                f"--save_freq={steps}",
-                f"--output_dir={work / (tag + '-full')}",
-            ]
-            run_to_end(launch(python, which, procs, full_log, flags, port), work / f"{tag}-full.out")
-            reference = read_log(full_log, procs)
+            if same:
+                port += 1
+                full_log = work / f"{tag}-full.log"
+                flags = [
+                    *common,
+                    f"--steps={steps}",
+                    f"--save_freq={steps}",
+                    f"--output_dir={work / (tag + '-full')}",
+                ]
+                run_to_end(launch(python, which, procs, full_log, flags, port), work / f"{tag}-full.out")
+                reference = read_log(full_log, procs)
             killed = work / f"{tag}-killed"
-            last = max(kills.values())
+            last = max(needed)
             # LeRobot points checkpoints/last at a checkpoint once it is complete
             ready = [killed / "checkpoints" / f"{last + 1:06d}"]
             port += 1
@@ -206,9 +362,12 @@ def main() -> int:
                 work / f"{tag}-killed.out",
                 ready,
             )
+            print(f"   killed run: {how}", flush=True)
             time.sleep(0.5)
             saved = work / f"{tag}-saved"
             shutil.copytree(killed / "checkpoints", saved)  # before any resume writes into the output dirs
+            if not same:
+                continue
             for point, step in kills.items():
                 out = work / f"{tag}-resume{step}"
                 (out / "checkpoints").mkdir(parents=True)
@@ -228,27 +387,70 @@ def main() -> int:
                 c = compare(reference, read_log(log, procs), step, steps)
                 results[(procs, point, which)] = c
                 print(f"   {point} (step {step}): {verdict(c)}; killed run: {how}", flush=True)
-    lines = [
-        "| processes | kill at (checkpoint step) | LeRobot's sampler | ours (launcher) |",
-        "|---|---|---|---|",
-    ]
+    resized_results: dict = {}
+    for name, old, point, new, batch in resized:
+        step = PLAN[old][1][point]
+        for which in args.samplers:
+            tag = f"{which}-{old}p"
+            print(f"== {which}: {name}, from the {point} checkpoint (step {step})", flush=True)
+            port += 1
+            r = resized_resume(
+                python,
+                which,
+                work,
+                work / f"{tag}-saved",
+                read_log(work / f"{tag}-killed.log", old),
+                step,
+                (old, new),
+                batch,
+                port,
+            )
+            resized_results[(name, which)] = r
+            print(f"   {resized_verdict(r)}", flush=True)
     ok = True
-    for procs in args.procs:
-        for point, step in PLAN[procs][1].items():
-            cells = []
-            for which in ("lerobot", "ours"):
-                c = results.get((procs, point, which))
-                cells.append("not run" if c is None else verdict(c))
-            lines.append(f"| {procs} | {point} ({step}) | {cells[0]} | {cells[1]} |")
-            ours = results.get((procs, point, "ours"))
-            ok &= ours is None or ours["exact"]
-    past_epoch_0 = [c for (p, point, w), c in results.items() if w == "lerobot" and point != "mid epoch 0"]
-    ok &= all(not c["exact"] for c in past_epoch_0)
-    table = "\n".join(lines)
+    tables = []
+    if same:
+        lines = [
+            "| processes | kill at (checkpoint step) | LeRobot's sampler | ours (launcher) |",
+            "|---|---|---|---|",
+        ]
+        for procs in args.procs:
+            for point, step in PLAN[procs][1].items():
+                cells = []
+                for which in ("lerobot", "ours"):
+                    c = results.get((procs, point, which))
+                    cells.append("not run" if c is None else verdict(c))
+                lines.append(f"| {procs} | {point} ({step}) | {cells[0]} | {cells[1]} |")
+                ours = results.get((procs, point, "ours"))
+                ok &= ours is None or ours["exact"]
+        past_epoch_0 = [
+            c for (p, point, w), c in results.items() if w == "lerobot" and point != "mid epoch 0"
+        ]
+        ok &= all(not c["exact"] for c in past_epoch_0)
+        tables.append("\n".join(lines))
+    if resized:
+        lines = [
+            "| resized resume (checkpoint step) | LeRobot's sampler | ours (launcher) |",
+            "|---|---|---|",
+        ]
+        for name, old, point, _new, _batch in resized:
+            step = PLAN[old][1][point]
+            cells = [resized_verdict(resized_results.get((name, which))) for which in ("lerobot", "ours")]
+            lines.append(f"| {name}, {point} ({step}) | {cells[0]} | {cells[1]} |")
+            ours = resized_results.get((name, "ours"))
+            ok &= ours is None or ours["status"] == "exact"
+        tables.append("\n".join(lines))
+    table = "\n\n".join(tables)
     print(table)
     (work / "table.md").write_text(table + "\n")
     (work / "results.json").write_text(
-        json.dumps({f"{k[0]}|{k[1]}|{k[2]}": v for k, v in results.items()}, indent=1)
+        json.dumps(
+            {
+                **{f"{k[0]}|{k[1]}|{k[2]}": v for k, v in results.items()},
+                **{f"resized|{k[0]}|{k[1]}": v for k, v in resized_results.items()},
+            },
+            indent=1,
+        )
     )
     return 0 if ok else 1
 
