@@ -27,6 +27,9 @@ class UsageError(Exception):
 class Parser(argparse.ArgumentParser):
     """argparse, with errors that print one line (:func:`one_line`), then exit 2."""
 
+    #: the subcommands' parsers by name (set on the top-level parser by :func:`build_parser`)
+    commands: dict[str, Parser]
+
     def error(self, message: str) -> NoReturn:
         sys.stderr.write(f"{self.prog}: error: {one_line(message, self.prog)}\n")
         raise SystemExit(2)
@@ -100,15 +103,13 @@ def build_parser() -> Parser:
     _add_demo(sub)
     _add_inspect(sub)
     _add_lerobot_train(sub)
+    parser.commands = dict(sub.choices)  # the subcommands' own parsers, by name
     return parser
 
 
-def subparser(parser: argparse.ArgumentParser, command: str) -> Parser:
+def subparser(parser: Parser, command: str) -> Parser:
     """The parser of subcommand ``command`` of ``parser`` (from :func:`build_parser`)."""
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            return action.choices[command]
-    raise KeyError(command)
+    return parser.commands[command]
 
 
 def _add_demo(sub: Any) -> None:
