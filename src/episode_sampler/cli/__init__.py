@@ -1,10 +1,10 @@
-"""The ``episode-sampler`` command line (``demo``, ``inspect``); not imported by the library.
+"""The ``episode-sampler`` command line: ``demo``, ``inspect`` and ``lerobot-train``.
 
 Modules: :mod:`.parser` (arguments and usage errors), :mod:`.entry` (``main``: dispatch and exit codes),
 :mod:`.inspect` (describe a saved state), :mod:`.demo` (the kill-and-resume demo, run from this
 process), :mod:`.progress` (status lines and step bars), :mod:`.worker` (the demo's training process,
 ``python -m episode_sampler.cli.worker``) and :mod:`.worker_checkpoint` (its crash-consistent
-checkpoints).
+checkpoints). ``lerobot-train`` runs :mod:`episode_sampler.integrations.lerobot_train`.
 """
 
 from .entry import main
