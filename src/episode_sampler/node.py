@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from torchdata.nodes import BaseNode
 
-from .core.cursor import FIRST_CHUNK, MAX_CHUNK, EpochPass, ShardedOrder, check_epoch
+from .core.cursor import FIRST_CHUNK, MAX_CHUNK, EpochPass, OrderView, ShardedOrder, check_epoch
 from .core.layout import EpisodeIndex
 from .core.seeding import sample_seed
 from .core.spec import SamplerSpec, non_empty, select_frames
@@ -43,7 +43,7 @@ def _with_rank(options: dict[str, Any]) -> dict[str, Any]:
     return options
 
 
-class EpisodeSamplerNode(BaseNode[Any]):
+class EpisodeSamplerNode(OrderView, BaseNode[Any]):
     """Frame indices of an :class:`EpisodeAwareSampler`, as a resumable torchdata source node.
 
     Yields the same ints, in the same epochs, as the equivalent sampler. The first ``reset(None)``
@@ -193,21 +193,6 @@ class EpisodeSamplerNode(BaseNode[Any]):
         self._start_pass(resume)
 
     # ------------------------------------------------------------------ properties
-    @property
-    def num_frames(self) -> int:
-        """Valid frames in one epoch (all ranks together)."""
-        return self._sharded.num_frames
-
-    @property
-    def rank(self) -> int:
-        """This node's shard in ``[0, world_size)``."""
-        return self._sharded.rank
-
-    @property
-    def world_size(self) -> int:
-        """Number of shards."""
-        return self._sharded.world_size
-
     @property
     def seed(self) -> int:
         return self._seed

@@ -11,7 +11,7 @@ from typing import Any, cast
 import numpy as np
 from torch.utils.data import Sampler
 
-from .core.cursor import EpochPass, ShardedOrder, check_epoch
+from .core.cursor import EpochPass, OrderView, ShardedOrder, check_epoch
 from .core.layout import EpisodeIndex
 from .core.spec import SamplerSpec, non_empty, select_frames
 from .core.state import MAX_EPOCH, samples_per_rank
@@ -24,7 +24,7 @@ __all__ = ["EpisodeAwareSampler", "SamplerIterator", "compute_sampler_state"]
 logger = logging.getLogger(__name__)
 
 
-class EpisodeAwareSampler(Sampler[int]):
+class EpisodeAwareSampler(OrderView, Sampler[int]):
     """Episode-aware sampler over the valid frames of a dataset; a drop-in for LeRobot's.
 
     The order of an epoch is a pure function of (layout, seed, epoch): with ``shuffle=True`` and
@@ -158,40 +158,6 @@ class EpisodeAwareSampler(Sampler[int]):
         )
 
     # ------------------------------------------------------------------ properties
-    @property
-    def num_frames(self) -> int:
-        """Valid frames in one epoch (all ranks together)."""
-        return self._sharded.order.num_frames
-
-    @property
-    def rank(self) -> int:
-        return self._sharded.rank
-
-    @property
-    def world_size(self) -> int:
-        return self._sharded.world_size
-
-    @property
-    def drop_last(self) -> bool:
-        return self._sharded.drop_last
-
-    @property
-    def permutation(self) -> str:
-        return self._sharded.order.permutation
-
-    @property
-    def order(self) -> str:
-        return self._sharded.order.order
-
-    @property
-    def block_size(self) -> int | None:
-        return self._sharded.order.block_size
-
-    @property
-    def fingerprint(self) -> str:
-        """Fingerprint of the valid frame ranges (see :attr:`EpisodeIndex.fingerprint`)."""
-        return self.episode_index.fingerprint
-
     @property
     def epoch(self) -> int:
         """The epoch the sampler is in: the running pass's, or the next pass's when none runs."""

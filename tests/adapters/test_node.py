@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from torchdata.nodes import Batcher, Loader, Prefetcher
 
-from episode_sampler import EpisodeAwareSampler
+from episode_sampler import EpisodeAwareSampler, EpisodeIndex
 from episode_sampler.node import EpisodeSamplerNode
 from tests.helpers.drain import drain, node_epochs
 from tests.helpers.drain import epochs as sampler_epochs
@@ -550,3 +550,18 @@ def test_leaving_a_loader_loop_early_starts_the_next_epoch():
     assert head == ref[0][:10]
     assert list(loader) == ref[1]
     assert list(loader) == ref[2]
+
+
+def test_node_and_sampler_report_the_same_order_properties():
+    # one set of read-only properties (core.cursor.OrderView) for both cursors
+    kw = {"shuffle": True, "seed": 3, "permutation": "feistel", "order": "blocks", "block_size": 4}
+    kw.update(rank=1, world_size=3, drop_last=True)
+    node = EpisodeSamplerNode([0, 10, 25], [10, 25, 31], **kw)
+    sampler = EpisodeAwareSampler([0, 10, 25], [10, 25, 31], **kw)
+    for name in ("num_frames", "rank", "world_size", "drop_last", "permutation", "order", "block_size"):
+        assert getattr(node, name) == getattr(sampler, name) == (kw | {"num_frames": 31}).get(name)
+    assert (
+        node.fingerprint
+        == sampler.fingerprint
+        == EpisodeIndex.from_bounds([0, 10, 25], [10, 25, 31]).fingerprint
+    )

@@ -112,6 +112,52 @@ class ShardedOrder:
         return restore_state(state, self.identity, world_size=self.world_size, drop_last=self.drop_last)
 
 
+class OrderView:
+    """Read-only properties of the order a cursor iterates (``_sharded``): the sampler's and the node's."""
+
+    _sharded: ShardedOrder
+
+    @property
+    def num_frames(self) -> int:
+        """Valid frames in one epoch (all ranks together)."""
+        return self._sharded.num_frames
+
+    @property
+    def rank(self) -> int:
+        """This cursor's shard in ``[0, world_size)``."""
+        return self._sharded.rank
+
+    @property
+    def world_size(self) -> int:
+        """Number of shards."""
+        return self._sharded.world_size
+
+    @property
+    def drop_last(self) -> bool:
+        """Whether an epoch's last, uneven round of positions is dropped instead of wrapped."""
+        return self._sharded.drop_last
+
+    @property
+    def permutation(self) -> str:
+        """``"randperm"`` or ``"feistel"``."""
+        return self._sharded.order.permutation
+
+    @property
+    def order(self) -> str:
+        """The shuffled units: ``"frames"``, ``"episodes"`` or ``"blocks"``."""
+        return self._sharded.order.order
+
+    @property
+    def block_size(self) -> int | None:
+        """Frames per block with ``order="blocks"``, else ``None``."""
+        return self._sharded.order.block_size
+
+    @property
+    def fingerprint(self) -> str:
+        """Fingerprint of the valid frame ranges (see :attr:`EpisodeIndex.fingerprint`)."""
+        return self._sharded.order.index.fingerprint
+
+
 class EpochPass:
     """One pass over an epoch from ``start``, handed out chunk by chunk as Python ints.
 
