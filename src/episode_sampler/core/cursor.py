@@ -183,10 +183,6 @@ class EpochPass:
         base, length, it = self._chunk
         return base + length - operator.length_hint(it)
 
-    @property
-    def finished(self) -> bool:
-        return self.position >= self.total
-
     def finish(self) -> None:
         """Move to the end of the pass: nothing is left to yield (a pass restored as exhausted)."""
         self._chunk = (self.total, 0, iter(()))

@@ -65,8 +65,6 @@ def feistel_keys(seed: int, epoch: int, rounds: int = FEISTEL_ROUNDS) -> np.ndar
 class Permutation:
     """A bijection of ``[0, n)`` for one (seed, epoch). Call it on an int64 array of positions."""
 
-    kind: str = ""
-
     def __init__(self, n: int, seed: int, epoch: int) -> None:
         self.n = check_int("n", n, minimum=1)
         self.seed = check_seed(seed)
@@ -94,8 +92,6 @@ class RandpermPermutation(Permutation):
 
     Materialized once at construction (O(n) memory); the inverse is built on first use.
     """
-
-    kind = "randperm"
 
     def __init__(self, n: int, seed: int, epoch: int) -> None:
         super().__init__(n, seed, epoch)
@@ -132,8 +128,6 @@ class FeistelPermutation(Permutation):
     until they land in ``[0, n)``; a bijection on the power-of-two domain makes this a bijection
     on ``[0, n)`` and always terminates (the cycle through the start value returns to it).
     """
-
-    kind = "feistel"
 
     def __init__(self, n: int, seed: int, epoch: int, rounds: int = FEISTEL_ROUNDS) -> None:
         super().__init__(n, seed, epoch)
