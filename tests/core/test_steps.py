@@ -20,6 +20,7 @@ import pytest
 from torch.utils.data import BatchSampler
 
 from episode_sampler import EpisodeAwareSampler, compute_sampler_state
+from episode_sampler.core.steps import accelerate_pass
 from tests.helpers.layouts import GAPS_FROM, GAPS_TO
 from tests.helpers.reference import lerobot_epoch, lerobot_indices
 
@@ -159,3 +160,19 @@ def test_resume_at_every_step(batch_size: int, num_processes: int) -> None:
 @pytest.mark.parametrize(("batch_size", "num_processes"), EXACT_CASES)
 def test_no_padding_means_exact(batch_size: int, num_processes: int) -> None:
     assert not padding_slots(batch_size, num_processes)
+
+
+def test_accelerate_pass_names_the_pass_in_progress():
+    # 10 frames, batch 3, one process: 4 steps per epoch (3 + 3 + 3 + 1); by hand.
+    assert accelerate_pass(0, 10, 3, 1) == (0, 0, 0)
+    assert accelerate_pass(3, 10, 3, 1) == (0, 0, 3)
+    assert accelerate_pass(4, 10, 3, 1) == (1, 0, 0)
+    assert accelerate_pass(9, 10, 3, 1) == (2, 0, 1)
+    # resumed at step 5 at frame 4 of epoch 2: 6 frames left, a pass of 2 steps, then full epochs
+    origin = {"step": 5, "epoch": 2, "start_index": 4}
+    assert accelerate_pass(5, 10, 3, 1, origin=origin) == (2, 4, 0)
+    assert accelerate_pass(6, 10, 3, 1, origin=origin) == (2, 4, 1)
+    assert accelerate_pass(7, 10, 3, 1, origin=origin) == (3, 0, 0)
+    assert accelerate_pass(12, 10, 3, 1, origin=origin) == (4, 0, 1)
+    with pytest.raises(ValueError, match="process_index is required"):
+        accelerate_pass(1, 10, 3, 2, even_batches=False)

@@ -14,7 +14,7 @@ from typing import Any
 from .state import MAX_EPOCH
 from .validation import ArgumentTypeError, check_bool, check_int
 
-__all__ = ["accelerate_steps", "compute_sampler_state"]
+__all__ = ["accelerate_pass", "accelerate_steps", "compute_sampler_state"]
 
 
 def compute_sampler_state(
@@ -59,6 +59,49 @@ def compute_sampler_state(
             ``batch_size`` not divisible by ``num_processes`` with ``split_batches``, a missing or
             out-of-range ``process_index`` with ``even_batches=False``.
     """
+    step, num_frames, args, per_step, per_epoch = _checked(
+        step, num_frames, batch_size, num_processes, split_batches, even_batches, drop_last, process_index
+    )
+    epoch, pass_start, into = _walk(step, num_frames, args, per_epoch, origin)
+    return {"epoch": epoch, "start_index": min(pass_start + into * per_step, num_frames)}
+
+
+def accelerate_pass(
+    step: int,
+    num_frames: int,
+    batch_size: int,
+    num_processes: int,
+    *,
+    split_batches: bool = False,
+    even_batches: bool = True,
+    drop_last: bool = False,
+    process_index: int | None = None,
+    origin: Mapping[str, int] | None = None,
+) -> tuple[int, int, int]:
+    """``(epoch, pass_start, steps_into_pass)`` after ``step`` steps: the pass a resume continues.
+
+    The same walk as :func:`compute_sampler_state` (same arguments, same checks), reported as the
+    pass in progress -- its epoch, the position it started at (0, or ``origin``'s ``start_index``
+    for the pass that resumed there) and how many steps this process took of it -- rather than as
+    the position reached (``pass_start + steps_into_pass * positions_per_step``, capped).
+    """
+    step, num_frames, args, _, per_epoch = _checked(
+        step, num_frames, batch_size, num_processes, split_batches, even_batches, drop_last, process_index
+    )
+    return _walk(step, num_frames, args, per_epoch, origin)
+
+
+def _checked(
+    step: Any,
+    num_frames: Any,
+    batch_size: Any,
+    num_processes: Any,
+    split_batches: Any,
+    even_batches: Any,
+    drop_last: Any,
+    process_index: Any,
+) -> tuple[int, int, tuple[Any, ...], int, int]:
+    """Validated ``(step, num_frames, the other accelerate_steps arguments, per step, per epoch)``."""
     step = check_int("step", step, minimum=0)
     num_frames = check_int("num_frames", num_frames, minimum=1)
     batch_size = check_int("batch_size", batch_size, minimum=1)
@@ -82,16 +125,23 @@ def compute_sampler_state(
             f"{batch_size}, num_processes={num_processes}, split_batches={split_batches}, "
             f"even_batches={even_batches}, drop_last={drop_last}: a training loop would never get a step"
         )
+    return step, num_frames, args, per_step, per_epoch
+
+
+def _walk(
+    step: int, num_frames: int, args: tuple[Any, ...], per_epoch: int, origin: Mapping[str, int] | None
+) -> tuple[int, int, int]:
+    """(epoch, pass start, steps into the pass) after ``step`` steps of ``args``' sharding (checked)."""
     epoch = 0
     if origin is not None:
         step, epoch, start = _check_origin(origin, step, num_frames)
         if start > 0:  # the pass that resumed at ``start`` is a pass over the rest of that epoch
             partial = accelerate_steps(num_frames - start, *args)[1]
             if step < partial:
-                return {"epoch": epoch, "start_index": min(start + step * per_step, num_frames)}
+                return epoch, start, step
             step, epoch = step - partial, epoch + 1
     epochs, into = divmod(step, per_epoch)
-    return {"epoch": epoch + epochs, "start_index": min(into * per_step, num_frames)}
+    return epoch + epochs, 0, into
 
 
 def _check_origin(origin: Any, step: int, num_frames: int) -> tuple[int, int, int]:

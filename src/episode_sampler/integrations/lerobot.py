@@ -50,7 +50,7 @@ from typing import Any
 from ..core.checkpoint import load_state, save_state
 from ..core.order import ORDERS
 from ..core.permutation import PERMUTATIONS
-from ..core.steps import accelerate_steps, compute_sampler_state
+from ..core.steps import accelerate_pass, compute_sampler_state
 from ..core.validation import check_bool, check_choice, check_int
 from ..sampler import EpisodeAwareSampler
 from .accelerate import dataloader_mode
@@ -328,15 +328,17 @@ class _Segment:
 
     def pass_position(self, step: int, num_frames: int, rank: int) -> tuple[int, int, int]:
         """(epoch, where its pass started, batches process ``rank`` took of it) after ``step`` steps."""
-        args = (self.batch_size, self.num_processes, self.split_batches, self.even_batches, self.drop_last)
-        steps, epoch, start = step - self.origin_step, self.origin_epoch, self.origin_start
-        if start > 0:  # the pass that resumed at ``start``: a pass over the rest of that epoch
-            partial = accelerate_steps(num_frames - start, *args, rank)[1]
-            if steps < partial:
-                return epoch, start, steps
-            steps, epoch = steps - partial, epoch + 1
-        epochs, into = divmod(steps, accelerate_steps(num_frames, *args, rank)[1])
-        return epoch + epochs, 0, into
+        return accelerate_pass(
+            step,
+            num_frames,
+            self.batch_size,
+            self.num_processes,
+            split_batches=self.split_batches,
+            even_batches=self.even_batches,
+            drop_last=self.drop_last,
+            process_index=rank,
+            origin=self.origin(),
+        )
 
 
 def _identity(sampler: EpisodeAwareSampler) -> dict[str, Any]:
