@@ -199,6 +199,7 @@ class Misbehaving:
         self.files = files
         self.fail: dict[str, int] = {}
         self.trickle = 256
+        self.etag = '"v1"'
         self.log: list[tuple[str, str, str | None]] = []
         self.release = threading.Event()
         self.body_started = threading.Event()
@@ -227,7 +228,7 @@ class Misbehaving:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
         self.thread.start()
         return self
 
@@ -253,16 +254,16 @@ class Misbehaving:
             return self.reply(h, 429, b"slow down", {"Retry-After": "0"})
         data = self.files[name]
         if head:
-            return self.reply(h, 200, b"", {"Content-Length": str(len(data)), "ETag": '"v1"'}, head=True)
+            return self.reply(h, 200, b"", {"Content-Length": str(len(data)), "ETag": self.etag}, head=True)
         if mode == "stall":
             self.release.wait(60)
             return
         m = re.fullmatch(r"bytes=(\d+)-(\d+)", rng or "")
         if mode == "norange" or m is None:
-            return self.reply(h, 200, data, {"ETag": '"v1"'})
+            return self.reply(h, 200, data, {"ETag": self.etag})
         a, b = int(m.group(1)), min(int(m.group(2)), len(data) - 1)
         body = data[a : b + 1]
-        headers = {"Content-Range": f"bytes {a}-{b}/{len(data)}", "ETag": '"v1"'}
+        headers = {"Content-Range": f"bytes {a}-{b}/{len(data)}", "ETag": self.etag}
         if mode == "short":
             body = body[: len(body) // 2]
         if mode == "cut":
