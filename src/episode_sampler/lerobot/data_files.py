@@ -19,7 +19,7 @@ from ..core.layout import EpisodeIndex
 from .column_cache import DEFAULT_COLUMN_CACHE_BYTES, ColumnCache
 from .columns import Column, describe, leaf, signature, to_numpy
 from .episode_table import int_column
-from .parquet_io import read_metadata, read_row_groups, read_schema, read_table
+from .parquet_io import parquet_file, read_metadata, read_row_groups, read_table
 from .storage import Store
 
 __all__ = ["DataFiles"]
@@ -296,17 +296,18 @@ class DataFiles:
 def _read_index(store: Store, rel: str, specs: dict[str, Column]) -> tuple[np.ndarray, np.ndarray]:
     """A data file's ``index`` and ``episode_index``, after checking it has the ``specs`` columns."""
     name = store.name(rel)
-    schema = read_schema(store, rel)
-    for col in ("index", "episode_index", *specs):
-        if col not in schema.names:
-            raise ValueError(f"data file {name!r} has no column {col!r}")
-    for col, spec in specs.items():
-        t = schema.field(col).type
-        if signature(describe(col, t)) != signature(spec):
-            raise ValueError(
-                f"column {col!r} of data file {name!r} has type {t}, other files {spec.arrow_type}"
-            )
-    table = read_table(store, rel, ["index", "episode_index"])
+    with parquet_file(store, rel) as pf:
+        schema = pf.schema_arrow
+        for col in ("index", "episode_index", *specs):
+            if col not in schema.names:
+                raise ValueError(f"data file {name!r} has no column {col!r}")
+        for col, spec in specs.items():
+            t = schema.field(col).type
+            if signature(describe(col, t)) != signature(spec):
+                raise ValueError(
+                    f"column {col!r} of data file {name!r} has type {t}, other files {spec.arrow_type}"
+                )
+        table = pf.read(columns=["index", "episode_index"])
     return int_column(table, "index", name), int_column(table, "episode_index", name)
 
 

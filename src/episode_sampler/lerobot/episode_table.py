@@ -12,7 +12,7 @@ import pyarrow as pa
 
 from ..core.layout import EpisodeIndex
 from .meta import read_info
-from .parquet_io import read_schema, read_table
+from .parquet_io import parquet_file
 from .storage import LocalStore, Store, as_store
 
 __all__ = [
@@ -136,20 +136,21 @@ def read_episode_table(
     with_bounds: list[bool] = []
     for rel in files:
         path = store.name(rel)
-        names = set(read_schema(store, rel).names)
-        has_bounds = _FROM in names or _TO in names
-        if has_bounds:
-            need = ["episode_index", _FROM, _TO] + (["length"] if "length" in names else [])
-        else:
-            need = ["episode_index", "length"]
-        for name in need:
-            if name not in names:
-                raise ValueError(f"episode metadata file {path!r} has no column {name!r}")
-        for name in extra:
-            if name not in names:
-                lacking.setdefault(name, path)
-        wanted = [n for n in extra if n not in lacking]
-        table = read_table(store, rel, need + wanted)
+        with parquet_file(store, rel) as pf:
+            names = set(pf.schema_arrow.names)
+            has_bounds = _FROM in names or _TO in names
+            if has_bounds:
+                need = ["episode_index", _FROM, _TO] + (["length"] if "length" in names else [])
+            else:
+                need = ["episode_index", "length"]
+            for name in need:
+                if name not in names:
+                    raise ValueError(f"episode metadata file {path!r} has no column {name!r}")
+            for name in extra:
+                if name not in names:
+                    lacking.setdefault(name, path)
+            wanted = [n for n in extra if n not in lacking]
+            table = pf.read(columns=need + wanted)
         for name in need:
             cols[name].append(int_column(table, name, path))
         for name in wanted:

@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 
 from .storage import Store
 
-__all__ = ["read_metadata", "read_row_groups", "read_schema", "read_table"]
+__all__ = ["parquet_file", "read_metadata", "read_row_groups", "read_schema", "read_table"]
 
 
 @contextmanager
@@ -32,6 +32,14 @@ def _opened(store: Store, rel: str) -> Iterator[Any]:
     finally:
         if not isinstance(source, str):
             source.close()
+
+
+@contextmanager
+def parquet_file(store: Store, rel: str) -> Iterator[pq.ParquetFile]:
+    """The file opened once (footer parsed once): read its ``schema_arrow``, then ``read(columns=...)``
+    inside the block; errors name the file."""
+    with _opened(store, rel) as source:
+        yield pq.ParquetFile(source, memory_map=True)
 
 
 def read_schema(store: Store, rel: str) -> pa.Schema:
