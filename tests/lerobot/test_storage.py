@@ -274,3 +274,24 @@ def test_remote_options_validated(tmp_path, kwargs, error, match):
 def test_root_type_checked():
     with pytest.raises(TypeError, match="root must be a path, a URL or a Store"):
         open_store(3)  # type: ignore[arg-type]
+
+
+def test_training_loader_over_http_equals_local(nginx, video_root, tmp_path):
+    """The sampler and a 2-worker DataLoader over the HTTP-served dataset yield the local batches."""
+    from torch.utils.data import DataLoader
+
+    from episode_sampler import EpisodeAwareSampler
+
+    url = nginx.serve(video_root, "storage-loader")
+    cols = ["index", "action", "task", SIDE]
+    batches = []
+    for root in (video_root, url):
+        frames = LeRobotFrames(root, columns=cols, delta_indices={"action": [0, 1]}, cache_dir=tmp_path / "c")
+        sampler = EpisodeAwareSampler.from_lerobot(frames.store, seed=7, shuffle=True)
+        loader = DataLoader(frames, batch_size=6, sampler=sampler, num_workers=2, collate_fn=lambda b: b)
+        batches.append([item for batch in loader for item in batch])
+        frames.close()
+    local, far = batches
+    assert len(local) == len(far) == len(LeRobotFrames(video_root, columns=["index"]))
+    for a, b in zip(local, far):
+        assert_batches_equal(a, b)
