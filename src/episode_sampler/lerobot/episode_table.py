@@ -11,6 +11,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..core.layout import EpisodeIndex
+from .columns import numeric_numpy
 from .meta import read_info
 from .parquet_io import parquet_file
 from .storage import LocalStore, Store, as_store
@@ -201,7 +202,7 @@ def _extra_column(table: pa.Table, name: str, kind: str, path: str) -> np.ndarra
         raise ValueError(f"column {name!r} of {path!r} must hold integers, got {col.type}")
     if not (pa.types.is_floating(col.type) or pa.types.is_integer(col.type)):
         raise ValueError(f"column {name!r} of {path!r} must hold numbers, got {col.type}")
-    return col.to_numpy().astype(np.int64 if kind == "int" else np.float64)
+    return numeric_numpy(col).astype(np.int64 if kind == "int" else np.float64)
 
 
 def int_column(table: pa.Table, name: str, path: str) -> np.ndarray:
@@ -210,7 +211,7 @@ def int_column(table: pa.Table, name: str, path: str) -> np.ndarray:
         raise ValueError(f"column {name!r} of {path!r} must hold integers, got {col.type}")
     if col.null_count:
         raise ValueError(f"column {name!r} of {path!r} holds {col.null_count} null value(s)")
-    return col.to_numpy().astype(np.int64, copy=False)
+    return numeric_numpy(col).astype(np.int64, copy=False)
 
 
 def _check_total(info: dict[str, Any], key: str, actual: int, root: str) -> None:
