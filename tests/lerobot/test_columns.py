@@ -1,6 +1,7 @@
 """Arrow -> numpy without pyarrow's pandas-based converter (``columns.numeric_numpy``), and a dataset
-opened and read without importing pandas (pyarrow imports it on the first ``to_numpy`` or
-``pq.read_table``: 0.3-1 s of start-up for nothing)."""
+opened and read without importing pandas or pyarrow.compute (pyarrow imports pandas on the first
+``to_numpy`` or ``pq.read_table``, pyarrow.compute on the first ``flatten()``: up to a second of
+start-up for nothing)."""
 
 from __future__ import annotations
 
@@ -49,6 +50,21 @@ def test_numeric_numpy_falls_back_for_nulls_and_other_types():
     assert numeric_numpy(pa.array(["a", "b"])).tolist() == ["a", "b"]
 
 
+def test_list_columns_of_sliced_and_chunked_arrays():
+    """Fixed-size and variable lists are read from their child values, sliced as the parent is."""
+    from episode_sampler.lerobot.columns import describe, to_numpy
+
+    rows = [[float(i), float(i) + 0.5] for i in range(10)]
+    for type_ in (pa.list_(pa.float32(), 2), pa.list_(pa.float32())):
+        arr = pa.array(rows, type_)
+        data = pa.chunked_array([arr.slice(1, 3), arr.slice(6, 4)])
+        got = to_numpy(describe("x", type_), data, "f")
+        np.testing.assert_array_equal(got, np.array(rows[1:4] + rows[6:10], np.float32))
+    nested = pa.array([[[i, i + 1], [i + 2, i + 3]] for i in range(5)], pa.list_(pa.list_(pa.int64(), 2), 2))
+    got = to_numpy(describe("n", nested.type), pa.chunked_array([nested.slice(2, 3)]), "f")
+    assert got.tolist() == [[[i, i + 1], [i + 2, i + 3]] for i in range(2, 5)]
+
+
 def test_opening_and_reading_a_dataset_imports_no_pandas(tmp_path):
     pytest.importorskip("pandas")  # only meaningful where pandas is installed
     root = tmp_path / "ds"
@@ -63,8 +79,8 @@ def test_opening_and_reading_a_dataset_imports_no_pandas(tmp_path):
             )
             batch = ds.get_batch(list(range(len(ds))))
             assert batch["task"][0], batch
-        print("pandas" in sys.modules)
+        print("pandas" in sys.modules, "pyarrow.compute" in sys.modules)
         """
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False", out.stderr
+    assert out.stdout.strip() == "False False", out.stderr
