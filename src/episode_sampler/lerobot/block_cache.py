@@ -43,6 +43,7 @@ LOW_WATER = 0.9
 MAX_RUN_BLOCKS = 8
 MAGIC = b"ESB1"
 HEADER = struct.Struct("<4sQI")  # magic, data length, crc32
+USAGE_WIDTH = 20
 _STAT_NAMES = ("hits", "misses", "bytes_downloaded", "evictions", "corrupt")
 
 
@@ -66,6 +67,7 @@ class _Locks:
 
     def __init__(self, lock_file: Path) -> None:
         self.fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o666)
+        self.usage_fd = os.open(lock_file.parent / "usage", os.O_RDWR | os.O_CREAT, 0o666)
         self.index = threading.Lock()
         self.stripes = [threading.Lock() for _ in range(STRIPES)]
         self.stamp = 0
@@ -212,16 +214,13 @@ class BlockCache:
             return self._read_usage()
 
     def _read_usage(self) -> int:
-        try:
-            data = (self.directory / "usage").read_bytes()
-        except FileNotFoundError:
-            return 0
-        return int(data.decode() or 0)
+        raw = os.pread(self._runtime().usage_fd, USAGE_WIDTH, 0)
+        return int(raw) if raw.strip().isdigit() else 0
 
     def _write_usage(self, n: int) -> None:
-        tmp = self.directory / "tmp" / f"usage.{os.getpid()}.{threading.get_ident()}"
-        tmp.write_bytes(str(max(0, n)).encode())
-        os.replace(tmp, self.directory / "usage")
+        """One ``pwrite`` of a fixed-width number, in place (a rename over the old file would make ext4
+        flush on every store); a killed process leaves the old or the new number, and a restart recounts."""
+        os.pwrite(self._runtime().usage_fd, str(max(0, n)).rjust(USAGE_WIDTH).encode(), 0)
 
     def _clean_tmp(self) -> None:
         """Remove temporary files whose process is gone (a download killed mid-way)."""
@@ -239,8 +238,9 @@ class BlockCache:
         start, stop = self._block_span(size, index)
         return stop - start
 
-    def _load(self, key: str, index: int, length: int) -> bytes | None:
-        """The block's data if its entry is present and checks out (the entry is marked used)."""
+    def _load(self, key: str, index: int, length: int, *, note: bool = False) -> bytes | None:
+        """The block's data if its entry is present and checks out (the entry is marked used); ``note``
+        counts a corrupt entry (once: when checked under the block's lock)."""
         path = self._path(key, index)
         try:
             with open(path, "rb") as f:
@@ -249,7 +249,8 @@ class BlockCache:
             return None
         data = check_entry(raw, length)
         if data is None:
-            self._count("corrupt")
+            if note:
+                self._count("corrupt")
             return None
         self._touch(path)
         return data
@@ -343,7 +344,7 @@ class BlockCache:
             todo = []
             for i in run:
                 length = self._length(size, i)
-                data = self._load(key, i, length) if keep else (b"" if self._present(key, i, length) else None)
+                data = self._load(key, i, length, note=True) if keep else (b"" if self._present(key, i, length) else None)
                 if data is None:
                     todo.append(i)
                 else:
@@ -377,10 +378,8 @@ class BlockCache:
         nbytes = HEADER.size + len(data)
         with self._index_lock():
             usage = self._read_usage()
-            try:
-                usage -= path.stat().st_size  # replacing a corrupt entry
-            except FileNotFoundError:
-                pass
+            if path.exists():  # replacing a corrupt entry: it was counted at its nominal size
+                usage -= nbytes
             if usage + nbytes > self.max_bytes:
                 usage = self._evict(int(self.max_bytes * LOW_WATER) - nbytes)
             os.replace(tmp, path)
