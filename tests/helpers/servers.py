@@ -110,7 +110,15 @@ http {{
         for _ in range(3):
             self.port = free_port()
             conf = self._config()
-            args = [str(NGINX), "-c", str(conf), "-p", str(self.workdir), "-e", str(self.workdir / "error.log")]
+            args = [
+                str(NGINX),
+                "-c",
+                str(conf),
+                "-p",
+                str(self.workdir),
+                "-e",
+                str(self.workdir / "error.log"),
+            ]
             self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             try:
                 wait_for_port(self.port, self.proc, 10, "nginx")
@@ -167,7 +175,12 @@ class Moto:
 
         fs = self.filesystem()
         fs.create_dir(bucket)
-        pafs.copy_files(str(directory), f"{bucket}/{prefix}", source_filesystem=pafs.LocalFileSystem(), destination_filesystem=fs)
+        pafs.copy_files(
+            str(directory),
+            f"{bucket}/{prefix}",
+            source_filesystem=pafs.LocalFileSystem(),
+            destination_filesystem=fs,
+        )
 
     def __enter__(self) -> Moto:
         self.port = free_port()

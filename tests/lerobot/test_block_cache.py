@@ -13,14 +13,13 @@ import subprocess
 import time
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from episode_sampler.lerobot.remote_source import open_source
 from episode_sampler.lerobot.block_cache import HEADER, LOW_WATER, BlockCache, check_entry
+from episode_sampler.lerobot.remote_source import open_source
 from tests.helpers import cache_worker
 from tests.helpers.remote import MemorySource
 from tests.helpers.servers import Misbehaving
@@ -295,7 +294,9 @@ def test_sigkill_mid_download_leaves_no_corrupt_entry(tmp_path):
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait()
             server.body_started.clear()
-            cache = BlockCache(cache_dir, 10_000_000, bs)  # a new process's view: tmp files of the dead removed
+            cache = BlockCache(
+                cache_dir, 10_000_000, bs
+            )  # a new process's view: tmp files of the dead removed
             assert all_entries_valid(cache, len(data)) < 40
             assert not list((cache_dir / "tmp").iterdir())
         server.trickle = len(data)

@@ -20,10 +20,10 @@ from episode_sampler.lerobot import remote_source
 from episode_sampler.lerobot.remote_errors import (
     RangeNotSupportedError,
     RemoteReadError,
+    TransientError,
     TruncatedError,
     backoff_s,
     with_retries,
-    TransientError,
 )
 from episode_sampler.lerobot.remote_source import (
     ArrowSource,
@@ -317,3 +317,10 @@ def test_s3_without_credentials_is_anonymous(monkeypatch, tmp_path):
     assert remote_source.s3_options("", 3.0, 2)["anonymous"] is True
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
     assert "anonymous" not in remote_source.s3_options("http://127.0.0.1:9", 3.0, 2)
+
+
+def test_http_url_and_identity():
+    source = open_source("https://u:p@Example.org/a/ds/")
+    assert source.url == "https://example.org/a/ds"
+    assert source.identity == "https://example.org:443/a/ds/"
+    assert source.name("meta/my file.json") == "https://example.org/a/ds/meta/my%20file.json"

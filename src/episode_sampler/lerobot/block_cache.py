@@ -151,7 +151,9 @@ class BlockCache:
             return dict(self._counts)
 
     def __repr__(self) -> str:
-        return f"BlockCache({str(self.directory)!r}, max_bytes={self.max_bytes}, block_size={self.block_size})"
+        return (
+            f"BlockCache({str(self.directory)!r}, max_bytes={self.max_bytes}, block_size={self.block_size})"
+        )
 
     # locks ---------------------------------------------------------------------------------------------
     class _Held:
@@ -309,7 +311,9 @@ class BlockCache:
         self._blocks(source, rel, sorted(wanted), keep=False)
         return self.stats()["bytes_downloaded"] - before
 
-    def _blocks(self, source: RemoteSource, rel: str, indices: Sequence[int], *, keep: bool) -> dict[int, bytes]:
+    def _blocks(
+        self, source: RemoteSource, rel: str, indices: Sequence[int], *, keep: bool
+    ) -> dict[int, bytes]:
         """The blocks' data (``keep``) or just their presence; missing runs are downloaded."""
         size = source.size(rel)
         key = self.file_key(source, rel)
@@ -344,7 +348,11 @@ class BlockCache:
             todo = []
             for i in run:
                 length = self._length(size, i)
-                data = self._load(key, i, length, note=True) if keep else (b"" if self._present(key, i, length) else None)
+                data = (
+                    self._load(key, i, length, note=True)
+                    if keep
+                    else (b"" if self._present(key, i, length) else None)
+                )
                 if data is None:
                     todo.append(i)
                 else:
@@ -354,7 +362,9 @@ class BlockCache:
                 out.update(self._download(source, rel, key, size, sub))
         return out
 
-    def _download(self, source: RemoteSource, rel: str, key: str, size: int, run: list[int]) -> dict[int, bytes]:
+    def _download(
+        self, source: RemoteSource, rel: str, key: str, size: int, run: list[int]
+    ) -> dict[int, bytes]:
         start = self._block_span(size, run[0])[0]
         stop = self._block_span(size, run[-1])[1]
         data = source.read(rel, start, stop)

@@ -45,7 +45,13 @@ class RemoteFile(io.RawIOBase):
         return f"RemoteFile({self.name!r})"
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"source": self.source, "rel": self.rel, "cache": self.cache, "size": self.size, "pos": self._pos}
+        return {
+            "source": self.source,
+            "rel": self.rel,
+            "cache": self.cache,
+            "size": self.size,
+            "pos": self._pos,
+        }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(state["source"], state["rel"], state["cache"])  # type: ignore[misc]
@@ -68,15 +74,15 @@ class RemoteFile(io.RawIOBase):
     def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
         self._check_open()
         if whence == os.SEEK_SET:
+            if offset < 0:
+                raise ValueError(f"negative seek position {offset} in {self.name}")
             pos = offset
         elif whence == os.SEEK_CUR:
-            pos = self._pos + offset
+            pos = max(0, self._pos + offset)  # as io.BytesIO: a relative seek stops at 0
         elif whence == os.SEEK_END:
-            pos = self.size + offset
+            pos = max(0, self.size + offset)
         else:
             raise ValueError(f"whence must be 0, 1 or 2, got {whence}")
-        if pos < 0:
-            raise ValueError(f"negative seek position {pos} in {self.name}")
         self._pos = pos
         return pos
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import abc
 import base64
 import http.client
+import importlib
 import os
 import re
 import threading
@@ -85,7 +86,8 @@ class RemoteSource(abc.ABC):
         data = self._read(check_rel(rel), start, stop)
         if len(data) != stop - start:
             raise TruncatedError(
-                f"{self.name(rel)}: asked for bytes [{start}, {stop}), got {len(data)} bytes (truncated file?)"
+                f"{self.name(rel)}: asked for bytes [{start}, {stop}), got {len(data)} bytes "
+                "(truncated file?)"
             )
         return data
 
@@ -139,8 +141,9 @@ class HttpSource(RemoteSource):
             token = f"{urllib.parse.unquote(parts.username)}:{urllib.parse.unquote(parts.password or '')}"
             self._auth = "Basic " + base64.b64encode(token.encode()).decode()
         host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
-        shown = f"{parts.scheme}://{host}:{port}{path}"
-        super().__init__(shown.rstrip("/"), shown)
+        netloc = host if parts.port is None else f"{host}:{parts.port}"
+        shown = f"{parts.scheme}://{netloc}{path}"  # as given, without credentials
+        super().__init__(shown.rstrip("/"), f"{parts.scheme}://{host}:{port}{path}")
         self._base = shown
         self.timeout_s = timeout_s
         self.retries = retries
@@ -207,7 +210,9 @@ class HttpSource(RemoteSource):
                 raise TransientError(ConnectionError(f"{url}: {type(e).__name__}: {e}")) from e
         raise AssertionError("unreachable")
 
-    def _request(self, method: str, url: str, headers: dict[str, str]) -> tuple[str, http.client.HTTPResponse]:
+    def _request(
+        self, method: str, url: str, headers: dict[str, str]
+    ) -> tuple[str, http.client.HTTPResponse]:
         """The response after redirects, with errors mapped (4xx/5xx raise); returns the final URL too."""
         origin = urllib.parse.urlsplit(url).netloc
         for _ in range(_MAX_REDIRECTS + 1):
@@ -229,7 +234,12 @@ class HttpSource(RemoteSource):
     def _finish(self, url: str, resp: http.client.HTTPResponse) -> None:
         """Discard a response's body: read a small one to keep the connection, drop it otherwise."""
         length = resp.getheader("Content-Length")
-        if length is not None and length.isdigit() and int(length) <= 65536 and resp.getheader("Connection") != "close":
+        if (
+            length is not None
+            and length.isdigit()
+            and int(length) <= 65536
+            and resp.getheader("Connection") != "close"
+        ):
             try:
                 resp.read()
                 return
@@ -267,7 +277,9 @@ class HttpSource(RemoteSource):
         version = version_of(resp)
         self._finish(final, resp)
         if resp.status != 206 or total is None:
-            raise RangeNotSupportedError(f"{url}: the server does not answer byte-range requests (HTTP {resp.status})")
+            raise RangeNotSupportedError(
+                f"{url}: the server does not answer byte-range requests (HTTP {resp.status})"
+            )
         return FileStat(total[2], version)
 
     def _read(self, rel: str, start: int, stop: int) -> bytes:
@@ -280,7 +292,8 @@ class HttpSource(RemoteSource):
             self._drop(final)
             raise RangeNotSupportedError(
                 f"{url}: the server ignores byte-range requests (answered HTTP {resp.status} to Range: "
-                f"bytes={start}-{stop - 1}); serve the dataset with a server that supports Range (nginx, S3, ...)"
+                f"bytes={start}-{stop - 1}); serve the dataset with a server that supports Range "
+                "(nginx, S3, ...)"
             )
         self._check_range_answer(url, rel, resp, start, stop)
         try:
@@ -566,7 +579,12 @@ def s3_options(endpoint: str, timeout_s: float, retries: int) -> dict[str, Any]:
 
 def has_aws_credentials() -> bool:
     """Whether the environment or the shared files name AWS credentials (no network)."""
-    env = ("AWS_ACCESS_KEY_ID", "AWS_PROFILE", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_FULL_URI")
+    env = (
+        "AWS_ACCESS_KEY_ID",
+        "AWS_PROFILE",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    )
     if any(os.environ.get(k) for k in env) or os.environ.get("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"):
         return True
     home = Path.home() / ".aws"
@@ -655,7 +673,7 @@ def open_source(
 
 def generic_fsspec_source(url: str, retries: int) -> RemoteSource:
     try:
-        import fsspec
+        fsspec: Any = importlib.import_module("fsspec")  # untyped (no py.typed marker)
     except ImportError as e:
         raise ImportError(f"root {url!r}: reading this scheme needs fsspec: pip install fsspec") from e
     try:
@@ -675,12 +693,14 @@ def source_in_filesystem(filesystem: Any, root: str, retries: int) -> RemoteSour
     if pafs is not None and isinstance(filesystem, pafs.FileSystem):
         path = strip_scheme(root)
         name = filesystem.type_name
-        return ArrowSource(filesystem, path, f"{name}://{path.strip('/')}", f"pyarrow-{name}://{path.strip('/')}/")
+        return ArrowSource(
+            filesystem, path, f"{name}://{path.strip('/')}", f"pyarrow-{name}://{path.strip('/')}/"
+        )
     try:
-        from fsspec import AbstractFileSystem
+        abstract: Any = importlib.import_module("fsspec").AbstractFileSystem
     except ImportError:
-        AbstractFileSystem = None  # noqa: N806
-    if AbstractFileSystem is not None and isinstance(filesystem, AbstractFileSystem):
+        abstract = None
+    if abstract is not None and isinstance(filesystem, abstract):
         path = strip_scheme(root)
         protocol = filesystem.protocol if isinstance(filesystem.protocol, str) else filesystem.protocol[0]
         url = f"{protocol}://{path.strip('/')}"
@@ -692,4 +712,6 @@ def source_in_filesystem(filesystem: Any, root: str, retries: int) -> RemoteSour
 
 
 def strip_scheme(root: str) -> str:
-    return root[len(_SCHEME.match(root).group(0)) :] if scheme_of(root) else root  # type: ignore[union-attr]
+    """A root without its ``scheme://``."""
+    m = _SCHEME.match(root)
+    return root[len(m.group(0)) :] if m is not None and scheme_of(root) else root
