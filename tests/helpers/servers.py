@@ -55,18 +55,19 @@ class Nginx:
     ``serve(directory)`` links a directory under the root and returns its URL.
     """
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, tls: tuple[Path, Path] | None = None) -> None:
         if NGINX is None:
             raise RuntimeError("nginx is not installed (apt-get install nginx)")
         self.workdir = workdir
         self.root = workdir / "www"
         self.root.mkdir(parents=True, exist_ok=True)
+        self.tls = tls
         self.port = 0
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     def serve(self, directory: Path, name: str | None = None) -> str:
         name = name or directory.name
@@ -82,6 +83,9 @@ class Nginx:
         temps = "\n".join(
             f"  {k}_temp_path {tmp / k};" for k in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
         )
+        tls = ""
+        if self.tls is not None:
+            tls = f"    ssl_certificate {self.tls[0]};\n    ssl_certificate_key {self.tls[1]};"
         conf = self.workdir / "nginx.conf"
         conf.write_text(
             f"""{user}
@@ -97,7 +101,8 @@ http {{
   default_type application/octet-stream;
   keepalive_requests 100000;
   server {{
-    listen 127.0.0.1:{self.port};
+    listen 127.0.0.1:{self.port}{" ssl" if self.tls else ""};
+{tls}
     root {self.root};
     location / {{ disable_symlinks off; }}
   }}
@@ -131,6 +136,36 @@ http {{
     def __exit__(self, *exc: object) -> None:
         if self.proc is not None:
             stop(self.proc)
+
+
+def self_signed(directory: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key (openssl); trust it with ``SSL_CERT_FILE``."""
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
 
 
 # ------------------------------------------------------------------------------------------ moto (S3)

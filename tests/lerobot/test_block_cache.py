@@ -216,11 +216,12 @@ def test_threads_download_each_block_once(tmp_path):
     spans = [(random.Random(i).randrange(4000), 0) for i in range(64)]
     spans = [(a, a + 1000) for a, _ in spans]
     with ThreadPoolExecutor(8) as pool:
-        list(pool.map(lambda s: cache.ensure(source, "a", [s]), spans))
+        reported = sum(pool.map(lambda s: cache.ensure(source, "a", [s]), spans))
         got = list(pool.map(lambda s: cache.read(source, "a", *s), spans))
     assert got == [DATA[a:b] for a, b in spans]
     downloaded = [i for _, a, b in source.reads for i in range(a // BS, -(-b // BS))]
     assert sorted(downloaded) == sorted(set(downloaded))  # no block twice
+    assert reported == sum(b - a for _, a, b in source.reads)  # each call reports its own downloads
     assert all_entries_valid(cache, len(DATA)) == len(set(downloaded))
 
 
@@ -303,3 +304,29 @@ def test_sigkill_mid_download_leaves_no_corrupt_entry(tmp_path):
         source_cache = BlockCache(cache_dir, 10_000_000, bs)
         assert source_cache.read(open_source(url), "f.bin", 0, len(data)) == data
         assert all_entries_valid(source_cache, len(data)) == 40
+
+
+def read_all_in_child(args: tuple[BlockCache, MemorySource, int]) -> tuple[bytes, dict[str, int]]:
+    cache, source, seed = args
+    rng = random.Random(seed)
+    spans = [
+        (a, min(len(DATA), a + rng.randrange(1, 500))) for a in (rng.randrange(len(DATA)) for _ in range(50))
+    ]
+    got = b"".join(cache.read(source, "a", a, b) for a, b in spans)
+    assert got == b"".join(DATA[a:b] for a, b in spans)
+    return got[:10], cache.stats()
+
+
+@pytest.mark.slow
+def test_forked_workers_use_the_parents_cache(tmp_path):
+    """DataLoader workers fork with the cache already in use: each re-opens its locks and counts alone."""
+    import multiprocessing
+
+    cache, source = BlockCache(tmp_path, 30 * (BS + HEADER.size), BS), MemorySource({"a": DATA})
+    cache.read(source, "a", 0, 1000)
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        results = pool.map(read_all_in_child, [(cache, source, s) for s in range(4)])
+    assert all(stats["hits"] + stats["misses"] > 0 for _, stats in results)
+    assert cache.stats()["misses"] == 10  # the parent's own count is untouched
+    assert on_disk(cache) <= cache.max_bytes
+    all_entries_valid(cache, len(DATA))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import shutil
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -31,7 +32,7 @@ from episode_sampler.lerobot.remote_source import (
     HttpSource,
     open_source,
 )
-from tests.helpers.servers import Misbehaving
+from tests.helpers.servers import NGINX, Misbehaving, Nginx, self_signed
 
 DATA = bytes((i * 7919 + (i >> 8)) % 251 for i in range(200_000))
 FILES = {"a.bin": DATA, "sub/dir/b.bin": DATA[:12345], "empty.bin": b""}
@@ -324,3 +325,18 @@ def test_http_url_and_identity():
     assert source.url == "https://example.org/a/ds"
     assert source.identity == "https://example.org:443/a/ds/"
     assert source.name("meta/my file.json") == "https://example.org/a/ds/meta/my%20file.json"
+
+
+@pytest.mark.slow
+def test_https_with_a_trusted_certificate(tmp_path, monkeypatch):
+    if NGINX is None or shutil.which("openssl") is None:
+        pytest.skip("needs nginx and openssl")
+    cert, key = self_signed(tmp_path)
+    with Nginx(tmp_path / "tls", tls=(cert, key)) as server:
+        url = server.serve(write_files(tmp_path / "files"), "tls")
+        untrusted = open_source(url, timeout_s=5, retries=3)  # a certificate error is not retried
+        with pytest.raises(ConnectionError, match=f"{url}/a.bin.*CERTIFICATE_VERIFY_FAILED"):
+            untrusted.read("a.bin", 0, 10)
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+        source = open_source(url, timeout_s=5, retries=0)
+        assert source.read("a.bin", 1000, 150_000) == DATA[1000:150_000]

@@ -78,6 +78,14 @@ _LOCKS: dict[tuple[int, str], _Locks] = {}
 _LOCKS_GUARD = threading.Lock()
 
 
+def _after_fork_in_child() -> None:
+    global _LOCKS_GUARD
+    _LOCKS_GUARD = threading.Lock()  # another thread may have held it at the fork
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def _locks_for(directory: Path) -> _Locks:
     key = (os.getpid(), str(directory))
     with _LOCKS_GUARD:
@@ -284,7 +292,7 @@ class BlockCache:
         if start == stop:
             return b""
         first, last = start // self.block_size, (stop - 1) // self.block_size
-        blocks = self._blocks(source, rel, range(first, last + 1), keep=True)
+        blocks, _ = self._blocks(source, rel, range(first, last + 1), keep=True)
         data = b"".join(blocks[i] for i in range(first, last + 1))
         offset = start - first * self.block_size
         return data[offset : offset + stop - start]
@@ -296,7 +304,7 @@ class BlockCache:
             raise ValueError(f"index must be in [0, {n}) for {source.name(rel)}, got {index!r}")
         if n == 0:
             return b""
-        return self._blocks(source, rel, [index], keep=True)[index]
+        return self._blocks(source, rel, [index], keep=True)[0][index]
 
     def ensure(self, source: RemoteSource, rel: str, ranges: Sequence[tuple[int, int]]) -> int:
         """Make every block covering ``ranges`` (``(start, stop)`` pairs) present; returns the bytes
@@ -307,60 +315,64 @@ class BlockCache:
             _check_range(start, stop, size, source.name(rel))
             if stop > start:
                 wanted.update(range(start // self.block_size, (stop - 1) // self.block_size + 1))
-        before = self.stats()["bytes_downloaded"]
-        self._blocks(source, rel, sorted(wanted), keep=False)
-        return self.stats()["bytes_downloaded"] - before
+        return self._blocks(source, rel, sorted(wanted), keep=False)[1]
+
+    def _have(self, key: str, index: int, length: int, *, keep: bool, note: bool = False) -> bytes | None:
+        """A present block's data (``keep``; ``b""`` otherwise: presence only), ``None`` if missing."""
+        if keep:
+            return self._load(key, index, length, note=note)
+        return b"" if self._present(key, index, length) else None
 
     def _blocks(
         self, source: RemoteSource, rel: str, indices: Sequence[int], *, keep: bool
-    ) -> dict[int, bytes]:
-        """The blocks' data (``keep``) or just their presence; missing runs are downloaded."""
+    ) -> tuple[dict[int, bytes], int]:
+        """The blocks' data (``keep``) or just their presence, and the bytes this call downloaded."""
         size = source.size(rel)
         key = self.file_key(source, rel)
         out: dict[int, bytes] = {}
         missing = []
         for i in indices:
-            length = self._length(size, i)
-            if keep:
-                data = self._load(key, i, length)
-                if data is not None:
-                    out[i] = data
-                    self._count("hits")
-                    continue
-            elif self._present(key, i, length):
+            data = self._have(key, i, self._length(size, i), keep=keep)
+            if data is None:
+                missing.append(i)
+            else:
+                out[i] = data
                 self._count("hits")
-                continue
-            missing.append(i)
+        downloaded = 0
         for run in _runs(missing, MAX_RUN_BLOCKS):
-            out.update(self._fetch_run(source, rel, key, size, run, keep=keep))
-        return out
+            downloaded += self._fetch_run(source, rel, key, size, run, keep, out)
+        return out, downloaded
 
     def _fetch_run(
-        self, source: RemoteSource, rel: str, key: str, size: int, run: list[int], *, keep: bool
-    ) -> dict[int, bytes]:
-        """Download consecutive blocks under their locks (taken in stripe order: no deadlock), skipping
-        the ones another thread or process stored meanwhile."""
+        self,
+        source: RemoteSource,
+        rel: str,
+        key: str,
+        size: int,
+        run: list[int],
+        keep: bool,
+        out: dict[int, bytes],
+    ) -> int:
+        """Download consecutive blocks into ``out`` under their locks (taken in stripe order: no deadlock),
+        skipping the ones another thread or process stored meanwhile; returns the bytes downloaded."""
         stripes = sorted({self._stripe(key, i) for i in run})
-        out: dict[int, bytes] = {}
+        downloaded = 0
         with contextlib.ExitStack() as stack:
             for s in stripes:
                 stack.enter_context(self._block_lock(s))
             todo = []
             for i in run:
-                length = self._length(size, i)
-                data = (
-                    self._load(key, i, length, note=True)
-                    if keep
-                    else (b"" if self._present(key, i, length) else None)
-                )
+                data = self._have(key, i, self._length(size, i), keep=keep, note=True)
                 if data is None:
                     todo.append(i)
                 else:
                     out[i] = data
                     self._count("hits")
             for sub in _runs(todo, MAX_RUN_BLOCKS):
-                out.update(self._download(source, rel, key, size, sub))
-        return out
+                got = self._download(source, rel, key, size, sub)
+                downloaded += sum(len(d) for d in got.values())
+                out.update(got)
+        return downloaded
 
     def _download(
         self, source: RemoteSource, rel: str, key: str, size: int, run: list[int]

@@ -20,6 +20,7 @@ import http.client
 import importlib
 import os
 import re
+import ssl
 import threading
 import urllib.parse
 from collections import OrderedDict
@@ -205,6 +206,9 @@ class HttpSource(RemoteSource):
             except TimeoutError as e:
                 self._drop(url)
                 raise TransientError(TimeoutError(f"{url}: no answer within {self.timeout_s} s")) from e
+            except ssl.SSLCertVerificationError as e:  # not worth retrying
+                self._drop(url)
+                raise ConnectionError(f"{url}: {e} (set SSL_CERT_FILE to trust a private CA)") from e
             except (OSError, http.client.HTTPException) as e:
                 self._drop(url)
                 raise TransientError(ConnectionError(f"{url}: {type(e).__name__}: {e}")) from e
