@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import io
 import os
 import struct
 import threading
@@ -31,7 +32,7 @@ import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from .remote_source import RemoteSource
 
@@ -254,10 +255,9 @@ class BlockCache:
         path = self._path(key, index)
         try:
             with open(path, "rb") as f:
-                raw = f.read()
+                data = read_entry(f, length)
         except FileNotFoundError:
             return None
-        data = check_entry(raw, length)
         if data is None:
             if note:
                 self._count("corrupt")
@@ -426,11 +426,19 @@ class BlockCache:
 
 def check_entry(raw: bytes, length: int) -> bytes | None:
     """An entry's data if its header says ``length`` bytes with a matching CRC-32, else ``None``."""
-    if len(raw) != HEADER.size + length:
+    return read_entry(io.BytesIO(raw), length)
+
+
+def read_entry(f: BinaryIO, length: int) -> bytes | None:
+    """:func:`check_entry` on an open entry file (the data is read once, not copied)."""
+    header = f.read(HEADER.size)
+    if len(header) != HEADER.size:
         return None
-    magic, n, crc = HEADER.unpack_from(raw)
-    data = raw[HEADER.size :]
-    if magic != MAGIC or n != length or zlib.crc32(data) != crc:
+    magic, n, crc = HEADER.unpack(header)
+    if magic != MAGIC or n != length:
+        return None
+    data = f.read(length + 1)
+    if len(data) != length or zlib.crc32(data) != crc:
         return None
     return data
 
