@@ -240,7 +240,7 @@ class Misbehaving:
     ``stall`` (HEAD answers, GET never does), ``stallbody`` (headers, then silence), ``norange`` (HTTP 200
     with the whole file), ``cut`` (announces the range, sends half, closes), ``short`` (an honest
     ``Content-Length`` shorter than the range), ``slow`` (the body trickles: ``trickle`` bytes every 20 ms).
-    ``log`` records (method, path, Range header) of every request.
+    ``log`` records (method, path, Range header) of every request, ``connections`` the client addresses.
     """
 
     def __init__(self, files: dict[str, bytes]) -> None:
@@ -249,6 +249,7 @@ class Misbehaving:
         self.trickle = 256
         self.etag = '"v1"'
         self.log: list[tuple[str, str, str | None]] = []
+        self.connections: set[tuple[str, int]] = set()
         self.release = threading.Event()
         self.body_started = threading.Event()
         self.server: ThreadingHTTPServer | None = None
@@ -288,6 +289,7 @@ class Misbehaving:
 
     def handle(self, h: BaseHTTPRequestHandler, *, head: bool) -> None:
         rng = h.headers.get("Range")
+        self.connections.add(h.client_address)
         self.log.append(("HEAD" if head else "GET", h.path, rng))
         parts = h.path.lstrip("/").split("/", 1)
         mode, name = parts[0], parts[1] if len(parts) > 1 else ""

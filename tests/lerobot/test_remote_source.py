@@ -340,3 +340,12 @@ def test_https_with_a_trusted_certificate(tmp_path, monkeypatch):
         monkeypatch.setenv("SSL_CERT_FILE", str(cert))
         source = open_source(url, timeout_s=5, retries=0)
         assert source.read("a.bin", 1000, 150_000) == DATA[1000:150_000]
+
+
+def test_one_connection_serves_heads_and_ranges(bad):
+    bad.files["g.bin"] = DATA
+    source = open_source(f"{bad.url}/ok", timeout_s=2, retries=0)
+    for rel in ("f.bin", "g.bin"):
+        source.size(rel)
+        source.read(rel, 0, 100_000)
+    assert len(bad.connections) == 1  # keep-alive: no new connection after a HEAD or a large body

@@ -237,13 +237,8 @@ class HttpSource(RemoteSource):
 
     def _finish(self, url: str, resp: http.client.HTTPResponse) -> None:
         """Discard a response's body: read a small one to keep the connection, drop it otherwise."""
-        length = resp.getheader("Content-Length")
-        if (
-            length is not None
-            and length.isdigit()
-            and int(length) <= 65536
-            and resp.getheader("Connection") != "close"
-        ):
+        # http.client sets length to 0 for a HEAD response, whatever Content-Length says
+        if resp.length is not None and resp.length <= 65536 and not resp.will_close:
             try:
                 resp.read()
                 return
