@@ -309,6 +309,23 @@ def test_s3_reads_listing_and_errors(moto_s3, tmp_path, monkeypatch):
     assert got == [DATA[i * 997 : i * 997 + 3000] for i in range(16)]
 
 
+def read_head(source) -> bytes:
+    return source.read("a.bin", 0, 1000)
+
+
+@pytest.mark.slow
+def test_s3_source_used_before_a_fork_works_in_forked_workers(moto_s3, tmp_path, monkeypatch):
+    import multiprocessing
+
+    moto_s3.upload(write_files(tmp_path), "bucket-fork", "ds")
+    for k, v in moto_s3.env.items():
+        monkeypatch.setenv(k, v)
+    source = open_source("s3://bucket-fork/ds", timeout_s=5, retries=1)
+    assert read_head(source) == DATA[:1000]  # the AWS SDK is initialized in the parent
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        assert pool.map_async(read_head, [source] * 4).get(timeout=60) == [DATA[:1000]] * 4
+
+
 def test_s3_without_credentials_is_anonymous(monkeypatch, tmp_path):
     for k in list(os.environ):
         if k.startswith("AWS_"):
