@@ -237,9 +237,10 @@ class Misbehaving:
 
     Modes: ``ok`` (Range, ETag), ``404``, ``403``, ``401``, ``flaky`` (HTTP 500 for the first
     ``fail[name]`` requests, then ok), ``busy`` (HTTP 429 with ``Retry-After: 0`` once, then ok),
-    ``stall`` (HEAD answers, GET never does), ``stallbody`` (headers, then silence), ``norange`` (HTTP 200
-    with the whole file), ``cut`` (announces the range, sends half, closes), ``short`` (an honest
-    ``Content-Length`` shorter than the range), ``slow`` (the body trickles: ``trickle`` bytes every 20 ms).
+    ``nohead`` (HTTP 405 to HEAD), ``stall`` (HEAD answers, GET never does), ``stallbody`` (headers, then
+    silence), ``norange`` (HTTP 200 with the whole file), ``cut`` (announces the range, sends half,
+    closes), ``short`` (an honest ``Content-Length`` shorter than the range), ``slow`` (the body trickles:
+    ``trickle`` bytes every 20 ms).
     ``log`` records (method, path, Range header) of every request, ``connections`` the client addresses.
     """
 
@@ -307,6 +308,8 @@ class Misbehaving:
             self.fail[name] -= 1
             return self.reply(h, 429, b"slow down", {"Retry-After": "0"})
         data = self.files[name]
+        if head and mode == "nohead":
+            return self.reply(h, 405, b"", {"Content-Length": "0"}, head=True)
         if head:
             return self.reply(h, 200, b"", {"Content-Length": str(len(data)), "ETag": self.etag}, head=True)
         if mode == "stall":
@@ -316,6 +319,8 @@ class Misbehaving:
         if mode == "norange" or m is None:
             return self.reply(h, 200, data, {"ETag": self.etag})
         a, b = int(m.group(1)), min(int(m.group(2)), len(data) - 1)
+        if a >= len(data):
+            return self.reply(h, 416, b"", {"Content-Range": f"bytes */{len(data)}"})
         body = data[a : b + 1]
         headers = {"Content-Range": f"bytes {a}-{b}/{len(data)}", "ETag": self.etag}
         if mode == "short":

@@ -204,6 +204,17 @@ def test_a_changed_file_is_reported(bad):
     bad.etag = '"v2"'
     with pytest.raises(RemoteReadError, match="changed on the server"):
         source.read("g.bin", 0, 10)
+    bad.etag = '"v1"'
+    assert source.read("g.bin", 0, 10) == DATA[:10]  # the connection was not left with a body unread
+
+
+def test_a_server_without_head_is_asked_for_one_byte(bad):
+    bad.files["empty.bin"] = b""
+    source = open_source(f"{bad.url}/nohead", timeout_s=2, retries=0)
+    assert source.stat("f.bin").size == len(DATA)
+    assert source.stat("f.bin").version == 'etag:"v1"'
+    assert source.size("empty.bin") == 0
+    assert [m for m, _, _ in bad.log] == ["HEAD", "GET", "HEAD", "GET"]
 
 
 @pytest.mark.parametrize("mode", ["stall", "stallbody"])

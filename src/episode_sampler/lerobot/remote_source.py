@@ -254,8 +254,8 @@ class HttpSource(RemoteSource):
         url = self.name(rel)
         try:
             final, resp = self._request("HEAD", url, {})
-        except RemoteReadError as e:
-            if "HTTP 405" not in str(e) and "HTTP 501" not in str(e):
+        except HttpStatusError as e:
+            if e.status not in (405, 501):  # no HEAD: ask for one byte instead
                 raise
         else:
             length = resp.getheader("Content-Length")
@@ -268,7 +268,7 @@ class HttpSource(RemoteSource):
         """Size from a one-byte range request's ``Content-Range`` (servers without HEAD)."""
         try:
             final, resp = self._request("GET", url, {"Range": "bytes=0-0"})
-        except RemoteReadError as e:
+        except TruncatedError as e:
             if "HTTP 416" in str(e):  # an empty file has no byte 0
                 return FileStat(0, "")
             raise
@@ -294,7 +294,11 @@ class HttpSource(RemoteSource):
                 f"bytes={start}-{stop - 1}); serve the dataset with a server that supports Range "
                 "(nginx, S3, ...)"
             )
-        self._check_range_answer(url, rel, resp, start, stop)
+        try:
+            self._check_range_answer(url, rel, resp, start, stop)
+        except RemoteReadError:
+            self._drop(final)  # the unread body would corrupt the next response on this connection
+            raise
         try:
             data = resp.read()
         except http.client.IncompleteRead as e:
@@ -317,13 +321,11 @@ class HttpSource(RemoteSource):
         known = self._stats.get(rel)
         version = version_of(resp)
         if known is not None and known.version and version and version != known.version:
-            resp.close()
             raise RemoteReadError(
                 f"{url}: the file changed on the server while it was being read (version {known.version} -> "
                 f"{version}); restart to read the new version"
             )
         if got is not None and (got[0] != start or got[1] != stop - 1):
-            resp.close()
             raise TruncatedError(
                 f"{url}: asked for bytes [{start}, {stop}), the server sent [{got[0]}, {got[1] + 1}) of "
                 f"{got[2]} (truncated file?)"
@@ -362,7 +364,15 @@ def http_error(url: str, status: int, reason: str, retry_after: str | None) -> E
     if status == 429 or status >= 500:
         wait = float(retry_after) if retry_after and retry_after.strip().isdigit() else None
         return TransientError(RemoteReadError(message), retry_after_s=wait)
-    return RemoteReadError(message)
+    return HttpStatusError(message, status)
+
+
+class HttpStatusError(RemoteReadError):
+    """An HTTP error status without a more specific exception (``status`` holds it)."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 # ------------------------------------------------------------------------------------ fsspec filesystems
