@@ -400,7 +400,7 @@ class BlockCache:
         nbytes = HEADER.size + len(data)
         with self._index_lock():
             usage = self._read_usage()
-            if path.exists():  # replacing a corrupt entry: it was counted at its nominal size
+            if _unlink(path):  # a corrupt entry (it was counted at its nominal size)
                 usage -= nbytes
             if usage + nbytes > self.max_bytes:
                 usage = self._evict(int(self.max_bytes * LOW_WATER) - nbytes)
