@@ -377,3 +377,12 @@ def test_one_connection_serves_heads_and_ranges(bad):
         source.size(rel)
         source.read(rel, 0, 100_000)
     assert len(bad.connections) == 1  # keep-alive: no new connection after a HEAD or a large body
+
+
+def test_a_trickling_server_times_out(bad):
+    bad.trickle = 256  # 12.8 kB/s: the 20 kB body would take 1.6 s, the read gives up after 0.3 + 0.3 s
+    t0 = time.monotonic()
+    source = open_source(f"{bad.url}/slow", timeout_s=0.3, retries=0)
+    with pytest.raises(TimeoutError, match=f"{bad.url}/slow/f.bin: .* of 20000 bytes after 0.3 s"):
+        source.read("f.bin", 0, 20_000)
+    assert time.monotonic() - t0 < 1.5

@@ -22,6 +22,7 @@ import os
 import re
 import ssl
 import threading
+import time
 import urllib.parse
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -41,6 +42,9 @@ DEFAULT_RETRIES = 3
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+)://")
 _MAX_REDIRECTS = 5
 _OPEN_FILES = 16
+_CHUNK = 1 << 20
+#: the slowest body a read waits for beyond ``timeout_s`` (bytes per second)
+MIN_BYTES_PER_S = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -300,19 +304,37 @@ class HttpSource(RemoteSource):
             self._drop(final)  # the unread body would corrupt the next response on this connection
             raise
         try:
-            data = resp.read()
-        except http.client.IncompleteRead as e:
+            return self._body(url, resp, stop - start)
+        except TransientError:
             self._drop(final)
-            raise TransientError(
-                TruncatedError(f"{url}: the server sent {len(e.partial)} of {stop - start} bytes (truncated)")
-            ) from e
-        except TimeoutError as e:
-            self._drop(final)
-            raise TransientError(TimeoutError(f"{url}: the body stalled for {self.timeout_s} s")) from e
+            raise
         except (OSError, http.client.HTTPException) as e:
             self._drop(final)
             raise TransientError(ConnectionError(f"{url}: {type(e).__name__}: {e}")) from e
-        return data
+
+    def _body(self, url: str, resp: http.client.HTTPResponse, n: int) -> bytes:
+        """Exactly ``n`` body bytes. Each wait is bounded by the socket timeout, and the whole body by
+        ``timeout_s`` plus :data:`MIN_BYTES_PER_S`: a server that trickles cannot hold a read forever."""
+        deadline = time.monotonic() + self.timeout_s + n / MIN_BYTES_PER_S
+        parts, got = [], 0
+        while got < n:
+            try:
+                chunk = resp.read1(min(_CHUNK, n - got))
+            except TimeoutError as e:
+                raise TransientError(TimeoutError(f"{url}: the body stalled for {self.timeout_s} s")) from e
+            if not chunk:
+                raise TransientError(TruncatedError(f"{url}: the server sent {got} of {n} bytes (truncated)"))
+            parts.append(chunk)
+            got += len(chunk)
+            if got < n and time.monotonic() > deadline:
+                raise TransientError(
+                    TimeoutError(
+                        f"{url}: {got} of {n} bytes after {self.timeout_s} s + {MIN_BYTES_PER_S} B/s"
+                    )
+                )
+        if not resp.isclosed() and resp.read(1):
+            raise TruncatedError(f"{url}: the server sent more than the {n} bytes asked")
+        return b"".join(parts)
 
     def _check_range_answer(
         self, url: str, rel: str, resp: http.client.HTTPResponse, start: int, stop: int
