@@ -165,3 +165,11 @@ def test_pyav_decodes_the_same_frames_as_from_disk(mp4, tmp_path):
     p, frame = seek_and_decode(RemoteFile(source, "cam.mp4", cache), 2.0)
     q, expected = seek_and_decode(str(mp4), 2.0)
     assert p == q and np.array_equal(frame, expected)
+
+
+def test_a_large_read_fetches_its_missing_blocks_in_one_request(tmp_path):
+    source = MemorySource({"a": DATA})
+    f = RemoteFile(source, "a", BlockCache(tmp_path, 100_000, 64))
+    f.seek(10)
+    assert f.read(64 * 6) == DATA[10 : 10 + 64 * 6]
+    assert source.reads == [("a", 0, 64 * 7)]

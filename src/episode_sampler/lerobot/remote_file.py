@@ -90,8 +90,12 @@ class RemoteFile(io.RawIOBase):
         self._check_open()
         view = memoryview(buffer).cast("B")
         n = max(0, min(len(view), self.size - self._pos))
-        done = 0
         bs = self.cache.block_size
+        if n > 2 * bs:  # a large read: one call, so missing neighbouring blocks come in one request
+            view[:n] = self.cache.read(self.source, self.rel, self._pos, self._pos + n)
+            self._pos += n
+            return n
+        done = 0
         while done < n:
             pos = self._pos + done
             block = self._block(pos // bs)
