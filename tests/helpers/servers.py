@@ -240,7 +240,7 @@ class Misbehaving:
     ``nohead`` (HTTP 405 to HEAD), ``stall`` (HEAD answers, GET never does), ``stallbody`` (headers, then
     silence), ``norange`` (HTTP 200 with the whole file), ``cut`` (announces the range, sends half,
     closes), ``short`` (an honest ``Content-Length`` shorter than the range), ``slow`` (the body trickles:
-    ``trickle`` bytes every 20 ms).
+    ``trickle`` bytes every 20 ms), ``oneshot`` (closes each connection after one answer, unannounced).
     ``log`` records (method, path, Range header) of every request, ``connections`` the client addresses.
     """
 
@@ -331,6 +331,10 @@ class Misbehaving:
             return self.reply(h, 206, b"", headers, length=len(body), stall=True)
         if mode == "slow":
             return self.reply(h, 206, body, headers, trickle=self.trickle)
+        if mode == "oneshot":  # answers, then closes the connection without saying so
+            self.reply(h, 206, body, headers)
+            h.close_connection = True
+            return None
         return self.reply(h, 206, body, headers)
 
     def reply(

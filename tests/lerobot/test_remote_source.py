@@ -386,3 +386,10 @@ def test_a_trickling_server_times_out(bad):
     with pytest.raises(TimeoutError, match=f"{bad.url}/slow/f.bin: .* of 20000 bytes after 0.3 s"):
         source.read("f.bin", 0, 20_000)
     assert time.monotonic() - t0 < 1.5
+
+
+def test_a_keep_alive_connection_the_server_closed_is_remade_without_a_retry(bad):
+    source = open_source(f"{bad.url}/oneshot", timeout_s=2, retries=0)
+    for i in range(5):
+        assert source.read("f.bin", i * 100, i * 100 + 50) == DATA[i * 100 : i * 100 + 50]
+    assert len(bad.connections) == 5
