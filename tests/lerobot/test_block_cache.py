@@ -18,6 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from episode_sampler.lerobot import block_cache
 from episode_sampler.lerobot.block_cache import HEADER, LOW_WATER, BlockCache, check_entry
 from episode_sampler.lerobot.remote_source import open_source
 from tests.helpers import cache_worker
@@ -133,7 +134,14 @@ def test_ensure_reports_bytes_downloaded_and_merges_neighbours(tmp_path):
     assert source.reads == [("a", 100, 500), ("a", 2000, 2100)]  # blocks 1-4 in one request
     assert cache.ensure(source, "a", [(100, 500)]) == 0
     assert cache.ensure(source, "a", [(4950, 5000), (0, 0)]) == 100
-    assert cache.stats() == {"hits": 4, "misses": 6, "bytes_downloaded": 600, "evictions": 0, "corrupt": 0}
+    assert cache.stats() == {
+        "hits": 4,
+        "misses": 6,
+        "bytes_downloaded": 600,
+        "evictions": 0,
+        "corrupt": 0,
+        "store_errors": 0,
+    }
 
 
 # --------------------------------------------------------------------------- keys, corruption, restart
@@ -166,6 +174,19 @@ def test_a_corrupt_entry_is_downloaded_again(tmp_path, damage):
     assert cache.stats()["corrupt"] == 1
     assert all_entries_valid(cache, len(DATA)) == 3
     assert cache.usage() == on_disk(cache)
+
+
+def test_a_disk_that_refuses_costs_a_warning_not_the_read(tmp_path, monkeypatch):
+    cache, source = BlockCache(tmp_path, 100_000, BS), MemorySource({"a": DATA})
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(block_cache.os, "replace", full)
+    with pytest.warns(RuntimeWarning, match="No space left"):
+        assert cache.read(source, "a", 0, 250) == DATA[:250]
+    assert cache.stats()["store_errors"] == 3
+    assert cache.entries() == [] and not list((tmp_path / "tmp").iterdir())
 
 
 def test_a_restart_downloads_nothing(tmp_path):

@@ -28,6 +28,7 @@ import os
 import struct
 import threading
 import time
+import warnings
 import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -45,7 +46,7 @@ MAX_RUN_BLOCKS = 8
 MAGIC = b"ESB1"
 HEADER = struct.Struct("<4sQI")  # magic, data length, crc32
 USAGE_WIDTH = 20
-_STAT_NAMES = ("hits", "misses", "bytes_downloaded", "evictions", "corrupt")
+_STAT_NAMES = ("hits", "misses", "bytes_downloaded", "evictions", "corrupt", "store_errors")
 
 
 def default_cache_dir() -> Path:
@@ -154,7 +155,8 @@ class BlockCache:
             self._counts[name] += n
 
     def stats(self) -> dict[str, int]:
-        """This process's counters: hits, misses (blocks downloaded), bytes_downloaded, evictions, corrupt."""
+        """This process's counters: hits, misses (blocks downloaded), bytes_downloaded, evictions, corrupt
+        entries found, store_errors (blocks the disk refused)."""
         self._runtime()
         with self._counts_lock:
             return dict(self._counts)
@@ -386,14 +388,30 @@ class BlockCache:
         for i in run:
             a, b = self._block_span(size, i)
             out[i] = data[a - start : b - start]
-            self._store(key, i, out[i])
+            self._store_or_warn(key, i, out[i])
         return out
 
+    def _store_or_warn(self, key: str, index: int, data: bytes) -> None:
+        """Store a block; a disk that refuses (full, read-only) costs a warning, not the read."""
+        try:
+            self._store(key, index, data)
+        except OSError as e:
+            self._count("store_errors")
+            _unlink(self._tmp_path(key, index))
+            warnings.warn(
+                f"episode-sampler cache {self.directory}: could not store a block ({e}); reading on uncached",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+
     # writing -------------------------------------------------------------------------------------------
+    def _tmp_path(self, key: str, index: int) -> Path:
+        return self.directory / "tmp" / f"{key}-{index}.{os.getpid()}.{threading.get_ident()}"
+
     def _store(self, key: str, index: int, data: bytes) -> None:
         path = self._path(key, index)
         path.parent.mkdir(exist_ok=True)
-        tmp = self.directory / "tmp" / f"{key}-{index}.{os.getpid()}.{threading.get_ident()}"
+        tmp = self._tmp_path(key, index)
         with open(tmp, "wb") as f:
             f.write(HEADER.pack(MAGIC, len(data), zlib.crc32(data)))
             f.write(data)
