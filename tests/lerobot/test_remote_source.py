@@ -73,6 +73,7 @@ def test_local_path_strips_file_scheme():
     ("kwargs", "error", "name"),
     [
         ({"timeout_s": 0}, ValueError, "timeout_s"),
+        ({"timeout_s": float("inf")}, ValueError, "timeout_s"),
         ({"timeout_s": "1"}, TypeError, "timeout_s"),
         ({"retries": -1}, ValueError, "retries"),
         ({"retries": 1.5}, TypeError, "retries"),

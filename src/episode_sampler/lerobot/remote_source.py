@@ -657,8 +657,8 @@ def local_path(root: str | os.PathLike[str]) -> Path:
 def check_options(timeout_s: float, retries: int) -> None:
     if not isinstance(timeout_s, (int, float)) or isinstance(timeout_s, bool):
         raise TypeError(f"timeout_s must be a number of seconds, got {type(timeout_s).__name__}")
-    if not timeout_s > 0:
-        raise ValueError(f"timeout_s must be > 0, got {timeout_s}")
+    if not 0 < timeout_s < float("inf"):
+        raise ValueError(f"timeout_s must be a positive, finite number of seconds, got {timeout_s}")
     if not isinstance(retries, int) or isinstance(retries, bool):
         raise TypeError(f"retries must be an int, got {type(retries).__name__}")
     if retries < 0:
