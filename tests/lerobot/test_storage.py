@@ -295,3 +295,12 @@ def test_training_loader_over_http_equals_local(nginx, video_root, tmp_path):
     assert len(local) == len(far) == len(LeRobotFrames(video_root, columns=["index"]))
     for a, b in zip(local, far):
         assert_batches_equal(a, b)
+
+
+def test_remote_prefetch_groups_ranges_per_file(video_root):
+    store = remote(video_root)
+    a, b = "meta/info.json", "meta/stats.json"
+    ranges = [(a, 0, 10), (b, 5, 8), (a, 20, 30), (a, 3, 3)]  # an empty range is skipped
+    assert store.prefetch(ranges) == 10 + 3 + 10
+    assert store.source.reads == {a: 2, b: 1}
+    assert store.read_bytes(a) == (video_root / a).read_bytes()

@@ -148,7 +148,6 @@ class RemoteStore(Store):
         self.cache = cache
         self.root_name = str(getattr(source, "url", source))
         self._file_type = file_type
-        self._sizes: dict[str, int] = {}
 
     def _file(self, rel: str) -> Any:
         make = self._file_type
@@ -159,11 +158,7 @@ class RemoteStore(Store):
         return make(self.source, rel, self.cache)
 
     def size(self, rel: str) -> int:
-        """Bytes of the file ``rel`` (asked once per process)."""
-        got = self._sizes.get(rel)
-        if got is None:
-            got = self._sizes[rel] = int(self.source.size(rel))
-        return got
+        return int(self.source.size(rel))  # the source remembers it (asked once per process)
 
     def name(self, rel: str) -> str:
         return str(self.source.name(rel))
@@ -205,11 +200,6 @@ class RemoteStore(Store):
             if stop > start:
                 per_file.setdefault(rel, []).append((int(start), int(stop)))
         return sum(int(self.cache.ensure(self.source, rel, spans)) for rel, spans in per_file.items())
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state["_sizes"] = {}
-        return state
 
     def __repr__(self) -> str:
         return f"RemoteStore({self.root_name!r})"
