@@ -31,6 +31,16 @@ class Progress:
         isatty = getattr(self.stream, "isatty", None)
         return bool(isatty and isatty())
 
+    @property
+    def interactive(self) -> bool:
+        """Whether progress is shown on a terminal (spinners and bars redraw in place)."""
+        return self.enabled and self._tty()
+
+    def line(self, text: str) -> None:
+        """Print ``text`` as one whole line (nothing when disabled)."""
+        if self.enabled:
+            self._write(f"{text}\n")
+
     @contextmanager
     def status(self, text: str) -> Iterator[None]:
         """Show ``text`` while the body runs, then ``text: done in S s`` (or ``failed``)."""
