@@ -222,10 +222,16 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         *("  " + ln for ln in table_lines(doc["runs"], bool(dataset["cameras"]))),
         "",
         "  samples/s from the first batch on; first batch: set-up (dataset, sampler, loader) + first batch;",
-        "  out/sample: bytes of the batch tensors; decoded/sample: compressed video bytes fed to the decoder"
-        + (" (counted with --video-backend pyav only)" if cams and backend != "pyav" else "")
-        + ";",
-        "  frames/cam: frames decoded per sample and camera (1.0: no frame decoded in vain);",
+        "  out/sample: bytes of the batch tensors;",
+        *(
+            [
+                "  decoded/sample: compressed video bytes fed to the decoder; frames/cam: frames decoded per "
+                "sample and camera"
+                + (" (both counted with --video-backend pyav only)" if backend != "pyav" else ""),
+            ]
+            if cams
+            else []
+        ),
         f"  same-episode pairs: batch-mate pairs from one episode (a uniform shuffle: {uniform:.1%})",
         "",
         *("  " + ln for ln in recommendation_lines(doc["recommendation"], uniform, args.batch_size)),
