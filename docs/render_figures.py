@@ -42,7 +42,8 @@ LENGTHS = [9, 13, 6, 11, 7]
 
 def _save(fig: plt.Figure, out: Path, name: str) -> Path:
     path = out / name
-    fig.savefig(path, dpi=DPI, metadata={"Software": None})
+    # bbox_inches="tight": nothing drawn outside the figure (a title, a legend above the axes) is cut off
+    fig.savefig(path, dpi=DPI, metadata={"Software": None}, bbox_inches="tight", pad_inches=0.05)
     plt.close(fig)
     return path
 

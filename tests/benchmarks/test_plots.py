@@ -144,24 +144,28 @@ REPORT = {
 THRESHOLDS = {FRAMES: 0.60, BLOCKS8: 0.85, BLOCKS32: 0.95}
 
 
-@pytest.fixture
-def drawn(monkeypatch):
-    monkeypatch.setattr(plots, "_video_thresholds", lambda: dict(THRESHOLDS))
-    figs = plots.figures(copy.deepcopy(REPORT))
+@pytest.fixture(scope="module")
+def drawn():
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(plots, "_video_thresholds", lambda: dict(THRESHOLDS))
+        figs = plots.figures(copy.deepcopy(REPORT))
     yield figs
     for fig in figs.values():
         plt.close(fig)
 
 
+@pytest.mark.slow  # draws every figure (seconds on a loaded machine)
 def test_every_figure_is_drawn(drawn) -> None:
     assert set(drawn) == set(plots.FIGURES)
 
 
+@pytest.mark.slow  # draws every figure (seconds on a loaded machine)
 @pytest.mark.parametrize("name", sorted(plots.FIGURES))
 def test_figure_is_readable(drawn, name) -> None:
     assert problems(drawn[name]) == []
 
 
+@pytest.mark.slow  # draws every figure (seconds on a loaded machine)
 @pytest.mark.parametrize("name", ["perf_iteration.png", "perf_e2e.png", "perf_video_limit.png"])
 def test_every_bar_has_its_value_written(drawn, name) -> None:
     fig = drawn[name]
@@ -173,6 +177,7 @@ def test_every_bar_has_its_value_written(drawn, name) -> None:
         assert texts == ["0.12", "0.56", "0.78", "0.88", "0.93", "1.05"]
 
 
+@pytest.mark.slow  # draws every figure (seconds on a loaded machine)
 def test_video_limit_figure_draws_the_limit_and_the_targets(drawn) -> None:
     fig = drawn["perf_video_limit.png"]
     (legend,) = fig.legends
@@ -218,6 +223,7 @@ def test_the_checks_catch_a_legend_on_data_a_bare_reference_line_and_a_cut_label
     assert any("crosses the text 'a value under the line'" in p for p in found)
 
 
+@pytest.mark.slow  # draws every figure (seconds on a loaded machine)
 def test_plots_writes_every_png(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(plots, "_video_thresholds", lambda: dict(THRESHOLDS))
     written = plots.plots(copy.deepcopy(REPORT), tmp_path)

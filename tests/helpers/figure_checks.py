@@ -2,8 +2,8 @@
 
 :func:`problems` lists, in words, what a reader would stumble on:
 
-- a legend whose box covers a plotted data point (a line's marker or vertex, a scatter point) or a
-  bar or cell (a ``Rectangle`` patch of the axes);
+- a legend whose box covers a plotted data point (a line's marker or vertex, a scatter point), a
+  bar or cell (a ``Rectangle`` patch of the axes), or a text (a title, a label, an annotation);
 - text cut off: a tick label, an axis label, a title, a legend or a text annotation that reaches
   outside the figure;
 - a reference line (``axhline``/``axvline``, or any straight line spanning the axes) without a label
@@ -122,7 +122,9 @@ def problems(fig: Figure) -> list[str]:
                 continue
             if any(_shrunk(box).overlaps(_shrunk(pbox)) for _, box in legend_boxes):
                 out.append(f"{title}: legend covers a bar or cell at {pbox.extents}")
-        texts: list[Any] = [*_tick_labels(ax.xaxis), *_tick_labels(ax.yaxis), ax.xaxis.label, ax.yaxis.label]
+        texts: list[Any] = []
+        if ax.axison:  # ax.axis("off") draws no ticks nor axis labels
+            texts += [*_tick_labels(ax.xaxis), *_tick_labels(ax.yaxis), ax.xaxis.label, ax.yaxis.label]
         texts += [t for t in ax.get_children() if isinstance(t, Text)]  # titles and annotations
         for text in texts:
             if not text.get_visible() or not text.get_text().strip():
@@ -130,6 +132,8 @@ def problems(fig: Figure) -> list[str]:
             tbox = text.get_window_extent(renderer)
             if not _inside(tbox, page):
                 out.append(f"{title}: text {text.get_text()!r} is cut off at {tbox.extents}")
+            if any(_shrunk(box).overlaps(_shrunk(tbox)) for _, box in legend_boxes):
+                out.append(f"{title}: a legend covers the text {text.get_text()!r}")
         notes = [t for t in ax.texts if t.get_visible() and t.get_text().strip()]
         boxes = [_shrunk(t.get_window_extent(renderer)) for t in notes]
         for i, a in enumerate(boxes):
