@@ -5,7 +5,8 @@ Modules: :mod:`.parser` (arguments and usage errors), :mod:`.entry` (``main``: d
 process), :mod:`.progress` (status lines and step bars), :mod:`.worker` (the demo's training process,
 ``python -m episode_sampler.cli.worker``) and :mod:`.worker_checkpoint` (its crash-consistent
 checkpoints). :mod:`.bench` measures a user's dataset (:mod:`.bench_measure`: one setting;
-:mod:`.bench_report`: the recommendation, the table, the JSON schema). ``lerobot-train`` runs :mod:`episode_sampler.integrations.lerobot_train`.
+:mod:`.bench_report`: the recommendation, the table, the JSON schema). ``lerobot-train`` runs
+:mod:`episode_sampler.integrations.lerobot_train`.
 """
 
 from .entry import main
