@@ -157,7 +157,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             if setting.block_size not in shares:
                 shares[setting.block_size] = order_share(str(root), setting, args.batch_size, args.seed)
             if progress.interactive:
-                with progress.status(label):
+                with progress.status(label, report=False):  # the result line below replaces it
                     result = measure(opts, setting, args.seconds)
             else:
                 result = measure(opts, setting, args.seconds)

@@ -42,8 +42,11 @@ class Progress:
             self._write(f"{text}\n")
 
     @contextmanager
-    def status(self, text: str) -> Iterator[None]:
-        """Show ``text`` while the body runs, then ``text: done in S s`` (or ``failed``)."""
+    def status(self, text: str, report: bool = True) -> Iterator[None]:
+        """Show ``text`` while the body runs, then ``text: done in S s`` (or ``stopped``).
+
+        ``report=False``: no line when the body succeeds (the caller prints its own result line).
+        """
         if not self.enabled:
             yield
             return
@@ -65,7 +68,10 @@ class Progress:
                 spinner.join()
             outcome = "done" if ok else "stopped"
             clear = "\r\033[K" if spinner is not None else ""
-            self._write(f"{clear}{text}: {outcome} in {time.perf_counter() - t0:.1f} s\n")
+            if ok and not report:
+                self._write(clear)
+            else:
+                self._write(f"{clear}{text}: {outcome} in {time.perf_counter() - t0:.1f} s\n")
 
     def _spin(self, text: str, t0: float, stop: threading.Event) -> None:
         i = 0
