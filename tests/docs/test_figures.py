@@ -31,8 +31,9 @@ def concept_figures():
         return Path(out) / name
 
     module._save = keep
-    for draw in module.FIGURES:
-        draw(Path("unused"))
+    with matplotlib.rc_context(module.RC):  # as `python docs/render_figures.py` draws them
+        for draw in module.FIGURES:
+            draw(Path("unused"))
     yield drawn
     for fig in drawn.values():
         plt.close(fig)
