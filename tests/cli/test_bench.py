@@ -13,8 +13,14 @@ import pytest
 
 from episode_sampler import write_lerobot_dataset
 from episode_sampler.cli.bench import default_workers, settings_for
-from episode_sampler.cli.bench_measure import Setting, same_episode_share, uniform_same_episode_share
-from episode_sampler.cli.bench_report import SCHEMA, recommend, table_lines
+from episode_sampler.cli.bench_measure import (
+    DECODE_COUNTERS,
+    Setting,
+    same_episode_share,
+    summarize,
+    uniform_same_episode_share,
+)
+from episode_sampler.cli.bench_report import SCHEMA, noise_lines, recommend, table_lines
 from tests.helpers.cli import run, subcommand_error
 from tests.helpers.video_dataset import TOP
 
@@ -23,6 +29,7 @@ RUN_KEYS = {
     "block_size",
     "workers",
     "samples_per_s",
+    "samples_per_s_rounds",
     "timed_samples",
     "timed_batches",
     "timed_seconds",
@@ -84,6 +91,7 @@ def check_schema(doc: dict, *, runs: int, cameras: bool) -> None:
     assert set(doc["settings"]) == {
         "batch_size",
         "seconds",
+        "rounds",
         "workers",
         "block_sizes",
         "dropped_block_sizes",
@@ -105,7 +113,10 @@ def check_schema(doc: dict, *, runs: int, cameras: bool) -> None:
     for r in doc["runs"]:
         assert set(r) == RUN_KEYS
         assert r["order"] in ("frames", "blocks") and (r["block_size"] is None) == (r["order"] == "frames")
-        assert r["samples_per_s"] > 0 and r["timed_batches"] >= 1 and r["timed_samples"] >= 1
+        assert r["samples_per_s"] > 0 and r["timed_batches"] >= doc["settings"]["rounds"]
+        assert r["samples_per_s"] == pytest.approx(r["timed_samples"] / r["timed_seconds"])
+        assert len(r["samples_per_s_rounds"]) == doc["settings"]["rounds"]
+        assert min(r["samples_per_s_rounds"]) <= r["samples_per_s"] <= max(r["samples_per_s_rounds"])
         assert 0 < r["setup_s"] <= r["first_batch_s"]
         assert r["delivered_bytes_per_sample"] > 0
         assert 0 <= r["same_episode_share"] <= 1 and 0 < r["fraction_of_best"] <= 1
@@ -146,6 +157,8 @@ def test_bench_parquet_only_dataset(parquet_dataset, tmp_path, capsys) -> None:
             "4,8,64",
             "--batch-size",
             "8",
+            "--rounds",
+            "1",
             "--json",
             str(out_json),
         ],
@@ -189,8 +202,17 @@ def test_bench_json_to_stdout(parquet_dataset, capsys) -> None:
         capsys,
     )
     assert code == 0, err
-    check_schema(json.loads(out), runs=2, cameras=False)  # stdout holds the JSON alone
+    doc = json.loads(out)  # stdout holds the JSON alone
+    check_schema(doc, runs=2, cameras=False)
     assert "recommended" in err  # the table moved to stderr
+    # two rounds by default, settings interleaved: the second round runs backwards
+    steps = [ln.split(":")[0] for ln in err.splitlines() if ln.startswith("[")]
+    assert steps == [
+        "[1/4] frames, 0 workers (round 1/2)",
+        "[2/4] blocks of 4, 0 workers (round 1/2)",
+        "[3/4] blocks of 4, 0 workers (round 2/2)",
+        "[4/4] frames, 0 workers (round 2/2)",
+    ]
 
 
 @pytest.mark.slow
@@ -323,12 +345,54 @@ def test_table_has_a_row_per_run_and_no_decode_columns_without_video() -> None:
         {**_run(None, 0, 1000.0), "first_batch_s": 0.5, "delivered_bytes_per_sample": 2048.0, "decode": None},
         {**_run(8, 2, 2000.0), "first_batch_s": 0.7, "delivered_bytes_per_sample": 2048.0, "decode": None},
     ]
+    runs[0]["samples_per_s_rounds"] = [900.0, 1100.0]
+    runs[1]["samples_per_s_rounds"] = [2000.0]
     for r in runs:
         r["fraction_of_best"] = r["samples_per_s"] / 2000.0
     lines = table_lines(runs, has_video=False)
     assert len(lines) == 4 and "decoded" not in lines[0]
-    assert lines[2].split()[:5] == ["frames", "0", "1,000", "50%", "0.50"]
-    assert lines[3].split()[:6] == ["blocks", "of", "8", "2", "2,000", "100%"]
+    assert lines[2].split()[:6] == ["frames", "0", "1,000", "900..1,100", "50%", "0.50"]
+    assert lines[3].split()[:7] == ["blocks", "of", "8", "2", "2,000", "-", "100%"]
+
+
+def test_rounds_merge_into_one_run_record() -> None:
+    def round_(samples: int, seconds: float, first: float, decoded: int) -> dict:
+        counts = dict.fromkeys(DECODE_COUNTERS, 0)
+        counts.update(frames_decoded=decoded, packet_bytes=10 * decoded, opens=1)
+        return {
+            "setup_s": first / 2,
+            "first_batch_s": first,
+            "timed_samples": samples,
+            "timed_batches": samples // 8,
+            "timed_seconds": seconds,
+            "samples": samples + 8,
+            "delivered_bytes": 100 * (samples + 8),
+            "epochs_started": 1,
+            "cameras": 2,
+            "decode": counts,
+        }
+
+    rounds = [round_(80, 1.0, 0.3, 200), round_(40, 1.0, 0.1, 100), round_(120, 2.0, 0.2, 300)]
+    run = summarize(Setting("blocks", 8, 2), rounds, "pyav")
+    assert run["samples_per_s"] == pytest.approx(240 / 4.0)  # all timed samples over all timed seconds
+    assert run["samples_per_s_rounds"] == [80.0, 40.0, 60.0]
+    assert (run["first_batch_s"], run["setup_s"]) == (pytest.approx(0.2), pytest.approx(0.1))  # medians
+    assert run["delivered_bytes_per_sample"] == pytest.approx(100.0)
+    assert run["decode"]["frames_decoded_per_sample_camera"] == pytest.approx(600 / 264 / 2)
+    assert run["decode"]["packet_bytes_per_sample"] == pytest.approx(6000 / 264)
+    assert run["decode"]["files_opened"] == 3
+    tc = summarize(Setting("frames", None, 0), rounds, "torchcodec")["decode"]
+    assert tc["frames_decoded_per_sample_camera"] is None and tc["packet_bytes_per_sample"] is None
+    assert summarize(Setting("frames", None, 0), [{**rounds[0], "cameras": 0}], "pyav")["decode"] is None
+
+
+def test_noise_note_when_rounds_disagree() -> None:
+    calm = [{"samples_per_s_rounds": [100.0, 110.0]}, {"samples_per_s_rounds": [50.0]}]
+    assert noise_lines(calm, [0.1, 0.1, 0.1]) == []
+    busy = [*calm, {"samples_per_s_rounds": [30.0, 90.0]}]
+    note = noise_lines(busy, [7.5, 7.0, 6.0])
+    assert note[0].startswith("note         the rounds of one setting differ by up to 3.0x")
+    assert "(load average 7.50)" in note[0] and "idle machine" in note[1]
 
 
 # ---------------------------------------------------------------------------------------------- bad input
@@ -341,6 +405,7 @@ def test_table_has_a_row_per_run_and_no_decode_columns_without_video() -> None:
         (["--workers", "-1"], "--workers values must be >= 0, got -1"),
         (["--block-sizes", "1,8"], "--block-sizes values must be >= 2, got 1"),
         (["--batch-size", "0"], "--batch-size must be >= 1, got 0"),
+        (["--rounds", "0"], "--rounds must be in [1, 100], got 0"),
         (
             ["--columns", "action,,index"],
             "--columns must be comma-separated column names, got 'action,,index'",

@@ -140,37 +140,52 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
     reading = len(settings) * args.seconds
     progress.line(
-        f"{PROG} bench: {len(settings)} settings x {args.seconds:g} s = {reading:g} s of reading, "
-        f"about {reading + len(settings) * SETUP_ALLOWANCE_S:.0f} s with set-up and first batches"
+        f"{PROG} bench: {len(settings)} settings x {args.seconds:g} s = {reading:g} s of reading "
+        f"(in {args.rounds} interleaved round{'s' * (args.rounds > 1)}), about "
+        f"{reading + len(settings) * args.rounds * SETUP_ALLOWANCE_S:.0f} s with set-up and first batches"
         + (f" (block sizes {dropped} skipped: longer than every episode)" if dropped else "")
     )
     from ..lerobot import read_episode_index
-    from .bench_measure import measure, order_share, uniform_same_episode_share
+    from .bench_measure import measure, order_share, summarize, uniform_same_episode_share
 
     uniform = uniform_same_episode_share(read_episode_index(root).lengths)
     shares: dict[int | None, float] = {}
-    runs: list[dict[str, Any]] = []
-    for i, setting in enumerate(settings, 1):
-        label = f"[{i}/{len(settings)}] {setting.label()}"
-        t0 = time.perf_counter()
-        try:
-            if setting.block_size not in shares:
-                shares[setting.block_size] = order_share(str(root), setting, args.batch_size, args.seed)
-            if progress.interactive:
-                with progress.status(label, report=False):  # the result line below replaces it
-                    result = measure(opts, setting, args.seconds)
-            else:
-                result = measure(opts, setting, args.seconds)
-        except (OSError, ValueError, RuntimeError) as exc:
-            raise UsageError(f"{setting.label()}: reading {str(root)!r} failed: {exc}") from None
-        result["same_episode_share"] = shares[setting.block_size]
-        runs.append(result)
-        progress.line(
-            f"{label}: {result['samples_per_s']:,.0f} samples/s, first batch {result['first_batch_s']:.2f} s "
-            f"({time.perf_counter() - t0:.1f} s)"
-        )
+    for setting in settings:  # the shuffle quality of each order: from the sampler's order, no reading
+        if setting.block_size not in shares:
+            shares[setting.block_size] = order_share(str(root), setting, args.batch_size, args.seed)
+    rounds: dict[Setting, list[dict[str, Any]]] = {s: [] for s in settings}
+    slice_s = args.seconds / args.rounds
+    steps = len(settings) * args.rounds
+    step = 0
+    for rnd in range(args.rounds):
+        # interleaved, every other round backwards: a drift of the machine's load hits every setting alike
+        for setting in settings if rnd % 2 == 0 else settings[::-1]:
+            step += 1
+            label = f"[{step}/{steps}] {setting.label()}"
+            if args.rounds > 1:
+                label += f" (round {rnd + 1}/{args.rounds})"
+            t0 = time.perf_counter()
+            try:
+                if progress.interactive:
+                    with progress.status(label, report=False):  # the result line below replaces it
+                        result = measure(opts, setting, slice_s)
+                else:
+                    result = measure(opts, setting, slice_s)
+            except (OSError, ValueError, RuntimeError) as exc:
+                raise UsageError(f"{setting.label()}: reading {str(root)!r} failed: {exc}") from None
+            rounds[setting].append(result)
+            rate = result["timed_samples"] / result["timed_seconds"] if result["timed_seconds"] > 0 else 0.0
+            progress.line(
+                f"{label}: {rate:,.0f} samples/s, first batch {result['first_batch_s']:.2f} s "
+                f"({time.perf_counter() - t0:.1f} s)"
+            )
+    runs = []
+    for setting in settings:
+        run_record = summarize(setting, rounds[setting], backend)
+        run_record["same_episode_share"] = shares[setting.block_size]
+        runs.append(run_record)
 
-    from .bench_report import THRESHOLD, document, recommend, recommendation_lines, table_lines
+    from .bench_report import THRESHOLD, document, noise_lines, recommend, recommendation_lines, table_lines
 
     try:
         rec = recommend(runs)
@@ -196,6 +211,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     settings_doc = {
         "batch_size": args.batch_size,
         "seconds": args.seconds,
+        "rounds": args.rounds,
         "workers": list(workers),
         "block_sizes": sorted({s.block_size for s in settings if s.block_size is not None}),
         "dropped_block_sizes": dropped,
@@ -214,14 +230,15 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         + (f"cameras: {cams}" if cams else "no cameras (Parquet only: no decode counts)"),
         f"  reading      DataLoader(batch_sampler=BatchSampler(EpisodeAwareSampler, {args.batch_size}), "
         "LeRobotFrames.get_batch),",
-        f"               {args.seconds:g} s per setting"
+        f"               {args.seconds:g} s per setting in {args.rounds} round{'s' * (args.rounds > 1)}"
         + (f", {'uint8' if args.uint8 else 'float32'} cameras decoded with {backend}" if cams else ""),
         f"  machine      {cpu} CPUs, load average {load_start} at the start, "
         f"{machine['load_end']} at the end",
         "",
         *("  " + ln for ln in table_lines(doc["runs"], bool(dataset["cameras"]))),
         "",
-        "  samples/s from the first batch on; first batch: set-up (dataset, sampler, loader) + first batch;",
+        "  samples/s from the first batch on, all rounds together (spread: the lowest and highest round);",
+        "  first batch: set-up (dataset, sampler, loader) + first batch, median of the rounds;",
         "  out/sample: bytes of the batch tensors;",
         *(
             [
@@ -235,6 +252,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         f"  same-episode pairs: batch-mate pairs from one episode (a uniform shuffle: {uniform:.1%})",
         "",
         *("  " + ln for ln in recommendation_lines(doc["recommendation"], uniform, args.batch_size)),
+        *("  " + ln for ln in noise_lines(doc["runs"], _load())),
     ]
     if fresh is not None:
         total = fresh["process_to_first_batch_s"]

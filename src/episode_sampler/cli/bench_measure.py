@@ -10,7 +10,9 @@ workers. :func:`measure` builds everything afresh, as a training script does aft
 
 It times the first batch (set-up included), then iterates for the time budget (across epochs if
 the dataset is small) and reports samples per second from the first batch on: worker start-up and the
-first decoder opens fall in the first batch, not in the rate.
+first decoder opens fall in the first batch, not in the rate. The command measures each setting in
+several rounds, settings interleaved, so that a change of machine load affects every setting alike
+(:func:`summarize` merges a setting's rounds).
 
 Decode work is counted where it happens: every batch carries the :attr:`LeRobotFrames.video_stats` of
 the process that read it (counted from that process's first batch), so the totals include the work of
@@ -132,10 +134,12 @@ def build(opts: Options, setting: Setting) -> tuple[Any, Any, Any]:
 
 
 def measure(opts: Options, setting: Setting, seconds: float) -> dict[str, Any]:
-    """Throughput, first batch and decode work of ``setting``, iterating for about ``seconds``.
+    """One round of ``setting``: build afresh, read the first batch, then read for about ``seconds``.
 
-    Returns a run record (the ``runs`` items of the JSON output; see :mod:`.bench_report`), without
-    ``same_episode_share``.
+    Returns the round's totals: ``setup_s``, ``first_batch_s``, ``timed_samples``, ``timed_batches``,
+    ``timed_seconds`` (from the first batch on), ``samples`` (all, the first batch too),
+    ``delivered_bytes``, ``epochs_started``, ``cameras`` and ``decode`` (the decode counters summed over
+    the processes that read, :data:`DECODE_COUNTERS`). :func:`summarize` turns rounds into a run record.
     """
     t0 = time.perf_counter()
     frames, sampler, loader = build(opts, setting)
@@ -169,42 +173,68 @@ def measure(opts: Options, setting: Setting, seconds: float) -> dict[str, Any]:
         del it
         del loader
         frames.close()
-    total = samples + timed_samples
-    cameras = len(frames.video_keys)
+    return {
+        "setup_s": setup,
+        "first_batch_s": first,
+        "timed_samples": timed_samples,
+        "timed_batches": timed_batches,
+        "timed_seconds": elapsed,
+        "samples": samples + timed_samples,
+        "delivered_bytes": delivered,
+        "epochs_started": epoch + 1,
+        "cameras": len(frames.video_keys),
+        "decode": {k: sum(s.get(k, 0) for s in per_process.values()) for k in DECODE_COUNTERS},
+    }
+
+
+def summarize(setting: Setting, rounds: Sequence[Mapping[str, Any]], video_backend: str) -> dict[str, Any]:
+    """The run record of ``setting`` (the ``runs`` items of the JSON output, see :mod:`.bench_report`)
+    from its rounds (:func:`measure`), without ``same_episode_share`` and ``fraction_of_best``.
+
+    samples/s is all timed samples over all timed seconds; set-up and first batch are medians over
+    the rounds; per-sample counts divide the totals by all samples read.
+    """
+    if not rounds:
+        raise ValueError("rounds is empty: nothing was measured")
+    total = sum(int(r["samples"]) for r in rounds)
+    timed = sum(int(r["timed_samples"]) for r in rounds)
+    seconds = sum(float(r["timed_seconds"]) for r in rounds)
+    cameras = int(rounds[0]["cameras"])
+    sums = {k: sum(int(r["decode"][k]) for r in rounds) for k in DECODE_COUNTERS}
     decode: dict[str, Any] | None = None
-    if cameras and opts.video_backend != "pyav":  # torchcodec reports files opened and frames asked
+    if cameras:
+        exact = video_backend == "pyav"  # torchcodec reports files opened and frames asked, not decoded
+
+        def per(count: float) -> float | None:
+            return count / total if exact and total else None
+
+        frames = per(sums["frames_decoded"])
         decode = {
-            "backend": opts.video_backend,
+            "backend": video_backend,
             "cameras": cameras,
-            "packets_per_sample": None,
-            "packet_bytes_per_sample": None,
-            "frames_decoded_per_sample_camera": None,
-            "seeks_per_sample": None,
-            "files_opened": sum(s.get("opens", 0) for s in per_process.values()),
-        }
-    elif cameras:
-        sums = {k: sum(s.get(k, 0) for s in per_process.values()) for k in DECODE_COUNTERS}
-        decode = {
-            "backend": opts.video_backend,
-            "cameras": cameras,
-            "packets_per_sample": sums["packets"] / total,
-            "packet_bytes_per_sample": sums["packet_bytes"] / total,
-            "frames_decoded_per_sample_camera": sums["frames_decoded"] / (total * cameras),
-            "seeks_per_sample": sums["seeks"] / total,
+            "packets_per_sample": per(sums["packets"]),
+            "packet_bytes_per_sample": per(sums["packet_bytes"]),
+            "frames_decoded_per_sample_camera": None if frames is None else frames / cameras,
+            "seeks_per_sample": per(sums["seeks"]),
             "files_opened": sums["opens"],
         }
     return {
         "order": setting.order,
         "block_size": setting.block_size,
         "workers": setting.workers,
-        "samples_per_s": timed_samples / elapsed if elapsed > 0 else 0.0,
-        "timed_samples": timed_samples,
-        "timed_batches": timed_batches,
-        "timed_seconds": elapsed,
-        "epochs_started": epoch + 1,
-        "setup_s": setup,
-        "first_batch_s": first,
-        "delivered_bytes_per_sample": delivered / total if total else 0.0,
+        "samples_per_s": timed / seconds if seconds > 0 else 0.0,
+        "samples_per_s_rounds": [
+            r["timed_samples"] / r["timed_seconds"] if r["timed_seconds"] > 0 else 0.0 for r in rounds
+        ],
+        "timed_samples": timed,
+        "timed_batches": sum(int(r["timed_batches"]) for r in rounds),
+        "timed_seconds": seconds,
+        "epochs_started": sum(int(r["epochs_started"]) for r in rounds),
+        "setup_s": float(np.median([r["setup_s"] for r in rounds])),
+        "first_batch_s": float(np.median([r["first_batch_s"] for r in rounds])),
+        "delivered_bytes_per_sample": sum(int(r["delivered_bytes"]) for r in rounds) / total
+        if total
+        else 0.0,
         "decode": decode,
     }
 

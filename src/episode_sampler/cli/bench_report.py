@@ -6,7 +6,7 @@ JSON output (``--json PATH``, or ``--json -`` for stdout), schema ``"episode-sam
       "schema": "episode-sampler-bench/1",
       "dataset": {"root", "episodes", "frames", "min_episode_length", "max_episode_length",
                   "cameras": {key: [height, width]}, "columns": [names read per sample]},
-      "settings": {"batch_size", "seconds", "workers": [..], "block_sizes": [..],
+      "settings": {"batch_size", "seconds", "rounds", "workers": [..], "block_sizes": [..],
                    "dropped_block_sizes": [..] (longer than every episode), "uint8",
                    "video_backend": "pyav" | "torchcodec" | null (no cameras), "seed",
                    "threshold": 0.9},
@@ -15,10 +15,12 @@ JSON output (``--json PATH``, or ``--json -`` for stdout), schema ``"episode-sam
       "uniform_same_episode_share": float,      # batch-mate pairs from one episode, uniform shuffle
       "runs": [{
         "order": "frames" | "blocks", "block_size": int | null, "workers": int,
-        "samples_per_s": float,                 # from the first batch on, over timed_seconds
-        "timed_samples", "timed_batches", "timed_seconds", "epochs_started",
+        "samples_per_s": float,                 # from the first batch on: timed_samples / timed_seconds
+        "samples_per_s_rounds": [float],        # the same, per round (its spread shows the noise)
+        "timed_samples", "timed_batches", "timed_seconds", "epochs_started",  # summed over rounds
         "setup_s": float,                       # LeRobotFrames + sampler + DataLoader, after imports
-        "first_batch_s": float,                 # set-up + first batch (worker start-up included)
+        "first_batch_s": float,                 # set-up + first batch (worker start-up included);
+                                                # both medians over the rounds
         "delivered_bytes_per_sample": float,    # bytes of the batch tensors
         "decode": null | {                      # null: no cameras (Parquet only, read memory-mapped)
           "backend", "cameras", "files_opened",
@@ -32,7 +34,9 @@ JSON output (``--json PATH``, or ``--json -`` for stdout), schema ``"episode-sam
                          "import_s", "setup_s", "first_batch_s", "process_to_first_batch_s"}
     }
 
-Seconds are wall-clock seconds; every ``*_per_sample`` counts all samples read, the first batch too.
+Seconds are wall-clock seconds; every ``*_per_sample`` counts all samples read, the first batches too.
+Each setting is measured in ``rounds`` rounds of ``seconds / rounds``, settings interleaved (every other
+round in reverse order), each round with a freshly built dataset, sampler and loader.
 """
 
 from __future__ import annotations
@@ -108,9 +112,34 @@ def human_bytes(x: float | None) -> str:
     return f"{x / 1024**2:.1f} MiB"
 
 
+NOISY = 1.25  # rounds of one setting further apart than this: say that the machine is busy
+
+
+def noise_lines(runs: Sequence[Mapping[str, Any]], load: Sequence[float] | None) -> list[str]:
+    """A note when the rounds of a setting disagree by more than :data:`NOISY` (empty otherwise)."""
+    worst = 1.0
+    for r in runs:
+        rates = [float(x) for x in r.get("samples_per_s_rounds") or []]
+        if len(rates) > 1 and min(rates) > 0:
+            worst = max(worst, max(rates) / min(rates))
+    if worst <= NOISY:
+        return []
+    busy = f" (load average {load[0]:.2f})" if load else ""
+    return [
+        f"note         the rounds of one setting differ by up to {worst:.1f}x: the machine is busy{busy} and "
+        "the recommendation",
+        "             is uncertain; measure again on an idle machine, or with more --seconds",
+    ]
+
+
+def _spread(rates: Sequence[float]) -> str:
+    """``lowest..highest`` samples/s of the rounds (``-`` with one round)."""
+    return f"{min(rates):,.0f}..{max(rates):,.0f}" if len(rates) > 1 else "-"
+
+
 def table_lines(runs: Sequence[Mapping[str, Any]], has_video: bool) -> list[str]:
     """The results as an aligned text table, one row per run, in the order measured."""
-    head = ["order", "workers", "samples/s", "of best", "first batch", "out/sample"]
+    head = ["order", "workers", "samples/s", "spread", "of best", "first batch", "out/sample"]
     if has_video:
         head += ["decoded/sample", "frames/cam"]
     head.append("same-episode pairs")
@@ -120,6 +149,7 @@ def table_lines(runs: Sequence[Mapping[str, Any]], has_video: bool) -> list[str]
             order_label(r["block_size"]),
             str(r["workers"]),
             f"{r['samples_per_s']:,.0f}",
+            _spread(r.get("samples_per_s_rounds") or []),
             f"{r['fraction_of_best']:.0%}",
             f"{r['first_batch_s']:.2f} s",
             human_bytes(r["delivered_bytes_per_sample"]),

@@ -248,7 +248,14 @@ def _add_bench(sub: Any) -> None:
         "--seconds",
         type=positive_float("--seconds"),
         default=2.0,
-        help="seconds of reading per setting, after its first batch (default: 2)",
+        help="seconds of reading per setting, after its first batches (default: 2)",
+    )
+    bench.add_argument(
+        "--rounds",
+        type=int_in("--rounds", 1, 100),
+        default=2,
+        help="rounds over the settings, interleaved, each with --seconds/ROUNDS per setting, so that a "
+        "change of load hits every setting alike (default: 2)",
     )
     bench.add_argument(
         "--workers",
