@@ -101,7 +101,7 @@ def fig_iteration(sec: dict[str, Any]) -> Any:
     _bar_values(ax, bars, lambda v: f"{v:.2f}" if v < 1 else f"{v:.1f}")
     ax.set_yticks(range(len(rows)), labels, fontsize=6.5)
     ax.invert_yaxis()
-    ax.set_xlabel("million items per second (linear; ours in blue; value at each bar's end)")
+    ax.set_xlabel("million items per second\n(linear; ours in blue; value at each bar's end)")
     ax.set_title("Python iteration throughput, whole epochs")
     ax.grid(True, axis="x", alpha=0.3)
     return fig
@@ -274,6 +274,8 @@ def _reader_label(row: dict[str, Any]) -> str:
     name = name.replace("LeRobotFrames, ", "ours, ").replace("order='frames'", "frames")
     name = re.sub(r"order='blocks' \(block_size=(\d+)\)", r"blocks of \1", name)
     name = name.replace("return_uint8=True", "uint8")
+    name = name.replace("video_threads=None (one per camera)", "a thread per camera")
+    name = name.replace("video_threads=1", "1 thread")
     if row.get("limit") == "uint8":
         name += " (/ uint8 limit)"
     workers = row["workers"]
@@ -323,9 +325,9 @@ def fig_video_limit(sec: dict[str, Any]) -> Any:
             marked = True
     ax.set_yticks(range(len(rows)), labels, fontsize=6.5)
     ax.set_ylim(len(rows) - 0.5, -0.5)
-    ax.set_xlabel("samples/s / the decode limit's, same run (value at each bar's base)")
+    ax.set_xlabel("samples/s / the decode limit's, same run\n(value at each bar's base)")
     cams = len(sec.get("cameras", {})) or 1
-    ax.set_title(f"Video readers against the decode limit ({cams} AV1 camera{'s' * (cams > 1)})")
+    ax.set_title(f"Readers vs the decode limit ({cams} AV1 camera{'s' * (cams > 1)})")
     ax.grid(True, axis="x", alpha=0.3)
     _legend_below(fig, ax, ncols=1)
     return fig

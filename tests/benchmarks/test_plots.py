@@ -21,10 +21,12 @@ if str(ROOT) not in sys.path:  # benchmarks/ lives at the repository root, outsi
 from benchmarks import plots  # noqa: E402
 from tests.helpers.figure_checks import problems, unlabelled_bars  # noqa: E402
 
-FRAMES = "LeRobotFrames, order='frames'"
-BLOCKS8 = "LeRobotFrames, order='blocks' (block_size=8)"
-BLOCKS32 = "LeRobotFrames, order='blocks' (block_size=32)"
-BLOCKS32_U8 = "LeRobotFrames, order='blocks' (block_size=32), return_uint8=True"
+# the reader names of benchmarks/cases/video.py
+FRAMES = "LeRobotFrames, order='frames', video_threads=1"
+BLOCKS8 = "LeRobotFrames, order='blocks' (block_size=8), video_threads=1"
+BLOCKS32 = "LeRobotFrames, order='blocks' (block_size=32), video_threads=1"
+BLOCKS32_U8 = "LeRobotFrames, order='blocks' (block_size=32), video_threads=1, return_uint8=True"
+FRAMES_THREADS = "LeRobotFrames, order='frames', video_threads=None (one per camera)"
 BASELINE = "LeRobot-style per item, per camera (RandomSampler)"
 
 
@@ -53,6 +55,7 @@ REPORT = {
                 {"N": 10**6, "method": "for i in RandomSampler", "items_per_s": 7.5e6},
                 {"N": 10**6, "method": "for i in Grain IndexSampler[i]", "items_per_s": 0.03e6},
                 {"N": 10**6, "method": "for i in Loader(EpisodeSamplerNode) (feistel)", "items_per_s": 2.6e6},
+                {"N": 10**6, "method": "for i in Loader(SamplerWrapper(RandomSampler))", "items_per_s": 2.1e6},
             ]
         },
         "restore": {
@@ -126,6 +129,7 @@ REPORT = {
                     (0, BLOCKS8, 0.78),
                     (0, BLOCKS32, 0.88),
                     (0, BLOCKS32_U8, 0.93),
+                    (0, FRAMES_THREADS, 0.71),
                     (2, FRAMES, 1.05),
                 )
             ],
@@ -174,7 +178,7 @@ def test_every_bar_has_its_value_written(drawn, name) -> None:
     if name == "perf_iteration.png":
         assert "0.03" in texts  # Grain's bar is too short to see: its value is written
     if name == "perf_video_limit.png":
-        assert texts == ["0.12", "0.56", "0.78", "0.88", "0.93", "1.05"]
+        assert texts == ["0.12", "0.56", "0.78", "0.88", "0.93", "0.71", "1.05"]
 
 
 @pytest.mark.slow  # draws every figure (seconds on a loaded machine)
@@ -188,7 +192,9 @@ def test_video_limit_figure_draws_the_limit_and_the_targets(drawn) -> None:
     ]
     ax = fig.axes[0]
     ticks = [t.get_text() for t in ax.get_yticklabels()]
-    assert ticks[1] == "ours, frames, 0 workers" and ticks[4].endswith("(/ uint8 limit), 0 workers")
+    assert ticks[1] == "ours, frames, 1 thread, 0 workers"
+    assert ticks[4] == "ours, blocks of 32, 1 thread, uint8 (/ uint8 limit), 0 workers"
+    assert ticks[5] == "ours, frames, a thread per camera, 0 workers"
     marks = sorted(
         (round(line.get_xdata()[0], 2), round(sum(line.get_ydata()) / 2))
         for line in ax.get_lines()
