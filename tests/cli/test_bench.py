@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +18,8 @@ from episode_sampler.cli.bench import default_workers, settings_for
 from episode_sampler.cli.bench_measure import (
     DECODE_COUNTERS,
     Setting,
+    cpu_between,
+    cpu_snapshot,
     same_episode_share,
     summarize,
     uniform_same_episode_share,
@@ -33,6 +37,8 @@ RUN_KEYS = {
     "timed_samples",
     "timed_batches",
     "timed_seconds",
+    "cpu_seconds",
+    "samples_per_cpu_s",
     "epochs_started",
     "setup_s",
     "first_batch_s",
@@ -117,6 +123,10 @@ def check_schema(doc: dict, *, runs: int, cameras: bool) -> None:
         assert r["samples_per_s"] == pytest.approx(r["timed_samples"] / r["timed_seconds"])
         assert len(r["samples_per_s_rounds"]) == doc["settings"]["rounds"]
         assert min(r["samples_per_s_rounds"]) <= r["samples_per_s"] <= max(r["samples_per_s_rounds"])
+        if sys.platform == "linux":  # CPU of this process and its workers, read from /proc
+            assert 0 < r["cpu_seconds"] and r["samples_per_cpu_s"] == pytest.approx(
+                r["timed_samples"] / r["cpu_seconds"]
+            )
         assert 0 < r["setup_s"] <= r["first_batch_s"]
         assert r["delivered_bytes_per_sample"] > 0
         assert 0 <= r["same_episode_share"] <= 1 and 0 < r["fraction_of_best"] <= 1
@@ -347,12 +357,14 @@ def test_table_has_a_row_per_run_and_no_decode_columns_without_video() -> None:
     ]
     runs[0]["samples_per_s_rounds"] = [900.0, 1100.0]
     runs[1]["samples_per_s_rounds"] = [2000.0]
+    runs[0]["samples_per_cpu_s"] = 1250.0
+    runs[1]["samples_per_cpu_s"] = None
     for r in runs:
         r["fraction_of_best"] = r["samples_per_s"] / 2000.0
     lines = table_lines(runs, has_video=False)
     assert len(lines) == 4 and "decoded" not in lines[0]
-    assert lines[2].split()[:6] == ["frames", "0", "1,000", "900..1,100", "50%", "0.50"]
-    assert lines[3].split()[:7] == ["blocks", "of", "8", "2", "2,000", "-", "100%"]
+    assert lines[2].split()[:7] == ["frames", "0", "1,000", "900..1,100", "50%", "1,250", "0.50"]
+    assert lines[3].split()[:8] == ["blocks", "of", "8", "2", "2,000", "-", "100%", "n/a"]
 
 
 def test_rounds_merge_into_one_run_record() -> None:
@@ -365,6 +377,7 @@ def test_rounds_merge_into_one_run_record() -> None:
             "timed_samples": samples,
             "timed_batches": samples // 8,
             "timed_seconds": seconds,
+            "cpu_seconds": seconds * 1.5,
             "samples": samples + 8,
             "delivered_bytes": 100 * (samples + 8),
             "epochs_started": 1,
@@ -376,6 +389,9 @@ def test_rounds_merge_into_one_run_record() -> None:
     run = summarize(Setting("blocks", 8, 2), rounds, "pyav")
     assert run["samples_per_s"] == pytest.approx(240 / 4.0)  # all timed samples over all timed seconds
     assert run["samples_per_s_rounds"] == [80.0, 40.0, 60.0]
+    assert run["cpu_seconds"] == pytest.approx(6.0) and run["samples_per_cpu_s"] == pytest.approx(40.0)
+    unknown = summarize(Setting("blocks", 8, 2), [rounds[0], {**rounds[1], "cpu_seconds": None}], "pyav")
+    assert unknown["cpu_seconds"] is None and unknown["samples_per_cpu_s"] is None
     assert (run["first_batch_s"], run["setup_s"]) == (pytest.approx(0.2), pytest.approx(0.1))  # medians
     assert run["delivered_bytes_per_sample"] == pytest.approx(100.0)
     assert run["decode"]["frames_decoded_per_sample_camera"] == pytest.approx(600 / 264 / 2)
@@ -393,6 +409,34 @@ def test_noise_note_when_rounds_disagree() -> None:
     note = noise_lines(busy, [7.5, 7.0, 6.0])
     assert note[0].startswith("note         the rounds of one setting differ by up to 3.0x")
     assert "(load average 7.50)" in note[0] and "idle machine" in note[1]
+
+
+def test_cpu_between_counts_this_process_and_its_workers() -> None:
+    before = (10.0, {101: 1.0, 102: 2.0})
+    after = (10.5, {101: 2.0, 102: 2.5})
+    assert cpu_between(before, after, workers=2) == pytest.approx(0.5 + 1.0 + 0.5)
+    assert cpu_between(before, after, workers=0) == pytest.approx(0.5)  # workers=0: this process only
+    assert cpu_between(before, (10.5, {}), workers=2) is None  # the workers cannot be read
+    assert cpu_between(before, (10.5, {101: 2.0, 102: None}), workers=2) is None
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
+def test_cpu_snapshot_sees_a_busy_child() -> None:
+    import subprocess
+
+    busy = "import time\nt = time.time()\nwhile time.time() - t < 2: pass"
+    child = subprocess.Popen([sys.executable, "-c", busy])
+    try:
+        time.sleep(0.2)
+        before = cpu_snapshot()
+        time.sleep(0.5)
+        after = cpu_snapshot()
+    finally:
+        child.kill()
+        child.wait()
+    assert child.pid in before[1] and child.pid in after[1]
+    assert after[1][child.pid] > before[1][child.pid]  # its CPU time grew while it spun
+    assert cpu_between(before, after, workers=1) > after[0] - before[0]
 
 
 # ---------------------------------------------------------------------------------------------- bad input

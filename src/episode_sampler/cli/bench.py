@@ -238,7 +238,8 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         *("  " + ln for ln in table_lines(doc["runs"], bool(dataset["cameras"]))),
         "",
         "  samples/s from the first batch on, all rounds together (spread: the lowest and highest round);",
-        "  first batch: set-up (dataset, sampler, loader) + first batch, median of the rounds;",
+        "  per CPU-s: samples per CPU-second of this process and its workers (equal across worker counts:",
+        "  the workers waste no CPU); first batch: set-up (dataset, sampler, loader) + first batch, median;",
         "  out/sample: bytes of the batch tensors;",
         *(
             [

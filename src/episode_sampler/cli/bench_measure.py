@@ -107,6 +107,40 @@ def batch_nbytes(batch: Mapping[str, Any]) -> int:
     return total
 
 
+def _cpu_of(pid: int) -> float | None:
+    """CPU seconds (user + system) used so far by process ``pid`` (Linux ``/proc``; ``None`` elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
+
+
+def cpu_snapshot() -> tuple[float, dict[int, float | None]]:
+    """CPU seconds of this process (all its threads) and of each of its child processes (the DataLoader
+    workers; Linux ``/proc``, none found elsewhere)."""
+    pid = os.getpid()
+    try:
+        children = [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except (OSError, ValueError):
+        children = []
+    return time.process_time(), {c: _cpu_of(c) for c in children}
+
+
+def cpu_between(
+    before: tuple[float, dict[int, float | None]], after: tuple[float, dict[int, float | None]], workers: int
+) -> float | None:
+    """CPU seconds used between two :func:`cpu_snapshot` by this process and its children; ``None`` when
+    the workers' CPU cannot be read (not Linux)."""
+    main = after[0] - before[0]
+    if workers == 0:
+        return main
+    kids = after[1]
+    if len(kids) < workers or any(v is None for v in kids.values()):
+        return None
+    return main + sum(float(v or 0.0) - float(before[1].get(c) or 0.0) for c, v in kids.items())
+
+
 def build(opts: Options, setting: Setting) -> tuple[Any, Any, Any]:
     """``(frames, sampler, loader)`` for ``setting``, built from scratch."""
     from torch.utils.data import BatchSampler, DataLoader
@@ -137,7 +171,8 @@ def measure(opts: Options, setting: Setting, seconds: float) -> dict[str, Any]:
     """One round of ``setting``: build afresh, read the first batch, then read for about ``seconds``.
 
     Returns the round's totals: ``setup_s``, ``first_batch_s``, ``timed_samples``, ``timed_batches``,
-    ``timed_seconds`` (from the first batch on), ``samples`` (all, the first batch too),
+    ``timed_seconds`` (from the first batch on), ``cpu_seconds`` (this process and its DataLoader workers
+    over the same time; ``None`` where unknown), ``samples`` (all, the first batch too),
     ``delivered_bytes``, ``epochs_started``, ``cameras`` and ``decode`` (the decode counters summed over
     the processes that read, :data:`DECODE_COUNTERS`). :func:`summarize` turns rounds into a run record.
     """
@@ -153,6 +188,7 @@ def measure(opts: Options, setting: Setting, seconds: float) -> dict[str, Any]:
     delivered = batch_nbytes(batch)
     per_process[pid] = stats
     timed_samples = timed_batches = 0
+    cpu0 = cpu_snapshot()
     t1 = time.perf_counter()
     try:
         while time.perf_counter() - t1 < seconds or timed_batches == 0:
@@ -168,8 +204,9 @@ def measure(opts: Options, setting: Setting, seconds: float) -> dict[str, Any]:
             timed_batches += 1
             delivered += batch_nbytes(batch)
             per_process[pid] = stats
-    finally:
         elapsed = time.perf_counter() - t1
+        cpu = cpu_between(cpu0, cpu_snapshot(), setting.workers)  # before the workers shut down
+    finally:  # on success and on failure: workers stopped, decoders closed
         del it
         del loader
         frames.close()
@@ -179,6 +216,7 @@ def measure(opts: Options, setting: Setting, seconds: float) -> dict[str, Any]:
         "timed_samples": timed_samples,
         "timed_batches": timed_batches,
         "timed_seconds": elapsed,
+        "cpu_seconds": cpu,
         "samples": samples + timed_samples,
         "delivered_bytes": delivered,
         "epochs_started": epoch + 1,
@@ -201,6 +239,8 @@ def summarize(setting: Setting, rounds: Sequence[Mapping[str, Any]], video_backe
     seconds = sum(float(r["timed_seconds"]) for r in rounds)
     cameras = int(rounds[0]["cameras"])
     sums = {k: sum(int(r["decode"][k]) for r in rounds) for k in DECODE_COUNTERS}
+    cpus = [r.get("cpu_seconds") for r in rounds]
+    cpu = None if any(c is None for c in cpus) else sum(float(c) for c in cpus if c is not None)
     decode: dict[str, Any] | None = None
     if cameras:
         exact = video_backend == "pyav"  # torchcodec reports files opened and frames asked, not decoded
@@ -229,6 +269,8 @@ def summarize(setting: Setting, rounds: Sequence[Mapping[str, Any]], video_backe
         "timed_samples": timed,
         "timed_batches": sum(int(r["timed_batches"]) for r in rounds),
         "timed_seconds": seconds,
+        "cpu_seconds": cpu,
+        "samples_per_cpu_s": timed / cpu if cpu else None,
         "epochs_started": sum(int(r["epochs_started"]) for r in rounds),
         "setup_s": float(np.median([r["setup_s"] for r in rounds])),
         "first_batch_s": float(np.median([r["first_batch_s"] for r in rounds])),

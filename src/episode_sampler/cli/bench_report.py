@@ -18,6 +18,8 @@ JSON output (``--json PATH``, or ``--json -`` for stdout), schema ``"episode-sam
         "samples_per_s": float,                 # from the first batch on: timed_samples / timed_seconds
         "samples_per_s_rounds": [float],        # the same, per round (its spread shows the noise)
         "timed_samples", "timed_batches", "timed_seconds", "epochs_started",  # summed over rounds
+        "cpu_seconds": float | null,            # this process + its workers over timed_seconds (Linux)
+        "samples_per_cpu_s": float | null,      # timed_samples / cpu_seconds: do workers waste CPU?
         "setup_s": float,                       # LeRobotFrames + sampler + DataLoader, after imports
         "first_batch_s": float,                 # set-up + first batch (worker start-up included);
                                                 # both medians over the rounds
@@ -139,7 +141,7 @@ def _spread(rates: Sequence[float]) -> str:
 
 def table_lines(runs: Sequence[Mapping[str, Any]], has_video: bool) -> list[str]:
     """The results as an aligned text table, one row per run, in the order measured."""
-    head = ["order", "workers", "samples/s", "spread", "of best", "first batch", "out/sample"]
+    head = ["order", "workers", "samples/s", "spread", "of best", "per CPU-s", "first batch", "out/sample"]
     if has_video:
         head += ["decoded/sample", "frames/cam"]
     head.append("same-episode pairs")
@@ -151,6 +153,7 @@ def table_lines(runs: Sequence[Mapping[str, Any]], has_video: bool) -> list[str]
             f"{r['samples_per_s']:,.0f}",
             _spread(r.get("samples_per_s_rounds") or []),
             f"{r['fraction_of_best']:.0%}",
+            "n/a" if r.get("samples_per_cpu_s") is None else f"{r['samples_per_cpu_s']:,.0f}",
             f"{r['first_batch_s']:.2f} s",
             human_bytes(r["delivered_bytes_per_sample"]),
         ]
