@@ -97,7 +97,8 @@ class VideoFile(Protocol):
     closed: bool
 
     def read(self, times: np.ndarray, tolerance_s: float) -> list[np.ndarray]:
-        """RGB ``uint8`` ``[H, W, 3]`` frames for the sorted, unique seconds ``times``.
+        """RGB ``uint8`` ``[H, W, 3]`` frames (possibly non-contiguous views) for the sorted, unique
+        seconds ``times``.
 
         Raises:
             FrameTimestampError: a time has no frame within ``tolerance_s``.
@@ -182,8 +183,13 @@ class PyAVFile:
             self._frames = None
 
     def _to_rgb(self, frame: Any) -> np.ndarray:
-        """``frame.to_ndarray(format="rgb24")``, LeRobot's conversion, with a reused scaler."""
-        return self._rgb.reformat(frame, format="rgb24").to_ndarray()
+        """``frame.to_ndarray(format="rgb24")``, LeRobot's conversion, with a reused scaler and without
+        the copy: an ``[H, W, 3]`` view of the converted frame's pixels (the view keeps them alive)."""
+        rgb = self._rgb.reformat(frame, format="rgb24")
+        plane = rgb.planes[0]
+        return np.ndarray(
+            (rgb.height, rgb.width, 3), np.uint8, buffer=plane, strides=(plane.line_size, 3, 1)
+        )
 
     def _ahead_s(self, tolerance_s: float) -> float:
         """How far ahead of the last decoded frame a wanted time may lie to be decoded to, not sought."""

@@ -175,12 +175,7 @@ class VideoReader:
                     f"video files of camera {key!r} have different frame sizes: {tuple(out.shape[2:])} and "
                     f"{(h, w)} ({path!r})"
                 )
-            chw = [torch.from_numpy(f).permute(2, 0, 1) for f in got]
-            for row, j in zip(sel.tolist(), inv.tolist()):
-                if self.return_uint8:
-                    out[row].copy_(chw[j])
-                else:  # LeRobot: uint8 frames .type(torch.float32) / 255 (same values, one pass)
-                    torch.div(chw[j], 255, out=out[row])
+            _fill(out.numpy(), sel, inv, got)
 
         if self.threads > 1 and len(tasks) > 1:
             if self._pool is None:
@@ -212,6 +207,30 @@ class VideoReader:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._pid = os.getpid()
+
+
+_255 = np.float32(255)
+
+
+def _fill(out: np.ndarray, rows: np.ndarray, which: np.ndarray, frames: list[np.ndarray]) -> None:
+    """``out[rows[k]] = frames[which[k]]`` as CHW, each frame converted once (repeats copy the row).
+
+    Float output is LeRobot's ``uint8.type(torch.float32) / 255``: the same IEEE float32 division, done
+    by NumPy on this thread straight from the decoder's HWC pixels into the output (torch would spread
+    it over its intra-op threads, which the decoding threads and DataLoader workers already occupy).
+    """
+    done: dict[int, int] = {}
+    for row, j in zip(rows.tolist(), which.tolist()):
+        first = done.get(j)
+        if first is not None:
+            out[row] = out[first]
+            continue
+        done[j] = row
+        chw = frames[j].transpose(2, 0, 1)
+        if out.dtype == np.uint8:
+            np.copyto(out[row], chw)
+        else:
+            np.divide(chw, _255, out=out[row], dtype=np.float32)
 
 
 def _episode_video_columns(root: Path, episodes: EpisodeIndex, keys: Sequence[str]) -> dict[str, np.ndarray]:
