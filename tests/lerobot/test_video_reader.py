@@ -413,3 +413,49 @@ def test_torchcodec_backend_shows_the_same_frames(root):
     ds = LeRobotFrames(root, columns=["index", TOP], video_backend="torchcodec", return_uint8=True)
     batch = ds.get_batch(np.arange(len(ds)))
     assert [read_frame_index(f) for f in batch[TOP]] == batch["index"].tolist()
+
+
+def test_float_conversion_is_lerobots_division_for_every_byte_value():
+    from episode_sampler.lerobot.video_reader import _fill
+
+    # an HWC frame holding every uint8 value, non-contiguous like the decoder's views
+    values = np.arange(256, dtype=np.uint8).reshape(16, 16)
+    hwc = np.stack([values, values[::-1], values.T], axis=2)[:, ::2]
+    expected = torch.from_numpy(np.ascontiguousarray(hwc)).permute(2, 0, 1).type(torch.float32) / 255
+    out = np.full((3, 3, 16, 8), -1, dtype=np.float32)
+    _fill(out, np.array([2, 0]), np.array([0, 0]), [hwc])  # one frame wanted by rows 2 and 0
+    assert torch.equal(torch.from_numpy(out[2]), expected) and torch.equal(torch.from_numpy(out[0]), expected)
+    assert (out[1] == -1).all()  # rows not asked for are left alone
+    out8 = np.zeros((1, 3, 16, 8), dtype=np.uint8)
+    _fill(out8, np.array([0]), np.array([0]), [hwc])
+    assert torch.equal(torch.from_numpy(out8[0]), torch.from_numpy(np.ascontiguousarray(hwc)).permute(2, 0, 1))
+
+
+def test_collate_returns_the_batch_getitems_built_without_copying(root):
+    from torch.utils.data import default_collate
+
+    ds = LeRobotFrames(root, delta_indices={SIDE: [-1, 0]})
+    idx = [4, 0, 4, 17, 9]
+    items = ds.__getitems__(idx)
+    batch = LeRobotFrames.collate(items)
+    restacked = default_collate(list(items))  # a plain list: re-stacked by default_collate
+    assert LeRobotFrames.collate(list(items)).keys() == restacked.keys() == batch.keys()
+    for key, value in restacked.items():
+        if isinstance(value, torch.Tensor):
+            assert torch.equal(batch[key], value), key
+            assert batch[key].data_ptr() == items[0][key].data_ptr()  # the items are views of it
+        else:
+            assert batch[key] == value, key
+    assert [read_frame_index(f) for f in batch[TOP]] == idx
+
+
+@pytest.mark.slow
+def test_collate_in_a_dataloader_with_and_without_workers(root):
+    ds = LeRobotFrames(root, columns=["index", TOP, SIDE], return_uint8=True)
+    for workers in (0, 2):
+        plain = DataLoader(ds, batch_size=6, num_workers=workers)
+        fast = DataLoader(ds, batch_size=6, num_workers=workers, collate_fn=LeRobotFrames.collate)
+        for a, b in zip(plain, fast, strict=True):
+            assert a.keys() == b.keys()
+            assert all(torch.equal(a[k], b[k]) for k in a)
+            assert [read_frame_index(f) for f in b[TOP]] == b["index"].tolist()
