@@ -25,8 +25,9 @@ TARGETS = {
     "memory_peak",
     "e2e_vs_dataloader",
     "state_size",
-    "video_frames_vs_lerobot",
-    "video_blocks_vs_lerobot",
+    "video_frames_vs_limit",
+    "video_blocks8_vs_limit",
+    "video_blocks32_vs_limit",
 }
 # the sampler micro-benchmarks: measured and reported, not PASS/FAIL targets
 INFORMATIONAL = {
@@ -39,6 +40,11 @@ INFORMATIONAL = {
     "blocks_vs_frames",
     "episodes_vs_frames",
     "restore_construct_vs_grain",
+    # video, beside the decode-limit targets (the smoke run has no workers rows)
+    "video_frames_vs_lerobot_w0",
+    "video_blocks_vs_lerobot_w0",
+    "video_lerobot_vs_limit",
+    "video_blocks32_uint8_vs_limit",
 }
 
 
