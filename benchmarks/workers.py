@@ -28,18 +28,30 @@ from typing import Any
 CAMERAS = {"observation.images.small": (96, 96), "observation.images.large": (240, 320)}
 
 
-def cpu_seconds() -> float:
-    """CPU seconds (user + system) of this process and all its live descendants."""
+def cpu_snapshot() -> dict[int, float]:
+    """CPU seconds (user + system) of this process and each of its live descendants, by pid."""
     import psutil
 
     me = psutil.Process()
-    total = sum(me.cpu_times()[:2])
+    out = {me.pid: sum(me.cpu_times()[:2])}
     for child in me.children(recursive=True):
         try:
-            total += sum(child.cpu_times()[:2])
+            out[child.pid] = sum(child.cpu_times()[:2])
         except psutil.Error:
             pass
-    return total
+    return out
+
+
+def cpu_since(before: dict[int, float]) -> float:
+    """CPU seconds spent since ``before`` (a :func:`cpu_snapshot`) by this process and its live
+    descendants; children started since count in full, children gone since are not counted (keep the
+    workers alive until this is read: stop before the end of the epoch, which shuts them down)."""
+    return sum(t - before.get(pid, 0.0) for pid, t in cpu_snapshot().items())
+
+
+def cpu_seconds() -> float:
+    """CPU seconds (user + system) of this process and all its live descendants."""
+    return sum(cpu_snapshot().values())
 
 
 def shm_cost(ds: Any, batch: int, reps: int = 20) -> None:

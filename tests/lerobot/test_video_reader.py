@@ -428,7 +428,8 @@ def test_float_conversion_is_lerobots_division_for_every_byte_value():
     assert (out[1] == -1).all()  # rows not asked for are left alone
     out8 = np.zeros((1, 3, 16, 8), dtype=np.uint8)
     _fill(out8, np.array([0]), np.array([0]), [hwc])
-    assert torch.equal(torch.from_numpy(out8[0]), torch.from_numpy(np.ascontiguousarray(hwc)).permute(2, 0, 1))
+    chw8 = torch.from_numpy(np.ascontiguousarray(hwc)).permute(2, 0, 1)
+    assert torch.equal(torch.from_numpy(out8[0]), chw8)
 
 
 def test_collate_returns_the_batch_getitems_built_without_copying(root):
