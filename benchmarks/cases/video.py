@@ -37,6 +37,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -69,18 +70,22 @@ SIZES = {
     "full": VideoSizes(16, (40, 80), BATCH, (0, 2), 5, (1, 2, 4, 8, 16, 32), workers_reps=3),
 }
 BASELINE = "LeRobot-style per item, per camera (RandomSampler)"
-FRAMES = "LeRobotFrames, order='frames'"
-BLOCKS = f"LeRobotFrames, order='blocks' (block_size={VIDEO_BLOCK_SIZE})"
-BLOCKS32 = "LeRobotFrames, order='blocks' (block_size=32)"
-BLOCKS32_U8 = "LeRobotFrames, order='blocks' (block_size=32), return_uint8=True"
+FRAMES = "LeRobotFrames, order='frames', video_threads=1"
+BLOCKS = f"LeRobotFrames, order='blocks' (block_size={VIDEO_BLOCK_SIZE}), video_threads=1"
+BLOCKS32 = "LeRobotFrames, order='blocks' (block_size=32), video_threads=1"
+BLOCKS32_U8 = "LeRobotFrames, order='blocks' (block_size=32), video_threads=1, return_uint8=True"
+FRAMES_THREADS = "LeRobotFrames, order='frames', video_threads=None (one per camera)"
+BLOCKS32_THREADS = "LeRobotFrames, order='blocks' (block_size=32), video_threads=None (one per camera)"
 LIMIT = "decode limit: sequential, one decoder per file, one thread"
 LIMIT_U8 = "decode limit, uint8 delivery"
 SWEEP_BLOCKS = (1, 2, 4, 8, 16, 32)
-READERS = {  # name: (order, block_size, return_uint8)
-    FRAMES: ("frames", None, False),
-    BLOCKS: ("blocks", VIDEO_BLOCK_SIZE, False),
-    BLOCKS32: ("blocks", 32, False),
-    BLOCKS32_U8: ("blocks", 32, True),
+READERS = {  # name: (order, block_size, return_uint8, video_threads)
+    FRAMES: ("frames", None, False, 1),
+    BLOCKS: ("blocks", VIDEO_BLOCK_SIZE, False, 1),
+    BLOCKS32: ("blocks", 32, False, 1),
+    BLOCKS32_U8: ("blocks", 32, True, 1),
+    FRAMES_THREADS: ("frames", None, False, None),
+    BLOCKS32_THREADS: ("blocks", 32, False, None),
 }
 
 
@@ -297,12 +302,20 @@ def bench_video(cfg: Config, log: Log) -> dict[str, Any]:
             tmp, sz.episodes, lo, hi, seed=0, episodes_per_file=per_file, cameras=sz.cameras
         )
         log(f"video: wrote {sz.episodes} episodes, cameras {sz.cameras}, in {time.perf_counter() - t0:.1f} s")
-        ours = {u8: LeRobotFrames(tmp, video_backend="pyav", return_uint8=u8) for u8 in (False, True)}
+        ours = {
+            (u8, threads): LeRobotFrames(tmp, video_backend="pyav", return_uint8=u8, video_threads=threads)
+            for u8 in (False, True)
+            for threads in (1, None)
+        }
+        default = ours[False, None]
         base = LeRobotStyleVideoDataset(tmp)
-        n = len(ours[False])
-        eps = ours[False].episodes
+        n = len(default)
+        eps = default.episodes
         cams = len(sz.cameras)
-        paths = {k: list(ours[False]._video.files(k)) for k in ours[False].video_keys}  # noqa: SLF001
+        # every video file of each camera (LeRobot's layout: videos/<key>/chunk-*/file-*.mp4)
+        paths = {
+            k: sorted(str(p) for p in Path(tmp, "videos", k).glob("chunk-*/file-*.mp4")) for k in sz.cameras
+        }
 
         def sampler(order: str, block: int | None, seed: int):
             return EpisodeAwareSampler.from_index(eps, shuffle=True, seed=seed, order=order, block_size=block)
@@ -313,8 +326,8 @@ def bench_video(cfg: Config, log: Log) -> dict[str, Any]:
             out: dict[str, tuple[Any, Any]] = {
                 BASELINE: (DataLoader(base, sampler=RandomSampler(base, generator=g), **common), None)
             }
-            for name, (order, block, u8) in READERS.items():
-                ds = ours[u8]
+            for name, (order, block, u8, threads) in READERS.items():
+                ds = ours[u8, threads]
                 dl = DataLoader(
                     ds, sampler=sampler(order, block, rep), collate_fn=LeRobotFrames.collate, **common
                 )
@@ -382,7 +395,7 @@ def bench_video(cfg: Config, log: Log) -> dict[str, Any]:
 
         # decode cost and batch-mate similarity against block size (num_workers=0, get_batch)
         want = min(n, 8 * batch_size)
-        ds = ours[False]
+        ds = default
         for block in sz.sweep_blocks:
             order, size = ("frames", None) if block == 1 else ("blocks", block)
             s = sampler(order, size, 0)
@@ -636,6 +649,15 @@ def video_informational(section: dict[str, Any]) -> list[tuple[str, str, float |
                 out.append(
                     (f"workers_{short}_{kind}", f"{what}, {name} / {base_name}", ratios[f"{kind}:{short}"])
                 )
+    for method, name in ((FRAMES_THREADS, "frames"), (BLOCKS32_THREADS, "blocks32")):
+        row = _row(section, 0, method)
+        out.append(
+            (
+                f"video_{name}_threads_vs_limit",
+                f"samples/s, {method} / the one-thread decode limit (num_workers=0)",
+                None if row is None else row["fraction_of_limit"],
+            )
+        )
     row = _row(section, 0, BLOCKS32_U8)
     out.append(
         (

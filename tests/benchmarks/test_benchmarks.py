@@ -45,6 +45,8 @@ INFORMATIONAL = {
     "video_blocks_vs_lerobot_w0",
     "video_lerobot_vs_limit",
     "video_blocks32_uint8_vs_limit",
+    "video_frames_threads_vs_limit",
+    "video_blocks32_threads_vs_limit",
 }
 
 
