@@ -448,6 +448,8 @@ def bench_video(cfg: Config, log: Log) -> dict[str, Any]:
 WORKERS_BASE = "DataLoader, float32, num_workers=0"
 WORKERS_BASE_1T = "DataLoader, float32, num_workers=0, video_threads=1"
 WORKERS_BASE_U8 = "DataLoader, uint8, num_workers=0"
+WORKERS_BASE_U8_1T = "DataLoader, uint8, num_workers=0, video_threads=1"
+WORKERS_U8_1T = "DataLoader, uint8, num_workers=2, video_threads=1"
 WORKERS_FLOAT = "DataLoader, float32, num_workers=2"
 WORKERS_U8 = "DataLoader, uint8, num_workers=2"
 WORKERS_U8_MAIN = "DataLoader, uint8, num_workers=2, float32 made in the main process"
@@ -456,6 +458,7 @@ WORKERS_COMPARED = (  # (short name, 2-worker pipeline, its 0-worker baseline)
     ("uint8", WORKERS_U8, WORKERS_BASE_U8),
     ("float", WORKERS_FLOAT, WORKERS_BASE),
     ("float_1t", WORKERS_FLOAT, WORKERS_BASE_1T),
+    ("uint8_1t", WORKERS_U8_1T, WORKERS_BASE_U8_1T),
     ("uint8_main", WORKERS_U8_MAIN, WORKERS_BASE),
     ("threads", WORKERS_THREADS, WORKERS_BASE),
 )
@@ -482,6 +485,7 @@ def bench_workers(root: str, batch_size: int, reps: int, log: Log) -> list[dict[
     f32 = LeRobotFrames(root, video_backend="pyav")
     one = LeRobotFrames(root, video_backend="pyav", video_threads=1)
     u8 = LeRobotFrames(root, video_backend="pyav", return_uint8=True)
+    u8_one = LeRobotFrames(root, video_backend="pyav", return_uint8=True, video_threads=1)
     keys = f32.video_keys
     timed = max(1, len(f32) // batch_size - 2)  # full batches after the first, short of the epoch's end
 
@@ -501,6 +505,8 @@ def bench_workers(root: str, batch_size: int, reps: int, log: Log) -> list[dict[
         WORKERS_BASE: (0, lambda seed: dl(f32, 0, seed), None, f32),
         WORKERS_BASE_1T: (0, lambda seed: dl(one, 0, seed), None, one),
         WORKERS_BASE_U8: (0, lambda seed: dl(u8, 0, seed), None, u8),
+        WORKERS_BASE_U8_1T: (0, lambda seed: dl(u8_one, 0, seed), None, u8_one),
+        WORKERS_U8_1T: (2, lambda seed: dl(u8_one, 2, seed), None, u8_one),
         WORKERS_FLOAT: (2, lambda seed: dl(f32, 2, seed), None, f32),
         WORKERS_U8: (2, lambda seed: dl(u8, 2, seed), None, u8),
         WORKERS_U8_MAIN: (2, lambda seed: dl(u8, 2, seed), lambda b: to_float(b, keys), u8),
@@ -530,7 +536,7 @@ def bench_workers(root: str, batch_size: int, reps: int, log: Log) -> list[dict[
             f"video workers: {name}: {row['samples_per_s']:.0f} samples/s, "
             f"{row['samples_per_cpu_s']:.0f} samples/CPU-s, {row['cpu_per_wall']:.2f} cores (load {loads})"
         )
-    for ds in (f32, one, u8):
+    for ds in (f32, one, u8, u8_one):
         ds.close()
     return out
 

@@ -268,7 +268,7 @@ class LeRobotFrames(Dataset):
         return items
 
     @staticmethod
-    def collate(items: Sequence[Any]) -> Any:
+    def collate(items: list[Any]) -> Any:
         """A ``DataLoader`` ``collate_fn`` that skips re-stacking: the batch :meth:`__getitems__` already
         built is returned as is (``default_collate`` would copy every tensor into a new one, about a
         megabyte per sample with two cameras); anything else goes to ``default_collate``.
@@ -362,7 +362,7 @@ class LeRobotFrames(Dataset):
         )
 
 
-class _Items(list):  # type: ignore[type-arg]
+class _Items(list[dict[str, Any]]):
     """The items of one :meth:`LeRobotFrames.__getitems__` call (views into ``batch``), and that batch."""
 
     batch: dict[str, Any] | None = None

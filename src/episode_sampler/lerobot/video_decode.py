@@ -187,7 +187,9 @@ class PyAVFile:
         the copy: an ``[H, W, 3]`` view of the converted frame's pixels (the view keeps them alive)."""
         rgb = self._rgb.reformat(frame, format="rgb24")
         plane = rgb.planes[0]
-        return np.ndarray((rgb.height, rgb.width, 3), np.uint8, buffer=plane, strides=(plane.line_size, 3, 1))
+        return np.ndarray(
+            (rgb.height, rgb.width, 3), np.uint8, buffer=memoryview(plane), strides=(plane.line_size, 3, 1)
+        )
 
     def _ahead_s(self, tolerance_s: float) -> float:
         """How far ahead of the last decoded frame a wanted time may lie to be decoded to, not sought."""
