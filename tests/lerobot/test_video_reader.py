@@ -460,3 +460,16 @@ def test_collate_in_a_dataloader_with_and_without_workers(root):
             assert a.keys() == b.keys()
             assert all(torch.equal(a[k], b[k]) for k in a)
             assert [read_frame_index(f) for f in b[TOP]] == b["index"].tolist()
+
+
+def test_frame_times_are_lerobots_float_of_pts_times_time_base(root):
+    from episode_sampler.lerobot.video_decode import DecodeStats, _decode
+
+    for path in sorted((root / "videos").glob("*/*/*.mp4")):
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            expected = [float(f.pts * stream.time_base) for f in container.decode(stream)]
+        with av.open(str(path)) as container:
+            stats = DecodeStats()
+            got = [t for _, t in _decode(container, container.streams.video[0], stats)]
+        assert got == expected and stats.frames_decoded == len(expected) and stats.packets >= len(expected)

@@ -122,15 +122,17 @@ def _tolerance_error(
 def _decode(container: Any, stream: Any, stats: DecodeStats):
     """Frames and their times, decoded forward from the container's position. A free function, so
     the generator holds no reference to its :class:`PyAVFile` (no cycle: freed files close at once)."""
-    tb = stream.time_base
+    # float(pts * time_base) as LeRobot computes it, without Fraction objects: int * int / int is the
+    # correctly rounded float of the same exact ratio
+    num, den = stream.time_base.numerator, stream.time_base.denominator
     for packet in container.demux(stream):
-        if packet.size:
-            stats.add(packets=1, packet_bytes=packet.size)
-        for frame in packet.decode():
-            if frame.pts is None:
-                continue
-            stats.add(frames_decoded=1)
-            yield frame, float(frame.pts * tb)
+        size = packet.size
+        frames = packet.decode()
+        stats.add(packets=1 if size else 0, packet_bytes=size, frames_decoded=len(frames))
+        for frame in frames:
+            pts = frame.pts
+            if pts is not None:
+                yield frame, pts * num / den
 
 
 class PyAVFile:
