@@ -621,6 +621,17 @@ def video_targets(section: dict[str, Any]) -> list[tuple[str, str, float | None,
                 1.7,
             )
         )
+        out.append(
+            (
+                "workers_speedup_one_thread",
+                "samples/s, 2 DataLoader workers / 0 workers, both delivering uint8 with one decoding "
+                "thread per process (video_threads=1: the 0-worker run then uses one core, not ~1.7; "
+                "order='frames', meant for an idle 2-core machine)",
+                ratios["speed:uint8_1t"],
+                ">=",
+                1.7,
+            )
+        )
     return out
 
 
@@ -650,8 +661,10 @@ def video_informational(section: dict[str, Any]) -> list[tuple[str, str, float |
         ratios = workers_ratios(section)
         for short, name, base_name in WORKERS_COMPARED:
             if short == "uint8":
-                continue  # the targets
+                continue  # the targets (and speed:uint8_1t)
             for kind, what in (("speed", "samples/s"), ("cpu", "samples per CPU-second")):
+                if (short, kind) == ("uint8_1t", "speed"):
+                    continue  # a target
                 out.append(
                     (f"workers_{short}_{kind}", f"{what}, {name} / {base_name}", ratios[f"{kind}:{short}"])
                 )
