@@ -29,6 +29,7 @@ from torch.utils.data import DataLoader
 from episode_sampler.lerobot import LeRobotFrames, write_lerobot_dataset
 from episode_sampler.lerobot.video_decode import (
     DecoderCache,
+    DecodeStats,
     FrameTimestampError,
     PyAVFile,
     torchcodec_available,
@@ -463,7 +464,7 @@ def test_collate_in_a_dataloader_with_and_without_workers(root):
 
 
 def test_frame_times_are_lerobots_float_of_pts_times_time_base(root):
-    from episode_sampler.lerobot.video_decode import DecodeStats, _decode
+    from episode_sampler.lerobot.video_decode import _decode
 
     for path in sorted((root / "videos").glob("*/*/*.mp4")):
         with av.open(str(path)) as container:
@@ -473,3 +474,17 @@ def test_frame_times_are_lerobots_float_of_pts_times_time_base(root):
             stats = DecodeStats()
             got = [t for _, t in _decode(container, container.streams.video[0], stats)]
         assert got == expected and stats.frames_decoded == len(expected) and stats.packets >= len(expected)
+
+
+def test_a_frame_two_ahead_is_decoded_to_and_three_ahead_is_sought(root):
+    # g=2: a seek decodes one or two frames, so decoding forward pays up to two frames ahead
+    path = sorted((root / "videos" / SIDE).glob("*/*.mp4"))[0]
+    stats = DecodeStats()
+    f = PyAVFile(str(path), stats)
+    f.read(np.array([0.0]), 1e-4)
+    assert (stats.seeks, stats.frames_decoded) == (1, 1)
+    f.read(np.array([2 / FPS]), 1e-4)  # two ahead: frames 1 and 2 decoded, no seek
+    assert (stats.seeks, stats.frames_decoded) == (1, 3)
+    got = f.read(np.array([5 / FPS]), 1e-4)  # three ahead: a seek to keyframe 4, then frame 5
+    assert (stats.seeks, stats.frames_decoded) == (2, 5) and read_frame_index(got[0]) == 5
+    f.close()
