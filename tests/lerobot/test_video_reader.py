@@ -417,20 +417,35 @@ def test_torchcodec_backend_shows_the_same_frames(root):
 
 
 def test_float_conversion_is_lerobots_division_for_every_byte_value():
-    from episode_sampler.lerobot.video_reader import _fill
+    from episode_sampler.lerobot.video_reader import _put
 
     # an HWC frame holding every uint8 value, non-contiguous like the decoder's views
     values = np.arange(256, dtype=np.uint8).reshape(16, 16)
     hwc = np.stack([values, values[::-1], values.T], axis=2)[:, ::2]
-    expected = torch.from_numpy(np.ascontiguousarray(hwc)).permute(2, 0, 1).type(torch.float32) / 255
+    chw8 = torch.from_numpy(np.ascontiguousarray(hwc)).permute(2, 0, 1)
+    expected = chw8.type(torch.float32) / 255
     out = np.full((3, 3, 16, 8), -1, dtype=np.float32)
-    _fill(out, np.array([2, 0]), np.array([0, 0]), [hwc])  # one frame wanted by rows 2 and 0
+    _put(out, np.array([2, 0]), hwc)  # one frame wanted by rows 2 and 0
     assert torch.equal(torch.from_numpy(out[2]), expected) and torch.equal(torch.from_numpy(out[0]), expected)
     assert (out[1] == -1).all()  # rows not asked for are left alone
     out8 = np.zeros((1, 3, 16, 8), dtype=np.uint8)
-    _fill(out8, np.array([0]), np.array([0]), [hwc])
-    chw8 = torch.from_numpy(np.ascontiguousarray(hwc)).permute(2, 0, 1)
+    _put(out8, np.array([0]), hwc)
     assert torch.equal(torch.from_numpy(out8[0]), chw8)
+
+
+def test_frames_reach_the_sink_as_soon_as_decoded(root):
+    path = sorted((root / "videos" / SIDE).glob("*/*.mp4"))[0]
+    stats = DecodeStats()
+    f = PyAVFile(str(path), stats)
+    seen = []
+    f.read_into(
+        np.array([1, 2, 6]) / FPS,
+        1e-4,
+        lambda i, fr: seen.append((i, read_frame_index(fr), stats.frames_decoded)),
+    )
+    # frame 1 handed over after decoding 0 and 1, frame 2 right after it, frame 6 after a seek to 6
+    assert seen == [(0, 1, 2), (1, 2, 3), (2, 6, 4)]
+    f.close()
 
 
 def test_collate_returns_the_batch_getitems_built_without_copying(root):

@@ -90,6 +90,9 @@ class DecodeStats:
                     setattr(self, f.name, 0)
 
 
+Sink = Callable[[int, np.ndarray], None]
+
+
 class VideoFile(Protocol):
     """An open video file of one backend."""
 
@@ -104,6 +107,10 @@ class VideoFile(Protocol):
             FrameTimestampError: a time has no frame within ``tolerance_s``.
         """
 
+    def read_into(self, times: np.ndarray, tolerance_s: float, sink: Sink) -> None:
+        """:meth:`read`, handing each frame to ``sink(i, frame)`` (``i``: its position in ``times``) as
+        soon as it is decoded, so that it is used while in the CPU's cache and its buffer reused."""
+
     def close(self) -> None: ...
 
 
@@ -117,6 +124,16 @@ def _tolerance_error(
         "The closest frame that can be loaded from the video is too far away in time: the episode table's "
         "from_timestamp or the data's timestamp column may be wrong."
     )
+
+
+def _collect(file: VideoFile, times: np.ndarray, tolerance_s: float) -> list[np.ndarray]:
+    out: list[np.ndarray] = [None] * len(times)  # type: ignore[list-item]
+
+    def keep(i: int, frame: np.ndarray) -> None:
+        out[i] = frame
+
+    file.read_into(times, tolerance_s, keep)
+    return out
 
 
 def _decode(container: Any, stream: Any, stats: DecodeStats):
@@ -202,8 +219,10 @@ class PyAVFile:
         return max(self._max_gap_frames * self._frame_s, self._key_gap_s) + tolerance_s
 
     def read(self, times: np.ndarray, tolerance_s: float) -> list[np.ndarray]:
+        return _collect(self, times, tolerance_s)
+
+    def read_into(self, times: np.ndarray, tolerance_s: float, sink: Sink) -> None:
         n = len(times)
-        out: list[np.ndarray] = [None] * n  # type: ignore[list-item]
         stats = self._stats
         i = 0
         while i < n:
@@ -213,7 +232,7 @@ class PyAVFile:
                 arr = self._to_rgb(last[0])
                 stats.add(frames_converted=1)
                 while i < n and abs(float(times[i]) - last[1]) < tolerance_s:
-                    out[i] = arr
+                    sink(i, arr)
                     i += 1
                 continue
             near = last is not None and last[1] < t <= last[1] + self._ahead_s(tolerance_s)
@@ -231,7 +250,7 @@ class PyAVFile:
                     arr = self._to_rgb(frame)
                     stats.add(frames_converted=1)
                     while i < n and abs(float(times[i]) - ft) < tolerance_s:
-                        out[i] = arr
+                        sink(i, arr)
                         i += 1
                     if i == n:
                         break
@@ -243,7 +262,6 @@ class PyAVFile:
             else:
                 self._frames = None  # end of the stream before t
                 raise _tolerance_error(self.path, "pyav", times[i:].tolist(), loaded, tolerance_s)
-        return out
 
     def close(self) -> None:
         self.closed = True
@@ -287,6 +305,10 @@ class TorchCodecFile:
         self._stats.add(frames_decoded=len(indices), frames_converted=len(indices))
         data = batch.data.permute(0, 2, 3, 1).numpy()  # NCHW -> NHWC, like PyAV's rgb24 arrays
         return list(data)
+
+    def read_into(self, times: np.ndarray, tolerance_s: float, sink: Sink) -> None:
+        for i, frame in enumerate(self.read(times, tolerance_s)):
+            sink(i, frame)
 
     def close(self) -> None:
         self.closed = True
@@ -401,6 +423,18 @@ class DecoderCache:
             with f.lock:
                 if not f.closed:
                     return f.read(times, tolerance_s)
+
+    def read_into(
+        self, path: str | os.PathLike[str], times: np.ndarray, tolerance_s: float, sink: Sink
+    ) -> None:
+        """:meth:`read`, each frame handed to ``sink(i, frame)`` as it is decoded (see
+        :meth:`VideoFile.read_into`)."""
+        while True:
+            f = self.get(path)
+            with f.lock:
+                if not f.closed:
+                    f.read_into(times, tolerance_s, sink)
+                    return
 
     def clear(self) -> None:
         """Close every open file."""

@@ -164,18 +164,27 @@ class VideoReader:
 
         def run(task) -> None:
             key, path, uniq, sel, inv = task
-            got = cache.read(path, uniq, tol)
-            h, w, c = got[0].shape
-            with lock:
-                out = result.get(key)
-                if out is None:
-                    out = result[key] = torch.empty((len(requests[key][0]), c, h, w), dtype=dtype)
-            if out.shape[1:] != (c, h, w):
-                raise ValueError(
-                    f"video files of camera {key!r} have different frame sizes: {tuple(out.shape[2:])} and "
-                    f"{(h, w)} ({path!r})"
-                )
-            _fill(out.numpy(), sel, inv, got)
+            # rows of the batch wanting each unique time
+            order = np.argsort(inv, kind="stable")
+            rows_of = np.split(sel[order], np.flatnonzero(np.diff(inv[order])) + 1)
+            dst: list[np.ndarray] = []
+
+            def sink(j: int, frame: np.ndarray) -> None:  # each frame converted as soon as decoded
+                if not dst:
+                    h, w, c = frame.shape
+                    with lock:
+                        out = result.get(key)
+                        if out is None:
+                            out = result[key] = torch.empty((len(requests[key][0]), c, h, w), dtype=dtype)
+                    if out.shape[1:] != (c, h, w):
+                        raise ValueError(
+                            f"video files of camera {key!r} have different frame sizes: "
+                            f"{tuple(out.shape[2:])} and {(h, w)} ({path!r})"
+                        )
+                    dst.append(out.numpy())
+                _put(dst[0], rows_of[j], frame)
+
+            cache.read_into(path, uniq, tol, sink)
 
         if self.threads > 1 and len(tasks) > 1:
             if self._pool is None:
@@ -212,25 +221,21 @@ class VideoReader:
 _255 = np.float32(255)
 
 
-def _fill(out: np.ndarray, rows: np.ndarray, which: np.ndarray, frames: list[np.ndarray]) -> None:
-    """``out[rows[k]] = frames[which[k]]`` as CHW, each frame converted once (repeats copy the row).
+def _put(out: np.ndarray, rows: np.ndarray, frame: np.ndarray) -> None:
+    """``out[rows] = frame`` as CHW, converted once (the other rows copy the first).
 
     Float output is LeRobot's ``uint8.type(torch.float32) / 255``: the same IEEE float32 division, done
     by NumPy on this thread straight from the decoder's HWC pixels into the output (torch would spread
     it over its intra-op threads, which the decoding threads and DataLoader workers already occupy).
     """
-    done: dict[int, int] = {}
-    for row, j in zip(rows.tolist(), which.tolist()):
-        first = done.get(j)
-        if first is not None:
-            out[row] = out[first]
-            continue
-        done[j] = row
-        chw = frames[j].transpose(2, 0, 1)
-        if out.dtype == np.uint8:
-            np.copyto(out[row], chw)
-        else:
-            np.divide(chw, _255, out=out[row], dtype=np.float32)
+    first = int(rows[0])
+    chw = frame.transpose(2, 0, 1)
+    if out.dtype == np.uint8:
+        np.copyto(out[first], chw)
+    else:
+        np.divide(chw, _255, out=out[first], dtype=np.float32)
+    for row in rows[1:].tolist():
+        out[row] = out[first]
 
 
 def _episode_video_columns(root: Path, episodes: EpisodeIndex, keys: Sequence[str]) -> dict[str, np.ndarray]:
