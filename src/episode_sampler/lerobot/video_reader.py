@@ -7,8 +7,10 @@ data row has ``timestamp`` ``ts`` is the one shown at ``videos/<key>/from_timest
 that file (within ``tolerance_s``).
 
 A batch is read per (camera, file): its wanted times are sorted and made unique, then decoded in one
-pass over the file (:meth:`DecoderCache.read`), the (camera, file) groups running in parallel threads.
-Frames come out as LeRobot returns them: ``[3, H, W]`` float32 in ``[0, 1]`` (``uint8`` on request).
+pass over the file (:meth:`DecoderCache.read_into`), the (camera, file) groups running in parallel
+threads. Each frame is converted once, as soon as it is decoded, from the scaler's RGB pixels straight
+into the batch tensor. Frames come out as LeRobot returns them: ``[3, H, W]`` float32 in ``[0, 1]``
+(``uint8`` on request).
 """
 
 from __future__ import annotations
