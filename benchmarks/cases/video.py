@@ -260,17 +260,22 @@ def _same_episode_share(episodes_of_batches: list[np.ndarray]) -> float:
     return same / pairs if pairs else 0.0
 
 
-def _run_loader(loader: Any, batches: int, convert: Any = None) -> tuple[int, float, float, float]:
+def _run_loader(
+    loader: Any, batches: int, convert: Any = None, started: Any = None
+) -> tuple[int, float, float, float]:
     """Take ``batches`` batches of ``loader`` after the first one: the clock starts after the first batch
     (worker start-up, imports and first file opens excluded alike) and stops before the end of the epoch
     (whose end shuts the workers down before their CPU time can be read). Returns (samples, wall s,
-    CPU s of this process, CPU s of this process and its workers)."""
+    CPU s of this process, CPU s of this process and its workers). ``started()`` runs when the clock
+    starts (to take decode counters over the same batches)."""
     from benchmarks.workers import cpu_since, cpu_snapshot
 
     it = iter(loader)
     first = next(it)
     if convert is not None:
         convert(first)
+    if started is not None:
+        started()
     t, c, ct = time.perf_counter(), cpu_self(), cpu_snapshot()
     got = 0
     for _ in range(batches):
@@ -344,9 +349,15 @@ def bench_video(cfg: Config, log: Log) -> dict[str, Any]:
                 for name, (dl, ds) in loaders(workers, rep).items():
                     if ds is not None:
                         ds.close()  # every run starts with no open decoder, like a fresh process
-                        stats0 = dict(ds.video_stats)
-                    BASELINE_COUNTER.packet_bytes = BASELINE_COUNTER.frames_decoded = 0
-                    got, wall, cpu, _ = _run_loader(dl, timed)
+                    stats0: dict[str, int] = {}
+
+                    def started(ds: Any = ds, stats0: dict[str, int] = stats0) -> None:
+                        # decode work counted over the timed batches only
+                        if ds is not None:
+                            stats0.update(ds.video_stats)
+                        BASELINE_COUNTER.packet_bytes = BASELINE_COUNTER.frames_decoded = 0
+
+                    got, wall, cpu, _ = _run_loader(dl, timed, started=started)
                     del dl
                     run = {"samples": got, "wall_s": wall, "cpu_s": cpu}
                     if workers == 0:
