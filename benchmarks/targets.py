@@ -221,10 +221,12 @@ def _evaluate(cfg: Config, sections: dict[str, Any]) -> tuple[list[dict[str, Any
         )
     vid = sections.get("video")
     if vid is not None:
-        from .cases.video import video_targets
+        from .cases.video import video_informational, video_targets
 
         for name, what, value, op, threshold in video_targets(vid):
             add(name, what, value, op, threshold)
+        for name, what, value in video_informational(vid):
+            info(name, what, value)
     return out, infos
 
 
