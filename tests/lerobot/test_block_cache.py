@@ -87,7 +87,7 @@ def test_out_of_range_reads_are_refused(tmp_path):
 # ------------------------------------------------------------------------------- bytes and the bound
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.tuples(st.integers(0, len(DATA)), st.integers(0, 700)), min_size=1, max_size=12))
 def test_reads_equal_the_bytes_and_stay_under_max_bytes(tmp_path_factory, spans):
     max_bytes = 8 * (BS + HEADER.size) + 37
