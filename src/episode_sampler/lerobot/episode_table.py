@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ import pyarrow as pa
 
 from ..core.layout import EpisodeIndex
 from .meta import read_info
-from .parquet_io import read_schema, read_table
+from .parquet_io import read_chosen_columns
 
 __all__ = ["int_column", "lerobot_layout", "read_episode_index", "read_episodes"]
 
@@ -38,7 +39,7 @@ def read_episode_index(root: str | os.PathLike[str]) -> EpisodeIndex:
 
 
 def lerobot_layout(
-    root: str | os.PathLike[str], options: dict[str, Any]
+    root: str | os.PathLike[str] | EpisodeIndex, options: dict[str, Any]
 ) -> tuple[EpisodeIndex, dict[str, Any]]:
     """A dataset's episodes, and sampler ``options`` that yield its item numbers.
 
@@ -46,11 +47,13 @@ def lerobot_layout(
     When the ``index`` column runs from 0 without gaps (the usual case) these are the frame indices
     themselves; otherwise the returned options gain an ``absolute_to_relative_idx`` table mapping
     frame indices to item numbers (unless ``options`` already has one). ``options`` is not modified.
+    ``root`` may be the dataset's already read episodes (``LeRobotFrames(...).episodes``): then
+    nothing is read.
 
     Raises:
         FileNotFoundError, ValueError: as :func:`read_episode_index`.
     """
-    index = read_episode_index(root)
+    index = root if isinstance(root, EpisodeIndex) else read_episode_index(root)
     starts, ends = index.starts, index.ends
     contiguous = starts.size == 0 or (starts[0] == 0 and np.array_equal(starts[1:], ends[:-1]))
     options = dict(options)
@@ -75,17 +78,9 @@ def read_episodes(root: Path, info: dict[str, Any]) -> EpisodeIndex:
     cols: dict[str, list[np.ndarray]] = {"episode_index": [], "length": [], _FROM: [], _TO: []}
     with_bounds: list[bool] = []
     for path in files:
-        names = set(read_schema(path).names)
-        has_bounds = _FROM in names or _TO in names
-        if has_bounds:
-            need = ["episode_index", _FROM, _TO] + (["length"] if "length" in names else [])
-        else:
-            need = ["episode_index", "length"]
-        for name in need:
-            if name not in names:
-                raise ValueError(f"episode metadata file {str(path)!r} has no column {name!r}")
-        table = read_table(path, need)
-        for name in need:
+        names, table = read_chosen_columns(path, partial(_needed_columns, path=path))
+        has_bounds = _FROM in table.column_names
+        for name in table.column_names:
             cols[name].append(int_column(table, name, path))
         with_bounds.append(has_bounds)
         if has_bounds and "length" not in names:
@@ -124,6 +119,18 @@ def read_episodes(root: Path, info: dict[str, Any]) -> EpisodeIndex:
     _check_total(info, "total_episodes", episodes.num_episodes, root)
     _check_total(info, "total_frames", episodes.num_frames, root)
     return episodes
+
+
+def _needed_columns(names: list[str], path: Path) -> list[str]:
+    """The episode-table columns read from a file with columns ``names``; ValueError if one is missing."""
+    if _FROM in names or _TO in names:
+        need = ["episode_index", _FROM, _TO] + (["length"] if "length" in names else [])
+    else:
+        need = ["episode_index", "length"]
+    for name in need:
+        if name not in names:
+            raise ValueError(f"episode metadata file {str(path)!r} has no column {name!r}")
+    return need
 
 
 def int_column(table: pa.Table, name: str, path: Path) -> np.ndarray:

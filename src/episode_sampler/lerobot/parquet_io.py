@@ -7,14 +7,14 @@ of a dataset's Parquet files (data, episode table, tasks) goes through them.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-__all__ = ["read_metadata", "read_row_groups", "read_schema", "read_table"]
+__all__ = ["read_chosen_columns", "read_metadata", "read_row_groups", "read_schema", "read_table"]
 
 
 @contextmanager
@@ -41,6 +41,19 @@ def read_table(path: str | Path, columns: Sequence[str] | None = None) -> pa.Tab
     """``columns`` of the file (all without them), memory-mapped."""
     with _naming(path):
         return pq.read_table(path, columns=None if columns is None else list(columns), memory_map=True)
+
+
+def read_chosen_columns(
+    path: str | Path, choose: Callable[[list[str]], Sequence[str]]
+) -> tuple[list[str], pa.Table]:
+    """The file's column names and the columns ``choose(names)`` picks, memory-mapped.
+
+    The file is opened and its footer parsed once (:func:`read_schema` then :func:`read_table` parse
+    it twice, which dominates for small files with many columns such as LeRobot's episode table).
+    """
+    with _naming(path), pq.ParquetFile(path, memory_map=True) as pf:
+        names = list(pf.schema_arrow.names)
+        return names, pf.read(columns=list(choose(names)), use_threads=False)
 
 
 def read_row_groups(path: str | Path, groups: Sequence[int], columns: Sequence[str]) -> pa.Table:
