@@ -94,8 +94,9 @@ def test_from_lerobot_with_gaps_accepts_the_dataset(tmp_path):
     ds = LeRobotFrames(tmp_path)
     by_root = EpisodeAwareSampler.from_lerobot(tmp_path, shuffle=True, seed=0)
     by_dataset = EpisodeAwareSampler.from_lerobot(ds, shuffle=True, seed=0)
-    assert sorted(iter(by_dataset)) == list(range(7))  # item numbers, not the gapped frame indices
-    assert list(iter(by_dataset)) == list(iter(by_root))
+    got = list(iter(by_dataset))
+    assert sorted(got) == list(range(7))  # item numbers, not the gapped frame indices
+    assert got == list(iter(by_root))
     nodes = [EpisodeSamplerNode.from_lerobot(src, shuffle=True, seed=0) for src in (ds, tmp_path)]
     for node in nodes:
         node.reset()
