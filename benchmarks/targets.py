@@ -225,6 +225,12 @@ def _evaluate(cfg: Config, sections: dict[str, Any]) -> tuple[list[dict[str, Any
 
         for name, what, value, op, threshold in video_targets(vid):
             add(name, what, value, op, threshold)
+    su = sections.get("startup")
+    if su is not None:
+        from .cases.startup import startup_targets
+
+        for name, what, value, op, threshold, unit in startup_targets(su):
+            add(name, what, value, op, threshold, unit)
     return out, infos
 
 

@@ -14,6 +14,7 @@ from .memory import bench_memory
 from .quality import bench_quality
 from .restore import bench_restore
 from .restore_peers import bench_restore_peers
+from .startup import bench_startup
 from .state import bench_state
 from .video import bench_video
 
@@ -27,4 +28,5 @@ BENCHES: dict[str, Callable[[Config, Log], dict[str, Any]]] = {
     "e2e": bench_e2e,
     "state": bench_state,
     "video": bench_video,
+    "startup": bench_startup,
 }

@@ -12,6 +12,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..core.layout import EpisodeIndex
+from .columns import numbers
 from .meta import read_info
 from .parquet_io import read_chosen_columns
 
@@ -139,7 +140,7 @@ def int_column(table: pa.Table, name: str, path: Path) -> np.ndarray:
         raise ValueError(f"column {name!r} of {str(path)!r} must hold integers, got {col.type}")
     if col.null_count:
         raise ValueError(f"column {name!r} of {str(path)!r} holds {col.null_count} null value(s)")
-    return col.to_numpy().astype(np.int64, copy=False)
+    return numbers(col).astype(np.int64, copy=False)
 
 
 def _check_total(info: dict[str, Any], key: str, actual: int, root: Path) -> None:

@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .columns import is_string
+from .columns import is_string, numbers
 from .parquet_io import read_table
 
 __all__ = ["TASKS_PATH", "read_tasks", "write_tasks"]
@@ -108,7 +108,7 @@ def read_tasks(root: str | os.PathLike[str]) -> dict[int, str] | None:
         raise ValueError(f"column 'task_index' of {str(path)!r} must hold integers, got {idx_col.type}")
     if idx_col.null_count or table.column(name).null_count:
         raise ValueError(f"{str(path)!r} holds null task entries")
-    indices = idx_col.to_numpy().astype(np.int64).tolist()
+    indices = numbers(idx_col).astype(np.int64).tolist()
     strings = table.column(name).to_pylist()
     out: dict[int, str] = {}
     for i, s in zip(indices, strings):

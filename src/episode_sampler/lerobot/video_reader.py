@@ -25,6 +25,7 @@ import pyarrow as pa
 import torch
 
 from ..core.layout import EpisodeIndex
+from .columns import numbers
 from .parquet_io import read_schema, read_table
 from .video_decode import BACKENDS, DecoderCache, default_backend
 
@@ -231,7 +232,7 @@ def _episode_video_columns(root: Path, episodes: EpisodeIndex, keys: Sequence[st
                     "feature named in meta/info.json"
                 )
         table = read_table(path, ["episode_index", *names])
-        ids.append(table.column("episode_index").to_numpy().astype(np.int64))
+        ids.append(numbers(table.column("episode_index")).astype(np.int64))
         for name in names:
             col = table.column(name)
             if col.null_count:
@@ -241,7 +242,7 @@ def _episode_video_columns(root: Path, episodes: EpisodeIndex, keys: Sequence[st
                 raise ValueError(f"column {name!r} of {str(path)!r} must hold integers, got {col.type}")
             if not want_int and not (pa.types.is_floating(col.type) or pa.types.is_integer(col.type)):
                 raise ValueError(f"column {name!r} of {str(path)!r} must hold numbers, got {col.type}")
-            parts[name].append(col.to_numpy().astype(np.int64 if want_int else np.float64))
+            parts[name].append(numbers(col).astype(np.int64 if want_int else np.float64))
     all_ids = np.concatenate(ids)
     order = np.argsort(all_ids, kind="stable")
     # rows sorted by episode id are the episode index's rows (read_episodes sorted them the same way)
