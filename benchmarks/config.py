@@ -16,6 +16,7 @@ SECTIONS = (
     "state",
     "video",
     "startup",
+    "overhead",
 )
 MiB = 1 << 20
 ORDERS = (("frames", None), ("episodes", None), ("blocks", 16))

@@ -186,6 +186,10 @@ def _evaluate(cfg: Config, sections: dict[str, Any]) -> tuple[list[dict[str, Any
             24.0,
             "MiB",
         )
+        if "pss" in mem:
+            from .cases.pss import pss_target
+
+            add(*pss_target(mem["pss"]))
     e2e = sections.get("e2e")
     if e2e is not None:
         worst = None
@@ -231,6 +235,11 @@ def _evaluate(cfg: Config, sections: dict[str, Any]) -> tuple[list[dict[str, Any
 
         for name, what, value, op, threshold, unit in startup_targets(su):
             add(name, what, value, op, threshold, unit)
+    ov = sections.get("overhead")
+    if ov is not None:
+        from .cases.overhead import overhead_target
+
+        add(*overhead_target(ov, sections.get("video")))
     return out, infos
 
 

@@ -11,6 +11,7 @@ from .e2e import bench_e2e
 from .fullepoch import bench_fullepoch
 from .iteration import bench_iteration
 from .memory import bench_memory
+from .overhead import bench_overhead
 from .quality import bench_quality
 from .restore import bench_restore
 from .restore_peers import bench_restore_peers
@@ -29,4 +30,5 @@ BENCHES: dict[str, Callable[[Config, Log], dict[str, Any]]] = {
     "state": bench_state,
     "video": bench_video,
     "startup": bench_startup,
+    "overhead": bench_overhead,
 }
