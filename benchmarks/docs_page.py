@@ -140,6 +140,11 @@ def baselines(report: dict[str, Any], written: set[str]) -> Lines:
         "one unused frame (as after `drop_n_last_frames=1`), so position → frame is a real episode lookup;",
         "blocks use `block_size=16`. Shuffled, seed 0, a new epoch at every repetition (nothing cached).",
         "",
+        "The real LeRobot (`lerobot` 0.6.1, `LeRobotDataset` and its `EpisodeAwareSampler`) needs Python",
+        ">= 3.12: the startup and memory sections run it in its own venv, named by",
+        "`EPISODE_SAMPLER_LEROBOT_PYTHON` (default `/work/venv-lerobot/bin/python` when it exists), and skip",
+        "it with a note otherwise.",
+        "",
     ]
 
 
