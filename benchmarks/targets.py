@@ -248,7 +248,13 @@ def format_target(t: dict[str, Any]) -> str:
     value = (
         "n/a"
         if t["value"] is None
-        else (f"{t['value']:.2f}{t['unit']}" if t["unit"] == "x" else f"{t['value']:.1f} {t['unit']}")
+        else (
+            f"{t['value']:.2f}{t['unit']}"
+            if t["unit"] == "x"
+            else f"{t['value']:.1f} {t['unit']}"
+            if abs(t["value"]) >= 10
+            else f"{t['value']:.3g} {t['unit']}"
+        )
     )
     thr = f"{t['threshold']:g}{t['unit']}" if t["unit"] == "x" else f"{t['threshold']:g} {t['unit']}"
     return f"{status}  {t['name']:<28} {value:>12}  (target {t['op']} {thr}): {t['description']}"
