@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-__all__ = ["Column", "describe", "leaf", "numbers", "signature", "strings", "to_numpy"]
+__all__ = ["Column", "describe", "leaf", "numeric_numpy", "signature", "to_numpy"]
 
 
 @dataclass(frozen=True)
@@ -60,58 +60,43 @@ def signature(col: Column | None) -> tuple[Any, ...] | None:
     return None if col is None else (col.kind, col.shape, leaf(col.arrow_type))
 
 
-def numbers(data: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    """The values of a null-free integer, floating-point or boolean Arrow array as a numpy array.
+def numeric_numpy(data: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """Values of an Arrow array as numpy, without pyarrow's pandas-based converter for the usual types.
 
-    Read straight from the Arrow buffers (a view when the data is one chunk): pyarrow's own
-    ``to_numpy`` goes through its pandas conversion layer, whose first call in a process imports
-    pandas (0.3 to 0.5 s of start-up, paid in every fresh process and DataLoader worker that had not
-    imported it). Any other type, or values with nulls, fall back to ``to_numpy``.
+    ``Array.to_numpy`` goes through pyarrow's pandas conversion code, whose first use imports pandas
+    when it is installed (0.3-1 s at start-up, for nothing). Integer and floating arrays without
+    nulls are viewed from their data buffer instead (zero-copy for one chunk), booleans unpacked from
+    their bits; any other type (or nulls) falls back to ``to_numpy``.
     """
+    t = data.type
+    numeric = pa.types.is_integer(t) or pa.types.is_floating(t)
+    if data.null_count or not (numeric or pa.types.is_boolean(t)):
+        return data.to_numpy(zero_copy_only=False)
+    dtype = np.dtype(np.bool_) if pa.types.is_boolean(t) else np.dtype(t.to_pandas_dtype())
     chunks = data.chunks if isinstance(data, pa.ChunkedArray) else [data]
-    parts = [_chunk_numbers(c) for c in chunks]
-    if len(parts) == 1:
-        return parts[0]
+    parts = []
+    for c in chunks:
+        n, buf = len(c), c.buffers()[1]
+        if n == 0 or buf is None:
+            continue
+        if numeric:
+            parts.append(np.frombuffer(buf, dtype=dtype, count=n, offset=c.offset * dtype.itemsize))
+        else:
+            bits = np.unpackbits(np.frombuffer(buf, dtype=np.uint8), bitorder="little")
+            parts.append(bits[c.offset : c.offset + n].astype(np.bool_))
     if not parts:
-        return np.empty(0, dtype=_numpy_dtype(data.type))
-    return np.concatenate(parts)
+        return np.zeros(0, dtype=dtype)
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
-def _numpy_dtype(t: pa.DataType) -> np.dtype[Any]:
-    return np.dtype(bool) if pa.types.is_boolean(t) else np.dtype(t.to_pandas_dtype())
-
-
-def _chunk_numbers(arr: pa.Array) -> np.ndarray:
-    t = arr.type
-    if arr.null_count or not (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t)):
-        return arr.to_numpy(zero_copy_only=False)
-    n, offset = len(arr), arr.offset
-    dtype = _numpy_dtype(t)
-    buf = arr.buffers()[1]
-    if n == 0 or buf is None:
-        return np.empty(0, dtype=dtype)
-    if pa.types.is_boolean(t):  # bit-packed, least significant bit first
-        nbytes = (offset + n + 7) // 8
-        bits = np.unpackbits(np.frombuffer(buf, dtype=np.uint8, count=nbytes), bitorder="little")
-        return bits[offset : offset + n].astype(bool)
-    return np.frombuffer(buf, dtype=dtype, count=n, offset=offset * dtype.itemsize)
-
-
-def strings(data: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    """A string column as a numpy object array of ``str`` (without pyarrow's pandas layer)."""
-    out = np.empty(len(data), dtype=object)
-    out[:] = data.to_pylist()
-    return out
-
-
-def to_numpy(col: Column, data: pa.ChunkedArray, path: Path) -> np.ndarray:
+def to_numpy(col: Column, data: pa.ChunkedArray, path: str | Path) -> np.ndarray:
     """Rows of one column as a numpy array ``[n, *shape]`` (object array of str for strings)."""
     if data.null_count:
         raise ValueError(f"column {col.name!r} of {str(path)!r} holds null values")
     if col.kind == "scalar":
-        return numbers(data)
+        return numeric_numpy(data)
     if col.kind == "string":
-        return strings(data)
+        return data.to_numpy(zero_copy_only=False)
     arr = data.combine_chunks() if data.num_chunks != 1 else data.chunk(0)
     n = len(arr)
     if col.kind == "fixed":
@@ -119,8 +104,8 @@ def to_numpy(col: Column, data: pa.ChunkedArray, path: Path) -> np.ndarray:
             arr = arr.flatten()
             if arr.null_count:
                 raise ValueError(f"column {col.name!r} of {str(path)!r} holds null values")
-        return numbers(arr).reshape(n, *col.shape)
-    offsets = numbers(arr.offsets)
+        return numeric_numpy(arr).reshape(n, *col.shape)
+    offsets = numeric_numpy(arr.offsets)
     sizes = np.diff(offsets)
     if sizes.size and (sizes != sizes[0]).any():
         raise ValueError(
@@ -130,4 +115,4 @@ def to_numpy(col: Column, data: pa.ChunkedArray, path: Path) -> np.ndarray:
     values = arr.flatten()
     if values.null_count:
         raise ValueError(f"column {col.name!r} of {str(path)!r} holds null values")
-    return numbers(values).reshape(n, int(sizes[0]) if sizes.size else 0)
+    return numeric_numpy(values).reshape(n, int(sizes[0]) if sizes.size else 0)
