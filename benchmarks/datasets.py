@@ -61,3 +61,29 @@ def parquet_dataset(sizes: ParquetSizes, log: Log) -> Path:
     )
     _written[sizes] = root
     return root
+
+
+_videos: dict[str, Path] = {}
+
+
+def video_dataset(mode: str, log: Log) -> Path:
+    """A small dataset with the video section's two AV1 cameras (its ``--quick`` sizes, or its
+    ``--smoke`` sizes in ``--smoke``), written on first use in this process, deleted at exit."""
+    if mode in _videos:
+        return _videos[mode]
+    from episode_sampler import write_lerobot_dataset
+
+    from .cases.video import SIZES
+
+    sz = SIZES["smoke" if mode == "smoke" else "quick"]
+    tmp = Path(tempfile.mkdtemp(prefix="episode-sampler-bench-video-"))
+    atexit.register(shutil.rmtree, tmp, True)
+    root = tmp / "ds"
+    t0 = time.perf_counter()
+    write_lerobot_dataset(
+        root, sz.episodes, *sz.lengths, seed=0, episodes_per_file=max(1, sz.episodes // 2), cameras=sz.cameras
+    )
+    took = time.perf_counter() - t0
+    log(f"wrote a video dataset: {sz.episodes} episodes, cameras {sz.cameras}, in {took:.1f} s")
+    _videos[mode] = root
+    return root

@@ -187,9 +187,10 @@ def _evaluate(cfg: Config, sections: dict[str, Any]) -> tuple[list[dict[str, Any
             "MiB",
         )
         if "pss" in mem:
-            from .cases.pss import pss_target
+            from .cases.pss import pss_targets
 
-            add(*pss_target(mem["pss"]))
+            for target in pss_targets(mem["pss"]):
+                add(*target)
     e2e = sections.get("e2e")
     if e2e is not None:
         worst = None

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..config import Config
-from ..datasets import PARQUET_SIZES, parquet_dataset
+from ..datasets import PARQUET_SIZES, parquet_dataset, video_dataset
 from ..peers import lerobot_real
 from ..timing import Log, med
 
@@ -67,7 +67,7 @@ measure(torch.utils.data.DataLoader(ds, batch_size={batch}, sampler=sampler, num
 LEROBOT_SNIPPET = """
 import torch
 from lerobot.datasets import EpisodeAwareSampler, LeRobotDataset
-ds = LeRobotDataset("local/episode-sampler-bench", root={root!r})
+ds = LeRobotDataset("local/episode-sampler-bench", root={root!r}, **{kwargs!r})
 sampler = EpisodeAwareSampler(ds.meta.episodes["dataset_from_index"], ds.meta.episodes["dataset_to_index"],
     episode_indices_to_use=ds.episodes, shuffle=True, seed=0)
 before = pss_kib(os.getpid())
@@ -82,51 +82,67 @@ LEROBOT = "LeRobot"
 
 @dataclass(frozen=True)
 class PssSizes:
-    batches: int
+    batches: int  # batches taken on the Parquet-only dataset before measuring
+    video_batches: int  # on the video dataset (0: not run)
     reps: int
     lerobot: bool
 
 
 SIZES = {
-    "smoke": PssSizes(2, 1, False),
-    "quick": PssSizes(200, 1, True),
-    "full": PssSizes(400, 3, True),
+    "smoke": PssSizes(2, 0, 1, False),
+    "quick": PssSizes(200, 6, 1, True),
+    "full": PssSizes(400, 6, 3, True),
 }
 
 
 def bench_pss(cfg: Config, log: Log) -> dict[str, Any]:
-    """Total PSS (main + 2 DataLoader workers) after ``batches`` batches, per method."""
+    """Total PSS (main + 2 DataLoader workers) after ``batches`` batches, per method and dataset."""
     if not os.path.exists("/proc/self/smaps_rollup"):
         return {"rows": [], "note": "PSS needs Linux /proc/<pid>/smaps_rollup: not measured"}
     sz = SIZES[cfg.mode]
     data = PARQUET_SIZES[cfg.mode]
-    root = str(parquet_dataset(data, log))
     note = lerobot_real.available() if sz.lerobot else "real LeRobot not run in --smoke"
-    env = {"HF_DATASETS_CACHE": root + "-hf-cache", "HF_HOME": root + "-hf-home"}
-    fmt = {"root": root, "batch": BATCH, "workers": WORKERS, "batches": sz.batches}
-    runs: dict[str, tuple[str, str]] = {
-        OURS: (lerobot_real.ours_python(), PSS_HELPERS + OURS_SNIPPET.format(kwargs={}, **fmt)),
-    }
-    if cfg.mode != "smoke":
-        runs[OURS_NO_CACHE] = (
-            lerobot_real.ours_python(),
-            PSS_HELPERS + OURS_SNIPPET.format(kwargs={"column_cache_bytes": 0}, **fmt),
+    runs: dict[tuple[str, str], tuple[str, str, int]] = {}
+    datasets = [("parquet", str(parquet_dataset(data, log)), sz.batches, {})]
+    if sz.video_batches:  # both sides decode with PyAV
+        datasets.append(
+            ("video", str(video_dataset(cfg.mode, log)), sz.video_batches, {"video_backend": "pyav"})
         )
-    if note is None:
-        python = lerobot_real.lerobot_python()
-        assert python is not None
-        runs[LEROBOT] = (python, PSS_HELPERS + LEROBOT_SNIPPET.format(**fmt))
-    samples: dict[str, list[dict[str, Any]]] = {k: [] for k in runs}
+    for kind, root, batches, kwargs in datasets:
+        fmt = {"root": root, "batch": BATCH, "workers": WORKERS, "batches": batches}
+        runs[(OURS, kind)] = (
+            lerobot_real.ours_python(),
+            PSS_HELPERS + OURS_SNIPPET.format(kwargs=kwargs, **fmt),
+            batches,
+        )
+        if cfg.mode != "smoke" and kind == "parquet":
+            runs[(OURS_NO_CACHE, kind)] = (
+                lerobot_real.ours_python(),
+                PSS_HELPERS + OURS_SNIPPET.format(kwargs={**kwargs, "column_cache_bytes": 0}, **fmt),
+                batches,
+            )
+        if note is None:
+            python = lerobot_real.lerobot_python()
+            assert python is not None
+            runs[(LEROBOT, kind)] = (
+                python,
+                PSS_HELPERS + LEROBOT_SNIPPET.format(kwargs=kwargs, **fmt),
+                batches,
+            )
+    samples: dict[tuple[str, str], list[dict[str, Any]]] = {k: [] for k in runs}
     for rep in range(sz.reps):
-        for name, (python, code) in runs.items():
-            samples[name].append(lerobot_real.run_snippet(python, code, env=env))
+        for key, (python, code, _) in runs.items():
+            root = next(r for k, r, _, _ in datasets if k == key[1])
+            env = {"HF_DATASETS_CACHE": root + "-hf-cache", "HF_HOME": root + "-hf-home"}
+            samples[key].append(lerobot_real.run_snippet(python, code, env=env))
         log(f"pss: repetition {rep + 1}/{sz.reps} done")
     rows = []
-    for name, outs in samples.items():
+    for (name, kind), outs in samples.items():
         row = {
             "method": name,
+            "data": kind,
             "workers": WORKERS,
-            "batches": sz.batches,
+            "batches": runs[(name, kind)][2],
             "total_pss_mib": med([o["total_pss_kib"] for o in outs]) / 1024,
             "main_pss_mib": med([o["main"]["pss"] for o in outs]) / 1024,
             "worker_pss_mib": med([sum(w["pss"] for w in o["workers"]) for o in outs]) / 1024,
@@ -137,7 +153,7 @@ def bench_pss(cfg: Config, log: Log) -> dict[str, Any]:
         }
         rows.append(row)
         log(
-            f"pss {name}: total {row['total_pss_mib']:.0f} MiB (main {row['main_pss_mib']:.0f}, "
+            f"pss {kind} {name}: total {row['total_pss_mib']:.0f} MiB (main {row['main_pss_mib']:.0f}, "
             f"workers {row['worker_pss_mib']:.0f}, of which anonymous {row['worker_anon_mib']:.0f})"
         )
     return {
@@ -149,19 +165,33 @@ def bench_pss(cfg: Config, log: Log) -> dict[str, Any]:
     }
 
 
-def pss_target(section: dict[str, Any]) -> tuple[str, str, float | None, str, float, str]:
-    rows = {r["method"]: r for r in section.get("rows", [])}
-    ours, lr = rows.get(OURS), rows.get(LEROBOT)
-    return (
-        "pss_vs_lerobot",
-        f"total PSS (main + {WORKERS} DataLoader workers) after "
-        f"{ours['batches'] if ours else '?'} batches of {BATCH}, ours / real LeRobotDataset, "
-        f"Parquet only, {section.get('episodes')} episodes, {section.get('files')} files",
-        ours["total_pss_mib"] / lr["total_pss_mib"] if ours and lr else None,
-        "<=",
-        0.6,
-        "x",
-    )
+def pss_targets(section: dict[str, Any]) -> list[tuple[str, str, float | None, str, float, str]]:
+    """(name, description, value, op, threshold, unit): ours / LeRobot total PSS, per dataset."""
+    out = []
+    for kind, name, what in (
+        (
+            "parquet",
+            "pss_vs_lerobot",
+            f"Parquet only, {section.get('episodes')} episodes, {section.get('files')} files",
+        ),
+        ("video", "pss_video_vs_lerobot", "2 AV1 cameras (the video section's dataset), PyAV on both sides"),
+    ):
+        rows = {r["method"]: r for r in section.get("rows", []) if r.get("data", "parquet") == kind}
+        ours, lr = rows.get(OURS), rows.get(LEROBOT)
+        if kind == "video" and ours is None:
+            continue  # not run (--smoke)
+        out.append(
+            (
+                name,
+                f"total PSS (main + {WORKERS} DataLoader workers) after {ours['batches'] if ours else '?'} "
+                f"batches of {BATCH}, ours / real LeRobotDataset, {what}",
+                ours["total_pss_mib"] / lr["total_pss_mib"] if ours and lr else None,
+                "<=",
+                0.6,
+                "x",
+            )
+        )
+    return out
 
 
 def pss_markdown(section: dict[str, Any]) -> list[str]:
@@ -170,17 +200,17 @@ def pss_markdown(section: dict[str, Any]) -> list[str]:
         return [f"({section.get('note', 'not measured')})"]
     lines = [
         f"Total PSS with {WORKERS} DataLoader workers: Parquet only, {section['episodes']:,} episodes in "
-        f"{section['files']} data files, shuffled, batch {section['batch_size']}, after "
-        f"{section['rows'][0]['batches']} batches (workers alive). PSS splits shared pages between the "
-        "processes sharing them, so it adds up. MiB.",
+        f"{section['files']} data files, and the video section's dataset (2 AV1 cameras, PyAV on both "
+        f"sides); shuffled, batch {section['batch_size']}, measured after the batches shown (workers "
+        "alive). PSS splits shared pages between the processes sharing them, so it adds up. MiB.",
         "",
-        "| method | total | main process | workers | workers' anonymous memory |",
-        "|---|---:|---:|---:|---:|",
+        "| data | method | batches | total | main process | workers | workers' anonymous memory |",
+        "|---|---|---:|---:|---:|---:|---:|",
     ]
     for r in section["rows"]:
         lines.append(
-            f"| {r['method']} | {r['total_pss_mib']:.0f} | {r['main_pss_mib']:.0f} | "
-            f"{r['worker_pss_mib']:.0f} | {r['worker_anon_mib']:.0f} |"
+            f"| {r.get('data', 'parquet')} | {r['method']} | {r['batches']} | {r['total_pss_mib']:.0f} | "
+            f"{r['main_pss_mib']:.0f} | {r['worker_pss_mib']:.0f} | {r['worker_anon_mib']:.0f} |"
         )
     if section.get("note"):
         lines += ["", f"({section['note']})"]

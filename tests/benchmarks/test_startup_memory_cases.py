@@ -74,13 +74,21 @@ def test_startup_targets_take_the_worst_of_fresh_and_resumed() -> None:
 def test_pss_smoke_counts_the_main_process_and_both_workers() -> None:
     sec = pss.bench_pss(make_config("smoke"), QUIET)
     (row,) = sec["rows"]
-    assert row["method"] == "ours" and row["workers_seen"] == pss.WORKERS
+    assert row["method"] == "ours" and row["data"] == "parquet" and row["workers_seen"] == pss.WORKERS
     (sample,) = row["samples"]
     assert sample["total_pss_kib"] == sample["main"]["pss"] + sum(w["pss"] for w in sample["workers"])
     assert 0 < row["main_pss_mib"] < row["total_pss_mib"]
-    assert pss.pss_target(sec)[2] is None  # no real LeRobot in --smoke
-    made_up = {"rows": [{**row, "method": "LeRobot", "total_pss_mib": 4 * row["total_pss_mib"]}, row]}
-    assert pss.pss_target(made_up)[2] == pytest.approx(0.25)
+    assert [(t[0], t[2]) for t in pss.pss_targets(sec)] == [("pss_vs_lerobot", None)]  # no LeRobot in --smoke
+    made_up = {
+        "rows": [
+            {**row, "method": "LeRobot", "total_pss_mib": 4 * row["total_pss_mib"]},
+            row,
+            {**row, "data": "video", "total_pss_mib": 3.0},
+            {**row, "data": "video", "method": "LeRobot", "total_pss_mib": 10.0},
+        ]
+    }
+    values = {t[0]: t[2] for t in pss.pss_targets(made_up)}
+    assert values == pytest.approx({"pss_vs_lerobot": 0.25, "pss_video_vs_lerobot": 0.3})
 
 
 def test_overhead_smoke_and_its_target_in_percent() -> None:
