@@ -1,0 +1,300 @@
+"""Look-ahead prefetch: fetch the bytes of the samples a sampler or node will yield next, ahead of need.
+
+The order is a pure function of (seed, epoch, layout), so the next samples of a cursor follow from its
+position alone: :class:`LookAhead` reads the position of an :class:`~episode_sampler.EpisodeAwareSampler`
+or :class:`~episode_sampler.EpisodeSamplerNode` (its ``state_dict()`` / ``get_state()``, cheap and
+thread-safe) from a background thread, maps the next ``window`` positions to frame indices
+(``sharded_order.frames``), plans their byte ranges (``dataset.byte_ranges``) and fetches them into the
+dataset's shared on-disk cache with a bounded thread pool (``dataset.store.prefetch``). DataLoader
+workers (processes) and ``ParallelMapper`` threads then find their reads in that cache.
+
+Nothing here touches the cursor: it only reads positions. The window is never part of any state, so
+checkpoints are identical with and without a look-ahead and a restored pipeline recomputes its window
+from the restored position. Background errors never reach training: they are counted, logged once, and
+the foreground read (which retries and raises clearly on its own) fetches what is missing.
+
+Bounded: at most ``window`` samples ahead of the cursor (and at most into the next epoch), at most
+``max_pending`` fetch tasks queued or running, ``threads`` requests in flight.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+
+from .core.cursor import ShardedOrder
+from .core.state import MAX_EPOCH
+from .core.validation import check_int
+from .node import EpisodeSamplerNode
+from .sampler import EpisodeAwareSampler
+
+__all__ = ["LookAhead"]
+
+logger = logging.getLogger(__name__)
+
+Ranges = Sequence[tuple[str, int, int]]
+
+
+class LookAhead:
+    """Prefetch the byte ranges of the next ``window`` samples of ``source`` while it is iterated.
+
+    Use it around the loop that iterates ``source`` (in the main process)::
+
+        with LookAhead(sampler, frames, window=8 * 32, batch_size=32):
+            for batch in DataLoader(frames, batch_size=32, sampler=sampler, num_workers=4):
+                ...
+
+    Args:
+        source: the :class:`~episode_sampler.EpisodeAwareSampler` or
+            :class:`~episode_sampler.EpisodeSamplerNode` whose future samples are fetched.
+        dataset: what the samples index, with ``byte_ranges(indices) -> [(rel, start, stop)]`` and a
+            ``store`` with ``prefetch(ranges)`` (a :class:`~episode_sampler.LeRobotFrames`); or pass
+            ``plan`` and ``fetch`` instead.
+        window: samples ahead of the cursor's position to keep fetched (default ``8 * batch_size``);
+            make it larger than what the loader holds in flight (``num_workers * prefetch_factor``
+            batches) plus a few batches.
+        batch_size: samples planned together (one planning unit).
+        threads: fetch threads (concurrent requests).
+        max_pending: fetch tasks queued or running at most (default ``4 * threads``).
+        poll_s: how often the cursor's position is read.
+        plan: ``plan(indices) -> ranges`` (default ``dataset.byte_ranges``).
+        fetch: ``fetch(ranges) -> bytes downloaded`` for the ranges of one file (default
+            ``dataset.store.prefetch``).
+
+    Raises:
+        TypeError: ``source`` is neither a sampler nor a node, or neither ``dataset`` nor
+            ``plan``/``fetch`` is given; TypeError/ValueError for the sizes (named).
+    """
+
+    def __init__(
+        self,
+        source: EpisodeAwareSampler | EpisodeSamplerNode,
+        dataset: Any = None,
+        *,
+        window: int | None = None,
+        batch_size: int = 32,
+        threads: int = 8,
+        max_pending: int | None = None,
+        poll_s: float = 0.002,
+        plan: Callable[[np.ndarray], Ranges] | None = None,
+        fetch: Callable[[Ranges], Any] | None = None,
+    ) -> None:
+        if isinstance(source, EpisodeAwareSampler):
+            self._position: Callable[[], Mapping[str, Any]] = source.state_dict
+        elif isinstance(source, EpisodeSamplerNode):
+            self._position = source.get_state
+        else:
+            raise TypeError(
+                f"source must be an EpisodeAwareSampler or an EpisodeSamplerNode, got {type(source).__name__}"
+            )
+        if plan is None:
+            plan = getattr(dataset, "byte_ranges", None)
+        if fetch is None:
+            fetch = getattr(getattr(dataset, "store", None), "prefetch", None)
+        if plan is None or fetch is None:
+            raise TypeError(
+                "LookAhead needs a dataset with byte_ranges() and store.prefetch() (a LeRobotFrames), "
+                f"or plan= and fetch=; got dataset={type(dataset).__name__}"
+            )
+        self.batch_size = check_int("batch_size", batch_size, minimum=1)
+        self.window = check_int("window", 8 * self.batch_size if window is None else window, minimum=1)
+        self.threads = check_int("threads", threads, minimum=1, maximum=1024)
+        self.max_pending = check_int(
+            "max_pending", 4 * self.threads if max_pending is None else max_pending, minimum=1
+        )
+        if isinstance(poll_s, bool) or not isinstance(poll_s, (int, float)) or not 0 < poll_s <= 10:
+            raise ValueError(f"poll_s must be a number of seconds in (0, 10], got {poll_s!r}")
+        self.poll_s = float(poll_s)
+        self._sharded: ShardedOrder = source.sharded_order
+        self._plan = plan
+        self._fetch = fetch
+        self._lock = threading.Lock()
+        self._pending: set[Future[Any]] = set()
+        self._slots = threading.Semaphore(self.max_pending)
+        self._mark: tuple[int, int, int] | None = None  # (epoch, global_start, position) planned up to
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        self._stats = {
+            "samples_planned": 0,
+            "fetches": 0,
+            "fetches_done": 0,
+            "bytes_fetched": 0,
+            "errors": 0,
+            "restarts": 0,
+        }
+        self.last_error: BaseException | None = None
+        self._warned = False
+
+    # ------------------------------------------------------------------ life cycle
+    def start(self) -> LookAhead:
+        """Start the background thread (idempotent); returns ``self``."""
+        if self._thread is None or not self._thread.is_alive():
+            self._stop.clear()
+            self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="episode-sampler-lookahead")
+            self._thread = threading.Thread(target=self._run, name="episode-sampler-lookahead", daemon=True)
+            self._thread.start()
+        return self
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        """Stop planning, drop queued fetches and wait up to ``timeout_s`` for the running ones (a
+        stalled request is left to its own timeout; it never blocks the caller longer)."""
+        self._stop.set()
+        thread, pool = self._thread, self._pool
+        if thread is not None:
+            thread.join(timeout_s)
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+        self._thread = None
+        self._pool = None
+        self._mark = None
+
+    def __enter__(self) -> LookAhead:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self._stop.set()
+        except Exception:
+            pass
+
+    @property
+    def running(self) -> bool:
+        """Whether the background thread runs."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def stats(self) -> dict[str, int]:
+        """Counters of this look-ahead: ``samples_planned``, ``fetches`` (submitted), ``fetches_done``,
+        ``bytes_fetched`` (downloaded, as the store reports), ``errors``, ``restarts`` (the cursor
+        jumped: a restore, ``set_epoch``, a new epoch from elsewhere) and ``pending``."""
+        with self._lock:
+            return {**self._stats, "pending": len(self._pending)}
+
+    # ------------------------------------------------------------------ the planning loop
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.step()
+            except Exception as exc:  # a bug or a planning failure: never kill training, say it once
+                self._error(exc)
+            self._stop.wait(self.poll_s)
+
+    def _count(self, global_start: int) -> int:
+        return self._sharded.count(global_start)
+
+    def _ahead(self, cur: tuple[int, int, int], mark: tuple[int, int, int]) -> int | None:
+        """Samples from position ``cur`` to ``mark`` (``None`` when ``mark`` is not ahead of ``cur``
+        within the next epoch)."""
+        e, g, p = cur
+        me, mg, mp = mark
+        if (me, mg) == (e, g):
+            return mp - p if mp >= p else None
+        if me == e + 1 and mg == 0:
+            return self._count(g) - p + mp
+        return None
+
+    def step(self) -> int:
+        """One planning round (the background thread calls it every ``poll_s``): read the cursor's
+        position and submit fetches for the window's positions not planned yet. Returns the samples
+        planned."""
+        state = self._position()
+        cur = (int(state["epoch"]), int(state["global_start"]), int(state["start_index"]))
+        old = self._mark
+        ahead = None if old is None else self._ahead(cur, old)
+        mark = cur if ahead is None or ahead > self.window else old  # None: first round, or a jump
+        if mark is not old:
+            if old is not None:
+                self._stats["restarts"] += 1
+            ahead = 0
+        assert mark is not None and ahead is not None
+        planned = 0
+        while ahead < self.window and not self._stop.is_set():
+            epoch, g, pos = mark
+            total = self._count(g)
+            if pos >= total:  # the epoch's end: go on into the next epoch from its start
+                if epoch + 1 >= MAX_EPOCH:
+                    break
+                mark = (epoch + 1, 0, 0)
+                continue
+            n = min(self.batch_size, total - pos, self.window - ahead)
+            frames = self._sharded.frames(epoch, g, pos, pos + n)
+            self._submit(frames)
+            mark = (epoch, g, pos + n)
+            ahead += n
+            planned += n
+        self._mark = mark
+        with self._lock:
+            self._stats["samples_planned"] += planned
+        return planned
+
+    def _submit(self, frames: np.ndarray) -> None:
+        pool = self._pool
+        per_file: dict[str, list[tuple[str, int, int]]] = {}
+        for rel, a, b in self._plan(frames):
+            per_file.setdefault(rel, []).append((rel, a, b))
+        for ranges in per_file.values():
+            if pool is None:  # step() called directly, without start(): fetch in this thread
+                self._done_fetch(ranges, None)
+                continue
+            while not self._slots.acquire(timeout=0.05):  # at most max_pending tasks queued or running
+                if self._stop.is_set():
+                    return
+            try:
+                fut = pool.submit(self._fetch, ranges)
+            except RuntimeError:  # the pool was shut down (close() meanwhile)
+                self._slots.release()
+                return
+            with self._lock:
+                self._pending.add(fut)
+                self._stats["fetches"] += 1
+            fut.add_done_callback(functools.partial(self._done_fetch, ranges))
+
+    def _done_fetch(self, ranges: Ranges, fut: Future[Any] | None) -> None:
+        if fut is not None:
+            with self._lock:
+                self._pending.discard(fut)
+            self._slots.release()
+        try:
+            got = self._fetch(ranges) if fut is None else fut.result()
+        except BaseException as exc:  # noqa: BLE001 (cancelled futures included)
+            if fut is not None and fut.cancelled():
+                return
+            self._error(exc, ranges)
+            return
+        with self._lock:
+            self._stats["fetches_done"] += 1
+            if fut is None:
+                self._stats["fetches"] += 1
+            if isinstance(got, (int, np.integer)):
+                self._stats["bytes_fetched"] += int(got)
+
+    def _error(self, exc: BaseException, ranges: Ranges | None = None) -> None:
+        with self._lock:
+            self._stats["errors"] += 1
+            self.last_error = exc
+            warn = not self._warned
+            self._warned = True
+        if warn:
+            where = f" of {ranges[0][0]!r}" if ranges else ""
+            logger.warning(
+                "episode-sampler look-ahead: a background fetch%s failed (%s: %s); training goes on and the "
+                "reads fetch what is missing themselves (further errors are counted in LookAhead.stats())",
+                where,
+                type(exc).__name__,
+                exc,
+            )
+
+    def __repr__(self) -> str:
+        return (
+            f"LookAhead(window={self.window}, batch_size={self.batch_size}, threads={self.threads}, "
+            f"running={self.running})"
+        )
