@@ -30,8 +30,12 @@ def write_handmade(
     bounds: bool = True,
     data_names=None,
     info_overrides=None,
+    data_index: bool = False,
 ) -> Path:
-    """Write a LeRobot v3 dataset with plain pyarrow (independent of write_lerobot_dataset)."""
+    """Write a LeRobot v3 dataset with plain pyarrow (independent of write_lerobot_dataset).
+
+    ``data_index`` adds LeRobot's ``data/chunk_index``/``data/file_index`` columns to the episode
+    table (data file ``k`` of ``data_groups`` is ``chunk-(k // 2)/file-(k % 2)``)."""
     lengths = list(lengths)
     if starts is None:
         starts = [sum(lengths[:e]) for e in range(len(lengths))]
@@ -66,6 +70,10 @@ def write_handmade(
             "length": pa.array([lengths[e] for e in eps], pa.int64()),
             "stats/action/mean": pa.array([[0.0, 0.0] for _ in eps]),
         }
+        if data_index:
+            where = {e: k for k, group in enumerate(data_groups) for e in group}
+            cols["data/chunk_index"] = pa.array([where[e] // 2 for e in eps], pa.int64())
+            cols["data/file_index"] = pa.array([where[e] % 2 for e in eps], pa.int64())
         if bounds:
             cols["dataset_from_index"] = pa.array([starts[e] for e in eps], pa.int64())
             cols["dataset_to_index"] = pa.array([ends[e] for e in eps], pa.int64())

@@ -21,3 +21,6 @@ def synthetic(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("synthetic")
     write_lerobot_dataset(root, 40, 5, 30, seed=3, episodes_per_file=3, files_per_chunk=4)
     return root
+
+
+from tests.helpers.servers import moto_s3, nginx  # noqa: E402,F401  (fixtures: real servers on loopback)

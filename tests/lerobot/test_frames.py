@@ -5,6 +5,7 @@ per-frame brute force (the hand-written dataset is tests/helpers/lerobot_handmad
 from __future__ import annotations
 
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -293,36 +294,48 @@ def test_column_errors(handmade):
         LeRobotFrames(handmade, columns="index")
 
 
-def test_data_disagreeing_with_episodes(tmp_path):
+def refused(root: Path, mode: str, error=ValueError, **match):
+    """``mode`` "scan" (no data/chunk_index in the episode table): every data file is checked when the
+    dataset is opened; "table": the files are checked when first read."""
+    if mode == "scan":
+        with pytest.raises(error, **match):
+            LeRobotFrames(root)
+    else:
+        ds = LeRobotFrames(root)
+        with pytest.raises(error, **match):
+            ds.get_batch(np.arange(len(ds)))
+
+
+@pytest.mark.parametrize("mode", ["scan", "table"])
+def test_data_disagreeing_with_episodes(tmp_path, mode):
     data1 = "data/chunk-000/file-001.parquet"  # holds episode 2 (frames 8, 9)
-    root = write_handmade(tmp_path / "a")
+    table = mode == "table"
+    root = write_handmade(tmp_path / "a", data_index=table)
     rewrite_table(root / data1, lambda t: t.slice(0, 1))
-    with pytest.raises(ValueError, match="episode 2 has length 2 in meta/episodes but 1 rows in data/"):
-        LeRobotFrames(root)
-    root = write_handmade(tmp_path / "b")
+    refused(root, mode, match="episode 2 has length 2 in meta/episodes but 1 rows in data/")
+    root = write_handmade(tmp_path / "b", data_index=table)
     rewrite_table(root / data1, lambda t: t.set_column(1, "episode_index", pa.array([2, 3], pa.int64())))
-    with pytest.raises(
-        ValueError, match=r"file-001.parquet.*row 1 \(index 9\) has episode_index 3.*episode 2"
-    ):
-        LeRobotFrames(root)
-    root = write_handmade(tmp_path / "c")
+    refused(root, mode, match=r"file-001.parquet.*row 1 \(index 9\) has episode_index 3.*episode 2")
+    root = write_handmade(tmp_path / "c", data_index=table)
     rewrite_table(root / data1, lambda t: t.set_column(0, "index", pa.array([9, 8], pa.int64())))
-    with pytest.raises(ValueError, match="sorted by a unique 'index'"):
-        LeRobotFrames(root)
+    refused(root, mode, match="sorted by a unique 'index'")
     root = write_handmade(
-        tmp_path / "d", lengths=[2, 2], data_groups=[[0, 1]], meta_groups=[[0, 1]], starts=[0, 3]
+        tmp_path / "d",
+        lengths=[2, 2],
+        data_groups=[[0, 1]],
+        meta_groups=[[0, 1]],
+        starts=[0, 3],
+        data_index=table,
     )
     rewrite_table(
         root / "data/chunk-000/file-000.parquet",
         lambda t: t.set_column(0, "index", pa.array([0, 1, 2, 3], pa.int64())),
     )
-    with pytest.raises(ValueError, match="index 2, which lies in no episode"):
-        LeRobotFrames(root)
-    root = write_handmade(tmp_path / "e")
+    refused(root, mode, match="index 2, which lies in no episode")
+    root = write_handmade(tmp_path / "e", data_index=table)
     rewrite_table(root / data1, lambda t: t.drop_columns(["action"]))
-    with pytest.raises(ValueError, match="file-001.parquet.*no column 'action'"):
-        LeRobotFrames(root)
-    root = write_handmade(tmp_path / "f")
+    refused(root, mode, match="file-001.parquet.*no column 'action'")
+    root = write_handmade(tmp_path / "f", data_index=table)
     rewrite_table(
         root / data1,
         lambda t: t.set_column(6, "action", pa.array([[1.0, 2.0, 3.0]] * 2, pa.list_(pa.float32()))),
@@ -330,6 +343,47 @@ def test_data_disagreeing_with_episodes(tmp_path):
     ds = LeRobotFrames(root, columns=["action"])  # variable-size lists: detected when stacking
     with pytest.raises(ValueError, match="'action'.*different lengths"):
         ds.get_batch([0, 8])
+
+
+def test_data_files_checked_on_first_read(tmp_path):
+    """With data/chunk_index and data/file_index in the episode table, opening reads no data file but
+    the first one's schema; each file is checked against the table when first read, once."""
+    root = write_handmade(tmp_path / "ok", data_index=True)
+    ds = LeRobotFrames(root)
+    assert ds.column_cache_info()["misses"] == 0
+    ref = reference_rows(root)
+    got = ds.get_batch(np.arange(len(ds)))
+    assert got["index"].tolist() == sorted(ref)
+    assert [p.name for p in ds.files] == ["file-000.parquet", "file-001.parquet", "file-000.parquet"]
+    # a file whose rows belong to an episode the table places in another file
+    root = write_handmade(tmp_path / "g", data_index=True)
+    meta = root / "meta/episodes/chunk-000/file-000.parquet"  # episodes 0, 1, 2
+    rewrite_table(meta, lambda t: t.set_column(5, "data/file_index", pa.array([0, 1, 1], pa.int64())))
+    ds = LeRobotFrames(root, columns=["index"])
+    with pytest.raises(
+        ValueError,
+        match=r"episode 1 has length 5 in meta/episodes but 0 rows in data/ \(data file '.*file-001.parquet'",
+    ):
+        ds.get_batch([8, 9])  # the table places episodes 1 and 2 in file-001, which holds only 2
+    with pytest.raises(
+        ValueError,
+        match=r"file-000.parquet' row 3 \(index 3\) belongs to episode 1, which meta/episodes "
+        r"places in '.*chunk-000/file-001.parquet'",
+    ):
+        ds.get_batch([0])
+    # files whose episodes interleave: refused when opened (from the table alone)
+    root = write_handmade(tmp_path / "h", data_groups=[[0, 2], [1], [3, 4]], data_index=True)
+    with pytest.raises(
+        ValueError, match=r"file-000.parquet' and '.*file-001.parquet' both hold frame index 3"
+    ):
+        LeRobotFrames(root)
+    # a data file the table names but that does not exist
+    root = write_handmade(tmp_path / "i", data_index=True)
+    (root / "data/chunk-001/file-000.parquet").unlink()
+    with pytest.raises(
+        FileNotFoundError, match=r"data file '.*chunk-001/file-000.parquet' named by meta/episodes"
+    ):
+        LeRobotFrames(root)
 
 
 def test_nested_fixed_size_lists_and_tensor_index(tmp_path):
@@ -349,10 +403,18 @@ def test_nested_fixed_size_lists_and_tensor_index(tmp_path):
     assert ds[7]["grid_is_pad"].tolist() == [False, True]  # last frame of episode 1
 
 
-def test_column_type_differs_between_files(tmp_path):
-    root = write_handmade(tmp_path)
+@pytest.mark.parametrize("mode", ["scan", "table"])
+def test_column_type_differs_between_files(tmp_path, mode):
+    root = write_handmade(tmp_path, data_index=mode == "table")
     path = root / "data/chunk-000/file-001.parquet"
     rewrite_table(path, lambda t: t.set_column(6, "action", t.column("action").cast(pa.list_(pa.float64()))))
-    with pytest.raises(ValueError, match="'action' of data file .*file-001.parquet' has type list<.*double>"):
-        LeRobotFrames(root, columns=["action"])
-    LeRobotFrames(root, columns=["index"])  # columns not requested are not checked
+    match = "'action' of data file .*file-001.parquet' has type list<.*double>"
+    if mode == "scan":
+        with pytest.raises(ValueError, match=match):
+            LeRobotFrames(root, columns=["action"])
+    else:
+        ds = LeRobotFrames(root, columns=["action"])
+        with pytest.raises(ValueError, match=match):
+            ds.get_batch([8])
+    ds = LeRobotFrames(root, columns=["index"])  # columns not requested are not checked
+    assert ds.get_batch([8, 9])["index"].tolist() == [8, 9]

@@ -60,7 +60,7 @@ def signature(col: Column | None) -> tuple[Any, ...] | None:
     return None if col is None else (col.kind, col.shape, leaf(col.arrow_type))
 
 
-def to_numpy(col: Column, data: pa.ChunkedArray, path: Path) -> np.ndarray:
+def to_numpy(col: Column, data: pa.ChunkedArray, path: str | Path) -> np.ndarray:
     """Rows of one column as a numpy array ``[n, *shape]`` (object array of str for strings)."""
     if data.null_count:
         raise ValueError(f"column {col.name!r} of {str(path)!r} holds null values")

@@ -1,9 +1,16 @@
 """Frame reads from the Parquet data files (``data/chunk-*/file-*.parquet``): which file and row holds a
-frame, a bounded per-process column cache, and one vectorized gather per file touched by a request."""
+frame, a bounded per-process column cache, and one vectorized gather per file touched by a request.
+
+Which file holds which frames comes from the episode table when it says so (LeRobot's
+``data/chunk_index``/``data/file_index`` columns, :meth:`DataFiles.from_table`): opening a dataset
+then reads no data file, and each file is checked against the table the first time it is read (same
+checks, same messages). Without those columns (hand-made datasets) every file is scanned at
+construction (:meth:`DataFiles.scan`).
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -13,6 +20,7 @@ from .column_cache import DEFAULT_COLUMN_CACHE_BYTES, ColumnCache
 from .columns import Column, describe, leaf, signature, to_numpy
 from .episode_table import int_column
 from .parquet_io import read_metadata, read_row_groups, read_schema, read_table
+from .storage import Store
 
 __all__ = ["DataFiles"]
 
@@ -30,17 +38,112 @@ class DataFiles:
 
     def __init__(
         self,
-        files: list[Path],
+        store: Store,
+        files: Sequence[str],
+        first: np.ndarray,
+        rows_index: list[np.ndarray | None],
         episodes: EpisodeIndex,
         specs: dict[str, Column],
         cache_bytes: int | None = DEFAULT_COLUMN_CACHE_BYTES,
+        *,
+        episode_file: np.ndarray | None = None,
     ) -> None:
+        """Files ``files`` (names relative to ``store``, sorted by first frame index ``first``; per
+        file the sorted ``index`` values when not contiguous). ``episode_file`` (file number of each
+        episode, -1 for an empty one) marks files not yet checked against the table: each is checked
+        on first read. Use :meth:`scan` or :meth:`from_table`."""
+        self.store = store
         self.specs = specs
         self.episodes = episodes
         self.cache = ColumnCache(cache_bytes)
-        self.files, self.first, self.rows_index = self._scan(files)
+        self.files = list(files)
+        self.first = first
+        self.rows_index = rows_index
+        self._episode_file = episode_file
+        self._checked: set[int] = set(range(len(self.files))) if episode_file is None else set()
         self._layout: dict[int, tuple[np.ndarray, int]] = {}  # file -> (row group starts, column bytes)
         self.partial_reads = 0
+
+    @classmethod
+    def scan(
+        cls,
+        store: Store,
+        files: Sequence[str],
+        episodes: EpisodeIndex,
+        specs: dict[str, Column],
+        cache_bytes: int | None = DEFAULT_COLUMN_CACHE_BYTES,
+    ) -> DataFiles:
+        """Read every file's ``index`` and ``episode_index`` now and check them against ``episodes``."""
+        found = _scan(store, files, episodes, specs)
+        return cls(store, *found, episodes, specs, cache_bytes)
+
+    @classmethod
+    def from_table(
+        cls,
+        store: Store,
+        template: str,
+        chunk_index: np.ndarray,
+        file_index: np.ndarray,
+        episodes: EpisodeIndex,
+        specs: dict[str, Column],
+        cache_bytes: int | None = DEFAULT_COLUMN_CACHE_BYTES,
+    ) -> DataFiles:
+        """Files named by ``template`` (``info.json``'s ``data_path``) at each episode's
+        ``chunk_index``/``file_index`` (episode-table order); no file is read now.
+
+        Raises:
+            FileNotFoundError: a local file the table names does not exist.
+            ValueError: two files would hold the same frame index.
+        """
+        pairs, inverse = np.unique(np.stack([chunk_index, file_index], axis=1), axis=0, return_inverse=True)
+        inverse = inverse.reshape(-1).astype(np.int64)
+        starts, ends = episodes.starts, episodes.ends
+        empty = ends == starts
+        inverse[empty] = -1  # an empty episode holds no row of any file
+        names = [template.format(chunk_index=int(c), file_index=int(f)) for c, f in pairs.tolist()]
+        rows: list[tuple[int, int, str, np.ndarray | None, int]] = []
+        for j, rel in enumerate(names):
+            eps = np.flatnonzero(inverse == j)
+            if eps.size == 0:
+                continue
+            lo, hi = int(starts[eps[0]]), int(ends[eps[-1]])
+            held = int((ends[eps] - starts[eps]).sum())
+            idx = None
+            if held != hi - lo:
+                idx = np.concatenate([np.arange(starts[e], ends[e], dtype=np.int64) for e in eps.tolist()])
+            rows.append((lo, hi - 1, rel, idx, j))
+        rows.sort(key=lambda r: r[0])
+        for (_, last, rel, _, _), (first, _, nxt, _, _) in zip(rows, rows[1:]):
+            if first <= last:
+                raise ValueError(
+                    f"data files {store.name(rel)!r} and {store.name(nxt)!r} both hold frame index {first} "
+                    "(from meta/episodes' data/chunk_index and data/file_index)"
+                )
+        if store.local:
+            for r in rows:
+                if not store.exists(r[2]):
+                    raise FileNotFoundError(
+                        f"data file {store.name(r[2])!r} named by meta/episodes does not exist"
+                    )
+        renumber = np.full(len(names) + 1, -1, dtype=np.int64)  # name number -> sorted file number
+        for k, r in enumerate(rows):
+            renumber[r[4]] = k
+        episode_file = renumber[inverse]  # -1 stays -1 (renumber[-1] is the spare slot)
+        firsts = np.array([r[0] for r in rows], dtype=np.int64)
+        return cls(
+            store,
+            [r[2] for r in rows],
+            firsts,
+            [r[3] for r in rows],
+            episodes,
+            specs,
+            cache_bytes,
+            episode_file=episode_file,
+        )
+
+    def name(self, k: int) -> str:
+        """Path or URL of file ``k``."""
+        return self.store.name(self.files[k])
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
@@ -100,6 +203,8 @@ class DataFiles:
 
     def take_rows(self, k: int, rows: np.ndarray, names: list[str]) -> dict[str, np.ndarray]:
         """The one vectorized gather per file touched by a request: ``{column: values at rows}``."""
+        if k not in self._checked:
+            self.check(k)
         limit = self.cache.max_bytes
         if limit is not None and not self.cache.holds(k) and self._layout_of(k)[1] > limit:
             return self._read_rows(k, rows, names)
@@ -110,7 +215,7 @@ class DataFiles:
         """File ``k``'s row group start rows (plus the end) and its needed columns' uncompressed bytes."""
         got = self._layout.get(k)
         if got is None:
-            meta = read_metadata(self.files[k])
+            meta = read_metadata(self.store, self.files[k])
             sizes = [meta.row_group(g).num_rows for g in range(meta.num_row_groups)]
             starts = np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)])
             nbytes = 0
@@ -132,17 +237,17 @@ class DataFiles:
         sizes = starts[needed + 1] - starts[needed]
         offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
         local = rows - starts[group] + offsets[np.searchsorted(needed, group)]
-        table = read_row_groups(self.files[k], needed.tolist(), names)
+        table = read_row_groups(self.store, self.files[k], needed.tolist(), names)
         self.partial_reads += 1
-        return {n: to_numpy(self.specs[n], table.column(n), self.files[k])[local] for n in names}
+        return {n: to_numpy(self.specs[n], table.column(n), self.name(k))[local] for n in names}
 
     def columns(self, k: int) -> dict[str, np.ndarray]:
         """File ``k``'s needed columns as numpy arrays, from the cache or read (memory-mapped)."""
         return self.cache.get(k, lambda: self._read(k))
 
     def _read(self, k: int) -> dict[str, np.ndarray]:
-        table = read_table(self.files[k], list(self.specs))
-        return {n: to_numpy(self.specs[n], table.column(n), self.files[k]) for n in self.specs}
+        table = read_table(self.store, self.files[k], list(self.specs))
+        return {n: to_numpy(self.specs[n], table.column(n), self.name(k)) for n in self.specs}
 
     def _empty(self, name: str) -> np.ndarray:
         spec = self.specs[name]
@@ -152,68 +257,119 @@ class DataFiles:
         return np.zeros((0, *width), dtype=leaf(spec.arrow_type).to_pandas_dtype())
 
     # ------------------------------------------------------------------ validation
-    def _scan(self, files: list[Path]) -> tuple[list[Path], np.ndarray, list[np.ndarray | None]]:
-        """Check every data file against the episode table; return files sorted by first index,
-        their first indices, and per-file ``index`` arrays for files whose index is not contiguous."""
-        eps = self.episodes
-        counts = np.zeros(eps.num_episodes, dtype=np.int64)
-        found: list[tuple[int, int, Path, np.ndarray | None]] = []
-        for path in files:
-            names = read_schema(path)
-            for name in ("index", "episode_index", *self.specs):
-                if name not in names.names:
-                    raise ValueError(f"data file {str(path)!r} has no column {name!r}")
-            for name, spec in self.specs.items():
-                t = names.field(name).type
-                if signature(describe(name, t)) != signature(spec):
-                    raise ValueError(
-                        f"column {name!r} of data file {str(path)!r} has type {t}, "
-                        f"other files {spec.arrow_type}"
-                    )
-            table = read_table(path, ["index", "episode_index"])
-            idx = int_column(table, "index", path)
-            if idx.size == 0:
-                continue
-            epi = int_column(table, "episode_index", path)
-            steps = np.diff(idx)
-            if (steps <= 0).any():
-                row = int(np.flatnonzero(steps <= 0)[0]) + 1
-                raise ValueError(
-                    f"data file {str(path)!r} must be sorted by a unique 'index': row {row} has index "
-                    f"{int(idx[row])} after {int(idx[row - 1])}"
-                )
-            try:
-                ep = eps.episode_of(idx)
-            except ValueError:
-                ep = np.searchsorted(eps.starts, idx, side="right") - 1
-                ok = (ep >= 0) & (idx < eps.ends[np.maximum(ep, 0)])
-                row = int(np.flatnonzero(~ok)[0])
-                raise ValueError(
-                    f"data file {str(path)!r} row {row} has index {int(idx[row])}, "
-                    "which lies in no episode of meta/episodes"
-                ) from None
-            wrong = np.flatnonzero(eps.episode_ids[ep] != epi)
-            if wrong.size:
-                row = int(wrong[0])
-                raise ValueError(
-                    f"data file {str(path)!r} row {row} (index {int(idx[row])}) has episode_index "
-                    f"{int(epi[row])}, but meta/episodes places that frame in episode "
-                    f"{int(eps.episode_ids[ep[row]])}"
-                )
-            counts += np.bincount(ep, minlength=eps.num_episodes)
-            contiguous = int(idx[-1] - idx[0]) + 1 == idx.size
-            found.append((int(idx[0]), int(idx[-1]), path, None if contiguous else idx))
-        found.sort(key=lambda f: f[0])
-        for (_, last, path, _), (first, _, nxt, _) in zip(found, found[1:]):
-            if first <= last:
-                raise ValueError(f"data files {str(path)!r} and {str(nxt)!r} both hold frame index {first}")
+    def check(self, k: int) -> None:
+        """Check file ``k`` against the episode table (once per process): its columns, and that its
+        ``index``/``episode_index`` rows are exactly the frames of the episodes the table places in it.
+
+        Raises:
+            ValueError: naming the file, with the messages of :meth:`scan`.
+        """
+        if k in self._checked:
+            return
+        placed = self._episode_file
+        assert placed is not None
+        rel, eps = self.files[k], self.episodes
+        name = self.store.name(rel)
+        idx, epi = _read_index(self.store, rel, self.specs)
+        ep = _episodes_of(name, idx, epi, eps)
+        mine = placed == k
+        elsewhere = np.flatnonzero(~mine[ep])
+        if elsewhere.size:
+            row = int(elsewhere[0])
+            other = int(placed[ep[row]])
+            where = self.store.name(self.files[other]) if other >= 0 else "no data file"
+            raise ValueError(
+                f"data file {name!r} row {row} (index {int(idx[row])}) belongs to episode "
+                f"{int(eps.episode_ids[ep[row]])}, which meta/episodes places in {where!r}"
+            )
+        counts = np.bincount(ep, minlength=eps.num_episodes)
         lengths = eps.lengths
-        if (bad := np.flatnonzero(counts != lengths)).size:
+        if (bad := np.flatnonzero(mine & (counts != lengths))).size:
             b = int(bad[0])
             raise ValueError(
-                f"data files hold {int(counts.sum())} rows but meta/episodes lists {eps.num_frames} frames; "
                 f"episode {int(eps.episode_ids[b])} has length {int(lengths[b])} in meta/episodes "
-                f"but {int(counts[b])} rows in data/"
+                f"but {int(counts[b])} rows in data/ (data file {name!r}, where meta/episodes places it)"
             )
-        firsts = np.array([f[0] for f in found], dtype=np.int64)
-        return [f[2] for f in found], firsts, [f[3] for f in found]
+        self._checked.add(k)
+
+
+def _read_index(store: Store, rel: str, specs: dict[str, Column]) -> tuple[np.ndarray, np.ndarray]:
+    """A data file's ``index`` and ``episode_index``, after checking it has the ``specs`` columns."""
+    name = store.name(rel)
+    schema = read_schema(store, rel)
+    for col in ("index", "episode_index", *specs):
+        if col not in schema.names:
+            raise ValueError(f"data file {name!r} has no column {col!r}")
+    for col, spec in specs.items():
+        t = schema.field(col).type
+        if signature(describe(col, t)) != signature(spec):
+            raise ValueError(
+                f"column {col!r} of data file {name!r} has type {t}, other files {spec.arrow_type}"
+            )
+    table = read_table(store, rel, ["index", "episode_index"])
+    return int_column(table, "index", name), int_column(table, "episode_index", name)
+
+
+def _episodes_of(name: str, idx: np.ndarray, epi: np.ndarray, eps: EpisodeIndex) -> np.ndarray:
+    """Episode position of each row, checking the rows are sorted, lie in episodes and carry their
+    episode's ``episode_index``."""
+    steps = np.diff(idx)
+    if (steps <= 0).any():
+        row = int(np.flatnonzero(steps <= 0)[0]) + 1
+        raise ValueError(
+            f"data file {name!r} must be sorted by a unique 'index': row {row} has index "
+            f"{int(idx[row])} after {int(idx[row - 1])}"
+        )
+    try:
+        ep = eps.episode_of(idx)
+    except ValueError:
+        ep = np.searchsorted(eps.starts, idx, side="right") - 1
+        ok = (ep >= 0) & (idx < eps.ends[np.maximum(ep, 0)])
+        row = int(np.flatnonzero(~ok)[0])
+        raise ValueError(
+            f"data file {name!r} row {row} has index {int(idx[row])}, "
+            "which lies in no episode of meta/episodes"
+        ) from None
+    wrong = np.flatnonzero(eps.episode_ids[ep] != epi)
+    if wrong.size:
+        row = int(wrong[0])
+        raise ValueError(
+            f"data file {name!r} row {row} (index {int(idx[row])}) has episode_index "
+            f"{int(epi[row])}, but meta/episodes places that frame in episode "
+            f"{int(eps.episode_ids[ep[row]])}"
+        )
+    return ep
+
+
+def _scan(
+    store: Store, files: Sequence[str], eps: EpisodeIndex, specs: dict[str, Column]
+) -> tuple[list[str], np.ndarray, list[np.ndarray | None]]:
+    """Check every data file against the episode table; return files sorted by first index, their
+    first indices, and per-file ``index`` arrays for files whose index is not contiguous."""
+    counts = np.zeros(eps.num_episodes, dtype=np.int64)
+    found: list[tuple[int, int, str, np.ndarray | None]] = []
+    for rel in files:
+        name = store.name(rel)
+        idx, epi = _read_index(store, rel, specs)
+        if idx.size == 0:
+            continue
+        ep = _episodes_of(name, idx, epi, eps)
+        counts += np.bincount(ep, minlength=eps.num_episodes)
+        contiguous = int(idx[-1] - idx[0]) + 1 == idx.size
+        found.append((int(idx[0]), int(idx[-1]), rel, None if contiguous else idx))
+    found.sort(key=lambda f: f[0])
+    for (_, last, rel, _), (first, _, nxt, _) in zip(found, found[1:]):
+        if first <= last:
+            raise ValueError(
+                f"data files {store.name(rel)!r} and {store.name(nxt)!r} both hold frame index {first}"
+            )
+    lengths = eps.lengths
+    if (bad := np.flatnonzero(counts != lengths)).size:
+        b = int(bad[0])
+        raise ValueError(
+            f"data files hold {int(counts.sum())} rows but meta/episodes lists {eps.num_frames} frames; "
+            f"episode {int(eps.episode_ids[b])} has length {int(lengths[b])} in meta/episodes "
+            f"but {int(counts[b])} rows in data/"
+        )
+    firsts = np.array([f[0] for f in found], dtype=np.int64)
+    return [f[2] for f in found], firsts, [f[3] for f in found]

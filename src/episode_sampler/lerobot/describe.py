@@ -3,37 +3,37 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from .episode_table import read_episodes
+from .episode_table import episode_files, read_episode_table
 from .meta import read_info
 from .stats import read_stats
+from .storage import Store, as_store
 from .tasks import read_tasks
+from .video_reader import video_columns
 
 __all__ = ["describe_dataset"]
 
 _W = 14  # label column width
 
 
-def describe_dataset(root: str | os.PathLike[str]) -> list[str]:
+def describe_dataset(root: str | os.PathLike[str] | Store) -> list[str]:
     """Lines describing the dataset at ``root``: size, episodes, files, features (cameras with their
     video encoding), tasks and stats.
 
     Raises:
         FileNotFoundError, ValueError: as :func:`~episode_sampler.lerobot.read_episode_index`.
     """
-    root = Path(root)
-    info = read_info(root)
-    eps = read_episodes(root, info)
-    lengths = eps.lengths
+    store = as_store(root)
+    info = read_info(store)
     features: dict[str, Any] = info.get("features") or {}
     video_keys = [k for k, f in features.items() if isinstance(f, dict) and f.get("dtype") == "video"]
     image_keys = [k for k, f in features.items() if isinstance(f, dict) and f.get("dtype") == "image"]
-    data_files = sorted((root / "data").glob("chunk-*/file-*.parquet"))
-    meta_files = sorted((root / "meta" / "episodes").glob("chunk-*/file-*.parquet"))
+    where = {"data/chunk_index": "int", "data/file_index": "int", **video_columns(video_keys)}
+    eps, table, _ = read_episode_table(store, info, where)
+    lengths = eps.lengths
+    data_files = _files(store, "data", info.get("data_path"), table, "data", {})
+    meta_files = episode_files(store, info)
     fps = info.get("fps")
 
     lines = [
@@ -61,18 +61,21 @@ def describe_dataset(root: str | os.PathLike[str]) -> list[str]:
     if video_keys or image_keys:
         for i, key in enumerate([*video_keys, *image_keys]):
             lines.append(
-                _row("cameras" if i == 0 else "", f"{key.ljust(width)}  {_camera(root, key, features[key])}")
+                _row(
+                    "cameras" if i == 0 else "",
+                    f"{key.ljust(width)}  {_camera(store, key, features[key], info, table)}",
+                )
             )
     else:
         lines.append(_row("cameras", "none (no video or image features)"))
-    tasks = read_tasks(root)
+    tasks = read_tasks(store)
     if tasks is None:
         lines.append(_row("tasks", "none (no meta/tasks.parquet)"))
     else:
         shown = [repr(tasks[i]) for i in sorted(tasks)[:5]]
         more = f", ... ({len(tasks) - 5} more)" if len(tasks) > 5 else ""
         lines.append(_row("tasks", f"{len(tasks)}: " + ", ".join(shown) + more))
-    stats = read_stats(root)
+    stats = read_stats(store)
     if stats is None:
         lines.append(_row("stats", "none (no meta/stats.json)"))
     else:
@@ -85,7 +88,30 @@ def _row(label: str, text: str) -> str:
     return f"{label.ljust(_W)}{text}"
 
 
-def _camera(root: Path, key: str, feature: dict[str, Any]) -> str:
+def _files(
+    store: Store,
+    rel_dir: str,
+    template: Any,
+    table: dict[str, Any],
+    prefix: str,
+    fields: dict[str, str],
+) -> list[str]:
+    """The files under ``rel_dir`` (``chunk-*/file-*``), listed, or else named by the episode table's
+    ``<prefix>/chunk_index``/``<prefix>/file_index`` with ``template``."""
+    ext = "mp4" if rel_dir.startswith("videos/") else "parquet"
+    listed = store.list(rel_dir, f"chunk-*/file-*.{ext}")
+    if listed is not None:
+        return listed
+    chunk, file = table.get(f"{prefix}/chunk_index"), table.get(f"{prefix}/file_index")
+    if not isinstance(template, str) or chunk is None or file is None:
+        return []
+    pairs = sorted(set(zip(chunk.tolist(), file.tolist())))
+    return [template.format(chunk_index=c, file_index=f, **fields) for c, f in pairs]
+
+
+def _camera(
+    store: Store, key: str, feature: dict[str, Any], info: dict[str, Any], table: dict[str, Any]
+) -> str:
     shape = feature.get("shape") or []
     names = feature.get("names") or []
     dims = dict(zip(names, shape)) if len(names) == len(shape) else {}
@@ -102,9 +128,9 @@ def _camera(root: Path, key: str, feature: dict[str, Any]) -> str:
         parts.append(codec)
     if vinfo.get("video.fps"):
         parts.append(f"{vinfo['video.fps']} fps")
-    files = sorted((root / "videos" / key).glob("chunk-*/file-*.mp4"))
+    files = _files(store, f"videos/{key}", info.get("video_path"), table, f"videos/{key}", {"video_key": key})
     parts.append(f"{len(files)} file{'s' if len(files) != 1 else ''}")
     if files:
-        total = int(np.sum([f.stat().st_size for f in files]))
+        total = sum(store.size(f) for f in files)
         parts.append(f"{total / 2**20:.1f} MiB")
     return ", ".join(parts)

@@ -22,17 +22,25 @@ from ..core.validation import check_bool, int_array
 from .column_cache import DEFAULT_COLUMN_CACHE_BYTES, check_cache_bytes
 from .columns import Column, describe
 from .data_files import DataFiles
-from .episode_table import read_episodes
+from .episode_table import read_episode_table
 from .meta import read_info
 from .parquet_io import read_schema
 from .stats import read_stats
+from .storage import (
+    DEFAULT_REMOTE_CACHE_BYTES,
+    DEFAULT_RETRIES,
+    DEFAULT_TIMEOUT_S,
+    Store,
+    open_store,
+)
 from .tasks import read_tasks
-from .video_reader import VideoReader, depth_keys, video_keys
+from .video_reader import VideoReader, depth_keys, video_columns, video_keys
 
 __all__ = ["LeRobotFrames"]
 
 
 _TASK = "task"
+_DATA_FILE = {"data/chunk_index": "int", "data/file_index": "int"}  # where each episode's rows are
 
 
 # ---------------------------------------------------------------------------------------------- dataset
@@ -69,7 +77,7 @@ class LeRobotFrames(Dataset):
 
     def __init__(
         self,
-        root: str | os.PathLike[str],
+        root: str | os.PathLike[str] | Store,
         columns: Sequence[str] | None = None,
         delta_indices: Mapping[str, Sequence[int]] | None = None,
         *,
@@ -79,11 +87,23 @@ class LeRobotFrames(Dataset):
         tolerance_s: float = 1e-4,
         video_cache_size: int = 32,
         video_threads: int | None = None,
+        filesystem: Any = None,
+        cache_dir: str | os.PathLike[str] | None = None,
+        cache_bytes: int = DEFAULT_REMOTE_CACHE_BYTES,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        retries: int = DEFAULT_RETRIES,
     ) -> None:
         """Open the dataset at ``root``.
 
+        Metadata (``info.json``, episode table, tasks, stats) is read now; data files are read when
+        first needed. When the episode table says which data file holds each episode (LeRobot's
+        ``data/chunk_index``/``data/file_index``), no data file is read here, and each is checked
+        against the table on its first read (errors then surface at that read).
+
         Args:
-            root: dataset directory (holding ``meta/`` and ``data/``).
+            root: dataset directory (holding ``meta/`` and ``data/``), or a URL: ``http(s)://...``,
+                ``s3://bucket/path``, ``hf://datasets/<org>/<name>``, or a path inside
+                ``filesystem``. Remote files are read by byte ranges through an on-disk cache.
             columns: data columns returned per item, in this order; ``None`` means every column of a
                 supported type (numbers, strings, numeric lists), the cameras (``video`` features),
                 then ``task`` when the dataset has tasks. ``"task"`` may be listed like a column. Keys
@@ -105,6 +125,12 @@ class LeRobotFrames(Dataset):
             video_cache_size: open video decoders kept per process, least recently used closed first.
             video_threads: threads decoding cameras (and files) of a batch in parallel; ``None`` means
                 one per camera.
+            filesystem: an fsspec or pyarrow file system holding ``root`` (then remote).
+            cache_dir: directory of the on-disk block cache of a remote dataset (default under
+                ``$XDG_CACHE_HOME/episode-sampler``), shared by workers and ranks of a node.
+            cache_bytes: bound of that cache in bytes (least recently used blocks evicted).
+            timeout_s: per-request timeout of a remote dataset, in seconds.
+            retries: retries of a remote request on transient errors (with backoff).
 
         Raises:
             FileNotFoundError: missing metadata or data files.
@@ -113,17 +139,49 @@ class LeRobotFrames(Dataset):
             TypeError: non-string column names, non-integer offsets or ``column_cache_bytes``.
         """
         column_cache_bytes = check_cache_bytes(column_cache_bytes)
-        self.root = Path(root)
-        self.info = read_info(self.root)
+        #: where the dataset's files are (:mod:`episode_sampler.lerobot.storage`)
+        self.store = store = open_store(
+            root,
+            filesystem=filesystem,
+            cache_dir=cache_dir,
+            cache_bytes=cache_bytes,
+            timeout_s=timeout_s,
+            retries=retries,
+        )
+        #: the dataset root: a ``Path`` when local, else the URL
+        self.root: Path | str = Path(store.root_name) if store.local else store.root_name
+        self.info = read_info(store)
         #: ``meta/stats.json`` as LeRobot loads it (``{feature: {stat: np.ndarray}}``), ``None`` if absent
-        self.stats = read_stats(self.root)
-        self.episodes = read_episodes(self.root, self.info)
-        files = sorted((self.root / "data").glob("chunk-*/file-*.parquet"))
-        if not files:
-            raise FileNotFoundError(
-                f"no data files matching {str(self.root / 'data' / 'chunk-*/file-*.parquet')!r}"
+        self.stats = read_stats(store)
+        cameras = [k for k in video_keys(self.info) if k not in depth_keys(self.info)]
+        self.episodes, table, lacking = read_episode_table(
+            store, self.info, {**_DATA_FILE, **video_columns(cameras)}
+        )
+        template = self.info.get("data_path")
+        by_table = isinstance(template, str) and not (_DATA_FILE.keys() & lacking.keys())
+        nonempty = np.flatnonzero(self.episodes.lengths > 0)
+        listed: list[str] | None = None
+        if by_table and nonempty.size:
+            assert isinstance(template, str)
+            e0 = int(nonempty[0])
+            first_file = template.format(
+                chunk_index=int(table["data/chunk_index"][e0]), file_index=int(table["data/file_index"][e0])
             )
-        schema = read_schema(files[0])
+        else:
+            by_table = False
+            listed = store.list("data", "chunk-*/file-*.parquet")
+            if listed is None:
+                raise ValueError(
+                    f"cannot list the data files of {store.root_name!r} (the server does not list "
+                    "directories) and its episode table has no data/chunk_index and data/file_index "
+                    "columns (or meta/info.json no data_path) to name them"
+                )
+            if not listed:
+                raise FileNotFoundError(
+                    f"no data files matching {store.name('data/chunk-*/file-*.parquet')!r}"
+                )
+            first_file = listed[0]
+        schema = read_schema(store, first_file)
         available = {n: describe(n, schema.field(n).type) for n in schema.names}
         for key in video_keys(self.info):
             available[key] = Column(key, "video", pa.null())
@@ -137,7 +195,7 @@ class LeRobotFrames(Dataset):
                 UserWarning,
                 stacklevel=2,
             )
-        tasks = read_tasks(self.root)
+        tasks = read_tasks(store)
         index_spec = available.get("task_index")
         # "task" is looked up from task_index, as LeRobot does (unless the data holds its own "task")
         self._tasks: np.ndarray | None = None
@@ -172,13 +230,28 @@ class LeRobotFrames(Dataset):
         specs = {n: usable[n] for n in (*self._read_plain, *self._deltas) if n not in self._videos}
         if self._videos:
             specs.setdefault("timestamp", usable["timestamp"])
-        self._data = DataFiles(files, self.episodes, specs, column_cache_bytes)
+        if by_table:
+            assert isinstance(template, str)
+            self._data = DataFiles.from_table(
+                store,
+                template,
+                table["data/chunk_index"],
+                table["data/file_index"],
+                self.episodes,
+                specs,
+                column_cache_bytes,
+            )
+        else:
+            assert listed is not None
+            self._data = DataFiles.scan(store, listed, self.episodes, specs, column_cache_bytes)
         self._video = (
             VideoReader(
-                self.root,
+                store,
                 self.info,
                 self.episodes,
                 self._videos,
+                {n: v for n, v in table.items() if n.startswith("videos/")},
+                lacking,
                 backend=video_backend,
                 tolerance_s=tolerance_s,
                 return_uint8=check_bool("return_uint8", return_uint8),
@@ -222,9 +295,11 @@ class LeRobotFrames(Dataset):
             self._video.close()
 
     @property
-    def files(self) -> tuple[Path, ...]:
-        """Data files, sorted by their first frame index."""
-        return tuple(self._data.files)
+    def files(self) -> tuple[Path | str, ...]:
+        """Data files, sorted by their first frame index: paths when local, URLs when remote."""
+        if self.store.local:
+            return tuple(Path(self.store.name(rel)) for rel in self._data.files)
+        return tuple(self.store.name(rel) for rel in self._data.files)
 
     def column_cache_info(self) -> dict[str, Any]:
         """This process's Parquet column cache: ``files`` (indices into :attr:`files`, least recently

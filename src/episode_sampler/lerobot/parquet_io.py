@@ -1,49 +1,58 @@
-"""Parquet reads that name the file when it cannot be read.
+"""Parquet reads of a dataset's files that name the file when it cannot be read.
 
 pyarrow's own errors do not say which file they are about (``Parquet file size is 0 bytes``, ``Parquet
-magic bytes not found in footer``): in a dataset of many files, these wrappers add the path. Every read
-of a dataset's Parquet files (data, episode table, tasks) goes through them.
+magic bytes not found in footer``): in a dataset of many files, these wrappers add the path or URL.
+Every read of a dataset's Parquet files (data, episode table, tasks) goes through them, addressed as
+``(store, rel)`` (:mod:`.storage`): a local file is memory-mapped by path, a remote one read through
+a seekable file object (only the footer and the column chunks asked for are fetched).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from .storage import Store
 
 __all__ = ["read_metadata", "read_row_groups", "read_schema", "read_table"]
 
 
 @contextmanager
-def _naming(path: str | Path) -> Iterator[None]:
+def _opened(store: Store, rel: str) -> Iterator[Any]:
+    """The file's source for pyarrow (path or file object, closed afterwards), errors naming it."""
+    source = store.parquet_source(rel)
     try:
-        yield
+        yield source
     except pa.ArrowInvalid as exc:  # an empty, truncated or non-Parquet file (a ValueError)
-        raise ValueError(f"cannot read Parquet file {str(path)!r}: {exc}") from exc
+        raise ValueError(f"cannot read Parquet file {store.name(rel)!r}: {exc}") from exc
+    finally:
+        if not isinstance(source, str):
+            source.close()
 
 
-def read_schema(path: str | Path) -> pa.Schema:
-    """The file's Arrow schema (memory-mapped)."""
-    with _naming(path):
-        return pq.read_schema(path, memory_map=True)
+def read_schema(store: Store, rel: str) -> pa.Schema:
+    """The file's Arrow schema."""
+    with _opened(store, rel) as source:
+        return pq.read_schema(source, memory_map=True)
 
 
-def read_metadata(path: str | Path) -> pq.FileMetaData:
+def read_metadata(store: Store, rel: str) -> pq.FileMetaData:
     """The file's Parquet metadata (row groups, column chunk sizes)."""
-    with _naming(path):
-        return pq.read_metadata(path)
+    with _opened(store, rel) as source:
+        return pq.read_metadata(source, memory_map=True)
 
 
-def read_table(path: str | Path, columns: Sequence[str] | None = None) -> pa.Table:
-    """``columns`` of the file (all without them), memory-mapped."""
-    with _naming(path):
-        return pq.read_table(path, columns=None if columns is None else list(columns), memory_map=True)
+def read_table(store: Store, rel: str, columns: Sequence[str] | None = None) -> pa.Table:
+    """``columns`` of the file (all without them), memory-mapped when local."""
+    with _opened(store, rel) as source:
+        return pq.read_table(source, columns=None if columns is None else list(columns), memory_map=True)
 
 
-def read_row_groups(path: str | Path, groups: Sequence[int], columns: Sequence[str]) -> pa.Table:
-    """``columns`` of the row groups ``groups`` of the file, memory-mapped."""
-    with _naming(path):
-        return pq.ParquetFile(path, memory_map=True).read_row_groups(list(groups), columns=list(columns))
+def read_row_groups(store: Store, rel: str, groups: Sequence[int], columns: Sequence[str]) -> pa.Table:
+    """``columns`` of the row groups ``groups`` of the file, memory-mapped when local."""
+    with _opened(store, rel) as source:
+        return pq.ParquetFile(source, memory_map=True).read_row_groups(list(groups), columns=list(columns))

@@ -21,6 +21,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from .storage import Store, as_store
+
 __all__ = [
     "QUANTILES",
     "STATS_PATH",
@@ -340,7 +342,7 @@ def write_stats(root: str | os.PathLike[str], stats: Mapping[str, Mapping[str, A
     return path
 
 
-def read_stats(root: str | os.PathLike[str]) -> dict[str, dict[str, np.ndarray]] | None:
+def read_stats(root: str | os.PathLike[str] | Store) -> dict[str, dict[str, np.ndarray]] | None:
     """``root/meta/stats.json`` as LeRobot's ``load_stats``: ``{feature: {stat: np.ndarray}}`` (at
     least 1-d), ``None`` when the file does not exist.
 
@@ -349,15 +351,16 @@ def read_stats(root: str | os.PathLike[str]) -> dict[str, dict[str, np.ndarray]]
     Raises:
         ValueError: invalid JSON, or not an object of objects (the message names the file).
     """
-    path = Path(root) / STATS_PATH
-    if not path.is_file():
+    store = as_store(root)
+    path = store.name(STATS_PATH)
+    if not store.exists(STATS_PATH):
         return None
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        raw = json.loads(store.read_bytes(STATS_PATH).decode("utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{str(path)!r} is not valid JSON: {exc}") from None
+        raise ValueError(f"{path!r} is not valid JSON: {exc}") from None
     if not isinstance(raw, dict):
-        raise ValueError(f"{str(path)!r} must hold a JSON object, got {type(raw).__name__}")
+        raise ValueError(f"{path!r} must hold a JSON object, got {type(raw).__name__}")
     out: dict[str, dict[str, np.ndarray]] = {}
     for key, value in _flatten(raw, path).items():
         feat, _, stat = key.rpartition("/")
@@ -365,14 +368,14 @@ def read_stats(root: str | os.PathLike[str]) -> dict[str, dict[str, np.ndarray]]
     return out
 
 
-def _flatten(d: Mapping[str, Any], path: Path, prefix: str = "") -> dict[str, Any]:
+def _flatten(d: Mapping[str, Any], path: str, prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k, v in d.items():
         key = f"{prefix}/{k}" if prefix else k
         if isinstance(v, dict):
             out.update(_flatten(v, path, key))
         elif not prefix:
-            raise ValueError(f"{str(path)!r}: feature {k!r} must map to an object of stats, got {v!r}")
+            raise ValueError(f"{path!r}: feature {k!r} must map to an object of stats, got {v!r}")
         else:
             out[key] = v
     return out

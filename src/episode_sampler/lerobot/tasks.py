@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 
 from .columns import is_string
 from .parquet_io import read_table
+from .storage import Store, as_store
 
 __all__ = ["TASKS_PATH", "read_tasks", "write_tasks"]
 
@@ -86,7 +87,7 @@ def write_tasks(root: str | os.PathLike[str], tasks: Sequence[str]) -> Path:
     return path
 
 
-def read_tasks(root: str | os.PathLike[str]) -> dict[int, str] | None:
+def read_tasks(root: str | os.PathLike[str] | Store) -> dict[int, str] | None:
     """``{task_index: task}`` from ``root/meta/tasks.parquet``; ``None`` if the file does not exist.
 
     The task string is the pandas index column named in the file's pandas metadata, else a column
@@ -96,29 +97,30 @@ def read_tasks(root: str | os.PathLike[str]) -> dict[int, str] | None:
         ValueError: no task string column, no integer ``task_index`` column, nulls, or a duplicate
             ``task_index`` (each message names the file).
     """
-    path = Path(root) / TASKS_PATH
-    if not path.is_file():
+    store = as_store(root)
+    if not store.exists(TASKS_PATH):
         return None
-    table = read_table(path)
+    path = store.name(TASKS_PATH)
+    table = read_table(store, TASKS_PATH)
     name = _task_column(table, path)
     if "task_index" not in table.column_names:
-        raise ValueError(f"{str(path)!r} has no column 'task_index'")
+        raise ValueError(f"{path!r} has no column 'task_index'")
     idx_col = table.column("task_index")
     if not pa.types.is_integer(idx_col.type):
-        raise ValueError(f"column 'task_index' of {str(path)!r} must hold integers, got {idx_col.type}")
+        raise ValueError(f"column 'task_index' of {path!r} must hold integers, got {idx_col.type}")
     if idx_col.null_count or table.column(name).null_count:
-        raise ValueError(f"{str(path)!r} holds null task entries")
+        raise ValueError(f"{path!r} holds null task entries")
     indices = idx_col.to_numpy().astype(np.int64).tolist()
     strings = table.column(name).to_pylist()
     out: dict[int, str] = {}
     for i, s in zip(indices, strings):
         if i in out:
-            raise ValueError(f"task_index {i} appears twice in {str(path)!r}")
+            raise ValueError(f"task_index {i} appears twice in {path!r}")
         out[i] = s
     return out
 
 
-def _task_column(table: pa.Table, path: Path) -> str:
+def _task_column(table: pa.Table, path: str) -> str:
     candidates: list[str] = []
     raw = (table.schema.metadata or {}).get(b"pandas")
     if raw is not None:
@@ -132,6 +134,6 @@ def _task_column(table: pa.Table, path: Path) -> str:
         if name in table.column_names and is_string(table.schema.field(name).type):
             return name
     raise ValueError(
-        f"{str(path)!r} has no task string column (looked for the pandas index, 'task' and "
+        f"{path!r} has no task string column (looked for the pandas index, 'task' and "
         f"'__index_level_0__'); columns: {table.column_names}"
     )

@@ -136,14 +136,23 @@ class PyAVFile:
     """A video file kept open with PyAV, decoding forward from its current position when it can."""
 
     def __init__(
-        self, path: str, stats: DecodeStats | None = None, max_gap_frames: int = 3, threads: int = 1
+        self,
+        path: str,
+        stats: DecodeStats | None = None,
+        max_gap_frames: int = 3,
+        threads: int = 1,
+        *,
+        source: Any = None,
     ) -> None:
+        """Open ``path`` (named in messages), or ``source`` when given: a seekable binary file object
+        (e.g. a remote file), closed with this file."""
         import av
 
         self.path = path
         self.lock = threading.Lock()
         self._stats = stats if stats is not None else DecodeStats()
-        self._container = av.open(path)
+        self._source = source
+        self._container = av.open(path if source is None else source)
         self._stream = self._container.streams.video[0]
         # one decoding thread per file: batches decode cameras and files in parallel threads, and
         # DataLoader workers in parallel processes, so codec threads would only oversubscribe the cores
@@ -154,6 +163,8 @@ class PyAVFile:
         time_base = self._stream.time_base
         if time_base is None:  # PyAV's "no time base": frame times (pts * time_base) cannot be computed
             self._container.close()
+            if source is not None:
+                source.close()
             raise ValueError(f"video file {path!r} has a video stream without a time base")
         self._time_base = time_base
         rate = self._stream.average_rate or self._stream.base_rate or self._stream.guessed_rate
@@ -238,6 +249,8 @@ class PyAVFile:
         self._close_frames()
         self._last = None
         self._container.close()
+        if self._source is not None:
+            self._source.close()
 
 
 class TorchCodecFile:
@@ -298,7 +311,7 @@ def default_backend() -> str:
     return "torchcodec" if torchcodec_available() else "pyav"
 
 
-def _opener(backend: str) -> Callable[[str, DecodeStats], VideoFile]:
+def _opener(backend: str) -> Callable[..., VideoFile]:
     if backend == "pyav":
         return PyAVFile
     if backend == "torchcodec":
@@ -362,9 +375,10 @@ class DecoderCache:
         with self._lock:
             return len(self._files)
 
-    def get(self, path: str | os.PathLike[str]) -> VideoFile:
+    def get(self, path: str | os.PathLike[str], source: Callable[[], Any] | None = None) -> VideoFile:
         """The open file for ``path``, opened now if needed (then the least recently used beyond
-        ``max_open`` are closed)."""
+        ``max_open`` are closed); ``source()``, when given, makes the file object to open instead of
+        the path (a remote file; PyAV only)."""
         key = os.fspath(path)
         evicted: list[VideoFile] = []
         with self._lock:
@@ -372,7 +386,11 @@ class DecoderCache:
             if f is not None:
                 self._files.move_to_end(key)
                 return f
-            f = self._open(key, self.stats)
+            f = (
+                self._open(key, self.stats)
+                if source is None
+                else self._open(key, self.stats, source=source())
+            )
             self._files[key] = f
             while len(self._files) > self.max_open:
                 evicted.append(self._files.popitem(last=False)[1])
@@ -381,11 +399,17 @@ class DecoderCache:
                 old.close()
         return f
 
-    def read(self, path: str | os.PathLike[str], times: np.ndarray, tolerance_s: float) -> list[np.ndarray]:
+    def read(
+        self,
+        path: str | os.PathLike[str],
+        times: np.ndarray,
+        tolerance_s: float,
+        source: Callable[[], Any] | None = None,
+    ) -> list[np.ndarray]:
         """Frames of ``path`` at the sorted unique seconds ``times`` (see :meth:`VideoFile.read`), read
         with the file's lock held; reopens the file if another thread evicted it meanwhile."""
         while True:
-            f = self.get(path)
+            f = self.get(path, source)
             with f.lock:
                 if not f.closed:
                     return f.read(times, tolerance_s)

@@ -13,22 +13,21 @@ Frames come out as LeRobot returns them: ``[3, H, W]`` float32 in ``[0, 1]`` (``
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 import torch
 
 from ..core.layout import EpisodeIndex
-from .parquet_io import read_schema, read_table
+from .storage import Store
 from .video_decode import BACKENDS, DecoderCache, default_backend
 
-__all__ = ["VideoReader", "depth_keys", "video_keys"]
+__all__ = ["VideoReader", "depth_keys", "video_columns", "video_keys"]
 
 
 def video_keys(info: dict[str, Any]) -> list[str]:
@@ -49,15 +48,28 @@ def depth_keys(info: dict[str, Any]) -> list[str]:
     return out
 
 
+def video_columns(keys: Sequence[str]) -> dict[str, str]:
+    """The episode-table columns locating the cameras ``keys`` (for
+    :func:`~.episode_table.read_episode_table`): file chunk and number, and start time in the file."""
+    return {
+        f"videos/{k}/{c}": "number" if c == "from_timestamp" else "int"
+        for k in keys
+        for c in ("chunk_index", "file_index", "from_timestamp")
+    }
+
+
 class VideoReader:
     """Decoded camera frames for (episode, timestamp) requests of several cameras at once.
 
     Args:
-        root: dataset directory.
+        store: the dataset's files.
         info: parsed ``meta/info.json``.
         episodes: the dataset's episode index (rows of the returned arrays follow its order).
         keys: video features to read.
-        backend: ``"pyav"`` or ``"torchcodec"``; ``None`` picks torchcodec when it loads, else PyAV.
+        table: the episode-table columns :func:`video_columns` of ``keys``, in ``episodes`` order.
+        lacking: for each such column some episode-table file lacks, the name of that file.
+        backend: ``"pyav"`` or ``"torchcodec"``; ``None`` picks torchcodec when it loads, else PyAV
+            (always PyAV for a remote dataset: torchcodec opens paths only).
         tolerance_s: largest accepted distance between a wanted time and the decoded frame's time.
         return_uint8: return ``uint8`` frames instead of float32 in ``[0, 1]``.
         max_open_files: open decoders kept per process (LRU).
@@ -66,10 +78,12 @@ class VideoReader:
 
     def __init__(
         self,
-        root: Path,
+        store: Store,
         info: dict[str, Any],
         episodes: EpisodeIndex,
         keys: Sequence[str],
+        table: dict[str, np.ndarray],
+        lacking: dict[str, str],
         *,
         backend: str | None = None,
         tolerance_s: float = 1e-4,
@@ -78,9 +92,14 @@ class VideoReader:
         threads: int | None = None,
     ) -> None:
         if backend is None:
-            backend = default_backend()
+            backend = default_backend() if store.local else "pyav"
         if backend not in BACKENDS:
             raise ValueError(f"video_backend must be one of {BACKENDS}, got {backend!r}")
+        if backend == "torchcodec" and not store.local and keys:
+            raise ValueError(
+                f"video_backend='torchcodec' cannot read the remote dataset {store.root_name!r}: torchcodec "
+                "opens local paths only; use video_backend='pyav' (or None)"
+            )
         if isinstance(tolerance_s, bool) or not isinstance(tolerance_s, (int, float)) or not tolerance_s > 0:
             raise ValueError(f"tolerance_s must be a positive number of seconds, got {tolerance_s!r}")
         if isinstance(max_open_files, bool) or not isinstance(max_open_files, int) or max_open_files < 1:
@@ -91,10 +110,10 @@ class VideoReader:
         if not isinstance(template, str):
             if keys:
                 raise ValueError(
-                    f"meta/info.json of {str(root)!r} has video features but no 'video_path' template"
+                    f"meta/info.json of {store.root_name!r} has video features but no 'video_path' template"
                 )
             template = ""  # no video feature: never formatted
-        self.root = Path(root)
+        self.store = store
         self.keys = tuple(keys)
         self.backend = backend
         self.tolerance_s = float(tolerance_s)
@@ -103,21 +122,29 @@ class VideoReader:
         self.threads = threads if threads is not None else max(1, len(self.keys))
         # per key: file number of each episode, the files, from_timestamp of each episode
         self._file_of: dict[str, np.ndarray] = {}
-        self._paths: dict[str, list[str]] = {}
+        self._paths: dict[str, list[str]] = {}  # names (paths or URLs)
+        self._rels: dict[str, list[str]] = {}  # relative to the store
         self._from: dict[str, np.ndarray] = {}
-        table = _episode_video_columns(self.root, episodes, self.keys)
+        for name in video_columns(self.keys):
+            if name in lacking:
+                raise ValueError(
+                    f"episode metadata file {lacking[name]!r} has no column {name!r}, needed for the video "
+                    "feature named in meta/info.json"
+                )
         for key in self.keys:
             chunk = table[f"videos/{key}/chunk_index"]
             file = table[f"videos/{key}/file_index"]
             pairs, inverse = np.unique(np.stack([chunk, file], axis=1), axis=0, return_inverse=True)
-            paths = []
-            for c, f in pairs.tolist():
-                path = self.root / template.format(video_key=key, chunk_index=c, file_index=f)
-                if not path.is_file():
-                    raise FileNotFoundError(f"video file {str(path)!r} of camera {key!r} does not exist")
-                paths.append(str(path))
+            rels = [template.format(video_key=key, chunk_index=c, file_index=f) for c, f in pairs.tolist()]
+            if store.local:  # a remote file's absence is reported (with its URL) when first read
+                for rel in rels:
+                    if not store.exists(rel):
+                        raise FileNotFoundError(
+                            f"video file {store.name(rel)!r} of camera {key!r} does not exist"
+                        )
             self._file_of[key] = inverse.reshape(-1).astype(np.int64)
-            self._paths[key] = paths
+            self._rels[key] = rels
+            self._paths[key] = [store.name(rel) for rel in rels]
             self._from[key] = table[f"videos/{key}/from_timestamp"]
         self._cache: DecoderCache | None = None
         self._pool: ThreadPoolExecutor | None = None
@@ -155,16 +182,20 @@ class VideoReader:
                 if sel.size == 0:
                     continue
                 uniq, inv = np.unique(times[sel], return_inverse=True)
-                tasks.append((key, self._paths[key][int(file_of[sel[0]])], uniq, sel, inv.reshape(-1)))
+                tasks.append((key, int(file_of[sel[0]]), uniq, sel, inv.reshape(-1)))
         cache = self.cache  # first: resets the pool too after a fork
         tol = self.tolerance_s
         dtype = torch.uint8 if self.return_uint8 else torch.float32
         result: dict[str, torch.Tensor] = {}  # per camera, [n, 3, H, W], filled in place by the tasks
         lock = threading.Lock()
 
+        local = self.store.local
+
         def run(task) -> None:
-            key, path, uniq, sel, inv = task
-            got = cache.read(path, uniq, tol)
+            key, f, uniq, sel, inv = task
+            path = self._paths[key][f]
+            source = None if local else functools.partial(self.store.video_source, self._rels[key][f])
+            got = cache.read(path, uniq, tol, source)
             h, w, c = got[0].shape
             with lock:
                 out = result.get(key)
@@ -212,39 +243,3 @@ class VideoReader:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._pid = os.getpid()
-
-
-def _episode_video_columns(root: Path, episodes: EpisodeIndex, keys: Sequence[str]) -> dict[str, np.ndarray]:
-    """``videos/<key>/{chunk_index,file_index,from_timestamp}`` of every episode, in ``episodes`` order."""
-    if not keys:
-        return {}
-    names = [f"videos/{k}/{c}" for k in keys for c in ("chunk_index", "file_index", "from_timestamp")]
-    files = sorted((root / "meta" / "episodes").glob("chunk-*/file-*.parquet"))
-    ids: list[np.ndarray] = []
-    parts: dict[str, list[np.ndarray]] = {n: [] for n in names}
-    for path in files:
-        have = set(read_schema(path).names)
-        for name in names:
-            if name not in have:
-                raise ValueError(
-                    f"episode metadata file {str(path)!r} has no column {name!r}, needed for the video "
-                    "feature named in meta/info.json"
-                )
-        table = read_table(path, ["episode_index", *names])
-        ids.append(table.column("episode_index").to_numpy().astype(np.int64))
-        for name in names:
-            col = table.column(name)
-            if col.null_count:
-                raise ValueError(f"column {name!r} of {str(path)!r} holds null values")
-            want_int = not name.endswith("from_timestamp")
-            if want_int and not pa.types.is_integer(col.type):
-                raise ValueError(f"column {name!r} of {str(path)!r} must hold integers, got {col.type}")
-            if not want_int and not (pa.types.is_floating(col.type) or pa.types.is_integer(col.type)):
-                raise ValueError(f"column {name!r} of {str(path)!r} must hold numbers, got {col.type}")
-            parts[name].append(col.to_numpy().astype(np.int64 if want_int else np.float64))
-    all_ids = np.concatenate(ids)
-    order = np.argsort(all_ids, kind="stable")
-    # rows sorted by episode id are the episode index's rows (read_episodes sorted them the same way)
-    if not np.array_equal(all_ids[order], episodes.episode_ids):
-        raise ValueError(f"episode metadata of {str(root)!r} changed while it was read")
-    return {n: np.concatenate(parts[n])[order] for n in names}
