@@ -18,19 +18,22 @@ import io
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pyarrow.parquet as pq
 
 from ..core.layout import EpisodeIndex
+from .data_files import DataFiles
 from .mp4_index import Mp4Index, Reader, merge_ranges, read_mp4_index, video_ranges
+from .video_reader import VideoReader
 
 __all__ = [
     "FOOTER_READ",
     "FramesPlanner",
     "VideoPlan",
+    "frames_planner",
     "parquet_ranges",
     "row_groups_of",
     "source_reader",
@@ -40,6 +43,7 @@ FOOTER_READ = 64 << 10  # pyarrow reads the last 64 KiB of a Parquet file first 
 PARQUET_HOLE = 8 << 10  # pyarrow's pre-buffering joins ranges less than 8 KiB apart (hole_size_limit)
 
 Ranges = list[tuple[str, int, int]]
+_CHECKED = ("index", "episode_index")  # read from every row group on a data file's first read
 
 
 def parquet_ranges(
@@ -116,12 +120,16 @@ def source_reader(source: Any) -> tuple[Reader, int]:
 
 class VideoPlan:
     """Where camera ``key``'s frames are: per episode (episode-index order) its file (a name relative
-    to the store) and the time in that file where the episode starts (``from_timestamp``)."""
+    to the store) and the time in that file where the episode starts (``from_timestamp``); ``offsets``:
+    the frame offsets read per item (``[0]`` for a plain camera, a window's offsets, or both)."""
 
-    def __init__(self, files: Sequence[str], file_of: np.ndarray, from_timestamp: np.ndarray) -> None:
+    def __init__(
+        self, files: Sequence[str], file_of: np.ndarray, from_timestamp: np.ndarray, offsets: np.ndarray
+    ) -> None:
         self.files = list(files)
         self.file_of = np.asarray(file_of, dtype=np.int64)
         self.from_timestamp = np.asarray(from_timestamp, dtype=np.float64)
+        self.offsets = np.unique(np.asarray(offsets, dtype=np.int64))
 
 
 class FramesPlanner:
@@ -131,14 +139,16 @@ class FramesPlanner:
         episodes: the dataset's episode index.
         data_files: data files (names relative to the store), sorted by first frame.
         locate: ``locate(frames) -> (file number, row)`` of global frame indices.
-        columns: data columns read per frame (``None``: all).
-        whole_file: ``whole_file(k)``: whether a read of file ``k`` reads all its row groups (it is
-            then planned whole, for the needed columns).
-        videos: per camera, where its frames are; frame times are ``from_timestamp + (frame - episode
-            start) / fps`` (the ``timestamp`` column of LeRobot datasets).
+        columns: data columns read per frame (a file's first read in a process also reads its
+            ``index`` and ``episode_index``, all row groups, to check it: planned too).
+        offsets: data frame offsets read per item (``0`` and the windows' offsets, clamped to the
+            episode).
+        whole_limit: a file whose wanted columns' uncompressed size is at most this (``None``: any) is
+            read whole (all row groups), as the reader's column cache does; larger ones by row group.
+        videos: per camera read, where its frames are; frame times are ``from_timestamp + (frame -
+            episode start) / fps`` (the ``timestamp`` column of LeRobot datasets).
         fps: frames per second.
-        deltas: window offsets of the windowed keys (frames ``i + d`` clamped to the episode).
-        open_parquet, open_video: a file name -> what pyarrow / the reader above reads (path or file).
+        open_parquet, open_video: a file name -> what pyarrow / PyAV read (a path or a file object).
         tolerance_s: the reader's tolerance on frame times.
         max_files: file indexes (Parquet footers, MP4 moovs) kept, least recently used dropped.
     """
@@ -149,11 +159,11 @@ class FramesPlanner:
         episodes: EpisodeIndex,
         data_files: Sequence[str],
         locate: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
-        columns: Sequence[str] | None,
-        whole_file: Callable[[int], bool],
+        columns: Sequence[str],
+        offsets: np.ndarray,
+        whole_limit: int | None,
         videos: dict[str, VideoPlan],
         fps: float,
-        deltas: dict[str, np.ndarray],
         open_parquet: Callable[[str], Any],
         open_video: Callable[[str], Any],
         tolerance_s: float = 1e-4,
@@ -162,17 +172,27 @@ class FramesPlanner:
         self.episodes = episodes
         self.data_files = list(data_files)
         self._locate = locate
-        self.columns = None if columns is None else tuple(columns)
-        self._whole = whole_file
+        self._wanted = tuple(columns)
+        self.columns = tuple(dict.fromkeys([*columns, *_CHECKED]))
+        self.offsets = np.unique(np.concatenate([[0], np.asarray(offsets, dtype=np.int64)]))
+        self.whole_limit = whole_limit
         self.videos = videos
         self.fps = float(fps)
-        self.deltas = deltas
         self._open_parquet = open_parquet
         self._open_video = open_video
         self.tolerance_s = float(tolerance_s)
         self._max_files = max_files
         self._meta: OrderedDict[str, tuple[pq.FileMetaData, int]] = OrderedDict()
         self._mp4: OrderedDict[str, Mp4Index] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __getstate__(self) -> dict[str, Any]:  # file indexes and the lock stay in their process
+        state = self.__dict__.copy()
+        state["_meta"], state["_mp4"], state["_lock"] = OrderedDict(), OrderedDict(), None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ file indexes (cached)
@@ -206,27 +226,34 @@ class FramesPlanner:
         return got
 
     # ------------------------------------------------------------------ plans
-    def frames_read(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Every frame a read of ``frames`` touches (windows included, clamped to the episode), and its
-        episode position."""
-        frames = np.asarray(frames, dtype=np.int64).reshape(-1)
-        if frames.size == 0:
-            return frames, frames
-        ep = self.episodes.episode_of(frames)
-        parts, eps = [frames], [ep]
-        if self.deltas:
-            lo = self.episodes.starts[ep][:, None]
-            hi = self.episodes.ends[ep][:, None] - 1
-            offs = np.unique(np.concatenate(list(self.deltas.values())))
-            parts.append(np.clip(frames[:, None] + offs[None, :], lo, hi).reshape(-1))
-            eps.append(np.repeat(ep, offs.size))
-        allf = np.concatenate(parts)
-        alle = np.concatenate(eps)
+    def _around(
+        self, frames: np.ndarray, ep: np.ndarray, offsets: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Unique frames ``frames + offsets`` clamped to their episode, with their episode positions."""
+        if offsets.size == 1 and offsets[0] == 0:
+            uniq, first = np.unique(frames, return_index=True)
+            return uniq, ep[first]
+        lo = self.episodes.starts[ep][:, None]
+        hi = self.episodes.ends[ep][:, None] - 1
+        allf = np.clip(frames[:, None] + offsets[None, :], lo, hi).reshape(-1)
         uniq, first = np.unique(allf, return_index=True)
-        return uniq, alle[first]
+        return uniq, np.repeat(ep, offsets.size)[first]
+
+    def _whole(self, meta: pq.FileMetaData) -> bool:
+        if self.whole_limit is None:
+            return True
+        nbytes = 0
+        for g in range(meta.num_row_groups):
+            rg = meta.row_group(g)
+            for c in range(rg.num_columns):
+                col = rg.column(c)
+                path = col.path_in_schema
+                if any(path == n or path.startswith(n + ".") for n in self._wanted):
+                    nbytes += col.total_uncompressed_size
+        return nbytes <= self.whole_limit
 
     def parquet_plan(self, frames: np.ndarray) -> Ranges:
-        """``(rel, start, stop)`` of the data files' bytes a read of ``frames`` (already with windows)
+        """``(rel, start, stop)`` of the data files' bytes a read of the (window-expanded) ``frames``
         touches."""
         if frames.size == 0:
             return []
@@ -235,33 +262,78 @@ class FramesPlanner:
         for k in np.unique(file_of).tolist():
             rel = self.data_files[k]
             meta, size = self.parquet_metadata(rel)
-            if self._whole(k):
-                groups = np.arange(meta.num_row_groups)
-            else:
-                groups = row_groups_of(meta, rows[file_of == k])
-            out.extend((rel, a, b) for a, b in parquet_ranges(meta, size, groups.tolist(), self.columns))
+            every = range(meta.num_row_groups)
+            if self._whole(meta):
+                spans = parquet_ranges(meta, size, every, self.columns)
+            else:  # the wanted columns of the groups holding the rows, the checked columns of all
+                groups = row_groups_of(meta, rows[file_of == k]).tolist()
+                spans = merge_ranges(
+                    parquet_ranges(meta, size, groups, self._wanted)
+                    + parquet_ranges(meta, size, every, _CHECKED),
+                    PARQUET_HOLE,
+                )
+            out.extend((rel, a, b) for a, b in spans)
         return out
 
-    def video_plan(self, frames: np.ndarray, ep: np.ndarray) -> Ranges:
-        """``(rel, start, stop)`` of the video files' bytes decoding the cameras at ``frames`` touches."""
-        if frames.size == 0 or not self.videos:
+    def video_plan(self, key: str, frames: np.ndarray, ep: np.ndarray) -> Ranges:
+        """``(rel, start, stop)`` of camera ``key``'s video bytes that decoding it at the (window-
+        expanded) ``frames`` of episodes ``ep`` touches."""
+        plan = self.videos[key]
+        if frames.size == 0:
             return []
-        offset = (frames - self.episodes.starts[ep]) / self.fps
+        times = plan.from_timestamp[ep] + (frames - self.episodes.starts[ep]) / self.fps
+        file_of = plan.file_of[ep]
         out: Ranges = []
-        for plan in self.videos.values():
-            file_of = plan.file_of[ep]
-            times = plan.from_timestamp[ep] + offset
-            for f in np.unique(file_of).tolist():
-                rel = plan.files[f]
-                index = self.mp4_index(rel)
-                sel = file_of == f
-                out.extend(
-                    (rel, a, b) for a, b in video_ranges(index, np.unique(times[sel]), self.tolerance_s)
-                )
+        for f in np.unique(file_of).tolist():
+            rel = plan.files[f]
+            wanted = np.unique(times[file_of == f])
+            out.extend((rel, a, b) for a, b in video_ranges(self.mp4_index(rel), wanted, self.tolerance_s))
         return out
 
     def byte_ranges(self, frames: np.ndarray) -> Ranges:
-        """All ``(rel, start, stop)`` a read of the global frame indices ``frames`` touches (per file
-        sorted and merged)."""
-        allf, ep = self.frames_read(frames)
-        return self.parquet_plan(allf) + self.video_plan(allf, ep)
+        """All ``(rel, start, stop)`` a read of the global frame indices ``frames`` touches (sorted and
+        merged per file)."""
+        frames = np.asarray(frames, dtype=np.int64).reshape(-1)
+        if frames.size == 0:
+            return []
+        ep = self.episodes.episode_of(frames)
+        out = self.parquet_plan(self._around(frames, ep, self.offsets)[0])
+        for key, plan in self.videos.items():
+            out.extend(self.video_plan(key, *self._around(frames, ep, plan.offsets)))
+        return out
+
+
+def frames_planner(
+    store: Any,
+    data: DataFiles,
+    video: VideoReader | None,
+    episodes: EpisodeIndex,
+    info: Mapping[str, Any],
+    plain: Sequence[str],
+    deltas: Mapping[str, np.ndarray],
+) -> FramesPlanner:
+    """The planner of a :class:`~episode_sampler.lerobot.LeRobotFrames` (its store, data files, video
+    reader, plain columns and windows)."""
+    offsets = np.concatenate([np.zeros(1, np.int64), *[np.asarray(v, np.int64) for v in deltas.values()]])
+    videos: dict[str, VideoPlan] = {}
+    if video is not None:
+        for key in video.keys:
+            files, file_of, start = video.layout(key)
+            offs = [np.asarray(deltas[key], np.int64)] if key in deltas else []
+            if key in plain:
+                offs.append(np.zeros(1, np.int64))
+            videos[key] = VideoPlan(files, file_of, start, np.concatenate(offs))
+    fps = float(info.get("fps") or 30)
+    return FramesPlanner(
+        episodes=episodes,
+        data_files=data.files,
+        locate=data.locate,
+        columns=list(data.specs),
+        offsets=offsets,
+        whole_limit=data.cache.max_bytes,
+        videos=videos,
+        fps=fps,
+        open_parquet=store.parquet_source,
+        open_video=store.video_source,
+        tolerance_s=video.tolerance_s if video is not None else 1e-4,
+    )
