@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 import logging
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -39,6 +40,7 @@ __all__ = ["LookAhead"]
 logger = logging.getLogger(__name__)
 
 Ranges = Sequence[tuple[str, int, int]]
+_RECENT = 4096  # ranges remembered as submitted (a file's header is planned with every batch)
 
 
 class LookAhead:
@@ -61,11 +63,13 @@ class LookAhead:
             batches) plus a few batches.
         batch_size: samples planned together (one planning unit).
         threads: fetch threads (concurrent requests).
+        plan_threads: planning threads (planning reads each file's index -- a Parquet footer, an MP4
+            ``moov`` -- once, so the first batches of a run plan in parallel).
         max_pending: fetch tasks queued or running at most (default ``4 * threads``).
         poll_s: how often the cursor's position is read.
         plan: ``plan(indices) -> ranges`` (default ``dataset.byte_ranges``).
-        fetch: ``fetch(ranges) -> bytes downloaded`` for the ranges of one file (default
-            ``dataset.store.prefetch``).
+        fetch: ``fetch(ranges) -> bytes downloaded`` (default ``dataset.store.prefetch``); called
+            with one range per task, so that the ranges of one file are fetched concurrently too.
 
     Raises:
         TypeError: ``source`` is neither a sampler nor a node, or neither ``dataset`` nor
@@ -79,7 +83,8 @@ class LookAhead:
         *,
         window: int | None = None,
         batch_size: int = 32,
-        threads: int = 8,
+        threads: int = 16,
+        plan_threads: int = 4,
         max_pending: int | None = None,
         poll_s: float = 0.002,
         plan: Callable[[np.ndarray], Ranges] | None = None,
@@ -105,6 +110,7 @@ class LookAhead:
         self.batch_size = check_int("batch_size", batch_size, minimum=1)
         self.window = check_int("window", 8 * self.batch_size if window is None else window, minimum=1)
         self.threads = check_int("threads", threads, minimum=1, maximum=1024)
+        self.plan_threads = check_int("plan_threads", plan_threads, minimum=1, maximum=64)
         self.max_pending = check_int(
             "max_pending", 4 * self.threads if max_pending is None else max_pending, minimum=1
         )
@@ -121,6 +127,8 @@ class LookAhead:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._pool: ThreadPoolExecutor | None = None
+        self._planners: ThreadPoolExecutor | None = None
+        self._recent: OrderedDict[tuple[str, int, int], None] = OrderedDict()  # ranges submitted lately
         self._stats = {
             "samples_planned": 0,
             "fetches": 0,
@@ -138,6 +146,7 @@ class LookAhead:
         if self._thread is None or not self._thread.is_alive():
             self._stop.clear()
             self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="episode-sampler-lookahead")
+            self._planners = ThreadPoolExecutor(self.plan_threads, thread_name_prefix="episode-sampler-plan")
             self._thread = threading.Thread(target=self._run, name="episode-sampler-lookahead", daemon=True)
             self._thread.start()
         return self
@@ -146,14 +155,16 @@ class LookAhead:
         """Stop planning, drop queued fetches and wait up to ``timeout_s`` for the running ones (a
         stalled request is left to its own timeout; it never blocks the caller longer)."""
         self._stop.set()
-        thread, pool = self._thread, self._pool
+        thread, pool, planners = self._thread, self._pool, self._planners
         if thread is not None:
             thread.join(timeout_s)
-        if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=True)
+        for p in (planners, pool):
+            if p is not None:
+                p.shutdown(wait=False, cancel_futures=True)
         self._thread = None
-        self._pool = None
+        self._pool = self._planners = None
         self._mark = None
+        self._recent.clear()
 
     def __enter__(self) -> LookAhead:
         return self.start()
@@ -237,12 +248,39 @@ class LookAhead:
         return planned
 
     def _submit(self, frames: np.ndarray) -> None:
+        planners = self._planners
+        if planners is None:  # step() called directly, without start(): plan and fetch in this thread
+            self._plan_and_fetch(frames)
+            return
+        try:
+            planners.submit(self._plan_and_fetch, frames).add_done_callback(self._planned)
+        except RuntimeError:  # shut down by close() meanwhile
+            pass
+
+    def _planned(self, fut: Future[Any]) -> None:
+        if not fut.cancelled() and fut.exception() is not None:
+            self._error(fut.exception())  # type: ignore[arg-type]
+
+    def _plan_and_fetch(self, frames: np.ndarray) -> None:
+        """Plan one unit's ranges and submit a fetch per range not submitted lately (a planning thread)."""
+        if self._stop.is_set():
+            return
         pool = self._pool
-        per_file: dict[str, list[tuple[str, int, int]]] = {}
-        for rel, a, b in self._plan(frames):
-            per_file.setdefault(rel, []).append((rel, a, b))
-        for ranges in per_file.values():
-            if pool is None:  # step() called directly, without start(): fetch in this thread
+        fresh = []
+        planned = self._plan(frames)
+        with self._lock:
+            for r in planned:
+                key = (r[0], int(r[1]), int(r[2]))
+                if key in self._recent:
+                    self._recent.move_to_end(key)
+                    continue
+                self._recent[key] = None
+                fresh.append(key)
+            while len(self._recent) > _RECENT:
+                self._recent.popitem(last=False)
+        for key in fresh:
+            ranges = [key]
+            if pool is None:
                 self._done_fetch(ranges, None)
                 continue
             while not self._slots.acquire(timeout=0.05):  # at most max_pending tasks queued or running
