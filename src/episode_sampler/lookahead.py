@@ -19,12 +19,11 @@ Bounded: at most ``window`` samples ahead of the cursor (and at most into the ne
 
 from __future__ import annotations
 
-import functools
 import logging
+import queue
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -121,13 +120,13 @@ class LookAhead:
         self._plan = plan
         self._fetch = fetch
         self._lock = threading.Lock()
-        self._pending: set[Future[Any]] = set()
+        self._pending = 0  # fetch tasks queued or running
         self._slots = threading.Semaphore(self.max_pending)
         self._mark: tuple[int, int, int] | None = None  # (epoch, global_start, position) planned up to
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._pool: ThreadPoolExecutor | None = None
-        self._planners: ThreadPoolExecutor | None = None
+        self._fetches: _Workers | None = None
+        self._planners: _Workers | None = None
         self._recent: OrderedDict[tuple[str, int, int], None] = OrderedDict()  # ranges submitted lately
         self._stats = {
             "samples_planned": 0,
@@ -145,24 +144,26 @@ class LookAhead:
         """Start the background thread (idempotent); returns ``self``."""
         if self._thread is None or not self._thread.is_alive():
             self._stop.clear()
-            self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="episode-sampler-lookahead")
-            self._planners = ThreadPoolExecutor(self.plan_threads, thread_name_prefix="episode-sampler-plan")
+            self._fetches = _Workers(self.threads, "episode-sampler-fetch")
+            # planning units are bounded by the window (each is planned once)
+            self._planners = _Workers(self.plan_threads, "episode-sampler-plan")
             self._thread = threading.Thread(target=self._run, name="episode-sampler-lookahead", daemon=True)
             self._thread.start()
         return self
 
     def close(self, timeout_s: float = 5.0) -> None:
-        """Stop planning, drop queued fetches and wait up to ``timeout_s`` for the running ones (a
-        stalled request is left to its own timeout; it never blocks the caller longer)."""
+        """Stop planning and drop queued fetches; waits up to ``timeout_s`` for the planning thread.
+        Running requests finish on their own (daemon threads, bounded by the source's timeout): a
+        stalled server never blocks the caller, nor the interpreter's exit."""
         self._stop.set()
-        thread, pool, planners = self._thread, self._pool, self._planners
+        thread, fetches, planners = self._thread, self._fetches, self._planners
         if thread is not None:
             thread.join(timeout_s)
-        for p in (planners, pool):
-            if p is not None:
-                p.shutdown(wait=False, cancel_futures=True)
+        for w in (planners, fetches):
+            if w is not None:
+                w.shutdown()
         self._thread = None
-        self._pool = self._planners = None
+        self._fetches = self._planners = None
         self._mark = None
         self._recent.clear()
 
@@ -188,7 +189,7 @@ class LookAhead:
         ``bytes_fetched`` (downloaded, as the store reports), ``errors``, ``restarts`` (the cursor
         jumped: a restore, ``set_epoch``, a new epoch from elsewhere) and ``pending``."""
         with self._lock:
-            return {**self._stats, "pending": len(self._pending)}
+            return {**self._stats, "pending": self._pending}
 
     # ------------------------------------------------------------------ the planning loop
     def _run(self) -> None:
@@ -251,23 +252,19 @@ class LookAhead:
         planners = self._planners
         if planners is None:  # step() called directly, without start(): plan and fetch in this thread
             self._plan_and_fetch(frames)
-            return
-        try:
-            planners.submit(self._plan_and_fetch, frames).add_done_callback(self._planned)
-        except RuntimeError:  # shut down by close() meanwhile
-            pass
-
-    def _planned(self, fut: Future[Any]) -> None:
-        if not fut.cancelled() and fut.exception() is not None:
-            self._error(fut.exception())  # type: ignore[arg-type]
+        else:
+            planners.put(self._plan_and_fetch, frames)
 
     def _plan_and_fetch(self, frames: np.ndarray) -> None:
-        """Plan one unit's ranges and submit a fetch per range not submitted lately (a planning thread)."""
-        if self._stop.is_set():
+        """Plan one unit's ranges and queue a fetch per range not queued lately (a planning thread)."""
+        if self._stop.is_set() and self._planners is not None:
             return
-        pool = self._pool
+        try:
+            planned = self._plan(frames)
+        except Exception as exc:  # e.g. a file index that cannot be read now: the reads will say
+            self._error(exc)
+            return
         fresh = []
-        planned = self._plan(frames)
         with self._lock:
             for r in planned:
                 key = (r[0], int(r[1]), int(r[2]))
@@ -278,42 +275,36 @@ class LookAhead:
                 fresh.append(key)
             while len(self._recent) > _RECENT:
                 self._recent.popitem(last=False)
+        fetches = self._fetches
         for key in fresh:
-            ranges = [key]
-            if pool is None:
-                self._done_fetch(ranges, None)
+            if fetches is None:
+                self._run_fetch([key], counted=False)
                 continue
-            while not self._slots.acquire(timeout=0.05):  # at most max_pending tasks queued or running
+            while not self._slots.acquire(timeout=0.05):  # at most max_pending queued or running
                 if self._stop.is_set():
                     return
-            try:
-                fut = pool.submit(self._fetch, ranges)
-            except RuntimeError:  # the pool was shut down (close() meanwhile)
-                self._slots.release()
-                return
             with self._lock:
-                self._pending.add(fut)
+                self._pending += 1
                 self._stats["fetches"] += 1
-            fut.add_done_callback(functools.partial(self._done_fetch, ranges))
+            fetches.put(self._run_fetch, [key])
 
-    def _done_fetch(self, ranges: Ranges, fut: Future[Any] | None) -> None:
-        if fut is not None:
-            with self._lock:
-                self._pending.discard(fut)
-            self._slots.release()
+    def _run_fetch(self, ranges: Ranges, counted: bool = True) -> None:
         try:
-            got = self._fetch(ranges) if fut is None else fut.result()
-        except BaseException as exc:  # noqa: BLE001 (cancelled futures included)
-            if fut is not None and fut.cancelled():
-                return
+            if not self._stop.is_set() or not counted:
+                got = self._fetch(ranges)
+                with self._lock:
+                    self._stats["fetches_done"] += 1
+                    if not counted:
+                        self._stats["fetches"] += 1
+                    if isinstance(got, (int, np.integer)):
+                        self._stats["bytes_fetched"] += int(got)
+        except Exception as exc:
             self._error(exc, ranges)
-            return
-        with self._lock:
-            self._stats["fetches_done"] += 1
-            if fut is None:
-                self._stats["fetches"] += 1
-            if isinstance(got, (int, np.integer)):
-                self._stats["bytes_fetched"] += int(got)
+        finally:
+            if counted:
+                with self._lock:
+                    self._pending -= 1
+                self._slots.release()
 
     def _error(self, exc: BaseException, ranges: Ranges | None = None) -> None:
         with self._lock:
@@ -336,3 +327,40 @@ class LookAhead:
             f"LookAhead(window={self.window}, batch_size={self.batch_size}, threads={self.threads}, "
             f"running={self.running})"
         )
+
+
+class _Workers:
+    """``n`` daemon threads running queued calls. Daemon threads: a request stalled on a dead server
+    never holds up the interpreter's exit."""
+
+    def __init__(self, n: int, name: str) -> None:
+        self._queue: queue.SimpleQueue[tuple[Callable[..., Any], tuple[Any, ...]] | None] = (
+            queue.SimpleQueue()
+        )
+        self._n = n
+        for k in range(n):
+            threading.Thread(target=self._work, name=f"{name}-{k}", daemon=True).start()
+
+    def put(self, fn: Callable[..., Any], *args: Any) -> None:
+        self._queue.put((fn, args))
+
+    def _work(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            fn, args = item
+            fn(*args)
+
+    def shutdown(self) -> None:
+        """Run the queued calls now (the stop event is set: they return at once, counting themselves
+        out) and let the threads end after their current call."""
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is not None:
+                item[0](*item[1])
+        for _ in range(self._n):
+            self._queue.put(None)

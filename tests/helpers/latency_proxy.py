@@ -93,15 +93,16 @@ class LatencyProxy:
         try:
             await asyncio.sleep(self.rtt_s)  # the TCP handshake's round trip
             s_reader, s_writer = await asyncio.open_connection(*self.upstream)
-        except OSError:
+        except (OSError, asyncio.CancelledError):
             c_writer.close()
             return
         half = self.rtt_s / 2
-        await asyncio.gather(
-            self._pipe(c_reader, s_writer, half, count=True),
-            self._pipe(s_reader, c_writer, half, count=False),
-            return_exceptions=True,
-        )
+        with contextlib.suppress(asyncio.CancelledError):  # cancelled when the proxy stops
+            await asyncio.gather(
+                self._pipe(c_reader, s_writer, half, count=True),
+                self._pipe(s_reader, c_writer, half, count=False),
+                return_exceptions=True,
+            )
         for w in (c_writer, s_writer):
             with contextlib.suppress(Exception):
                 w.close()
