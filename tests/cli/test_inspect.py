@@ -226,3 +226,15 @@ def test_inspect_cli_on_a_dataset(tmp_path, capsys):
     (tmp_path / "ds" / "meta" / "info.json").write_text('{"codebase_version": "v3.0", "total_frames": 1}')
     assert main(["inspect", str(tmp_path / "ds")]) == 2
     assert "total_frames=1" in capsys.readouterr().err
+
+
+def test_inspect_cli_on_a_dataset_served_over_http(nginx, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # the default block cache
+    write_lerobot_dataset(tmp_path / "ds", 5, 3, 3, seed=0, episodes_per_file=2)
+    url = nginx.serve(tmp_path / "ds", "inspect-ds")
+    assert main(["inspect", url]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == url
+    assert [line[2:] for line in out[1:]] == describe_dataset(tmp_path / "ds")
+    assert main(["inspect", url + "-missing"]) == 2
+    assert f"{url}-missing/meta/info.json" in capsys.readouterr().err

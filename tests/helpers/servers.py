@@ -55,18 +55,19 @@ class Nginx:
     ``serve(directory)`` links a directory under the root and returns its URL.
     """
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, tls: tuple[Path, Path] | None = None) -> None:
         if NGINX is None:
             raise RuntimeError("nginx is not installed (apt-get install nginx)")
         self.workdir = workdir
         self.root = workdir / "www"
         self.root.mkdir(parents=True, exist_ok=True)
+        self.tls = tls
         self.port = 0
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     def serve(self, directory: Path, name: str | None = None) -> str:
         name = name or directory.name
@@ -82,6 +83,9 @@ class Nginx:
         temps = "\n".join(
             f"  {k}_temp_path {tmp / k};" for k in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
         )
+        tls = ""
+        if self.tls is not None:
+            tls = f"    ssl_certificate {self.tls[0]};\n    ssl_certificate_key {self.tls[1]};"
         conf = self.workdir / "nginx.conf"
         conf.write_text(
             f"""{user}
@@ -97,7 +101,8 @@ http {{
   default_type application/octet-stream;
   keepalive_requests 100000;
   server {{
-    listen 127.0.0.1:{self.port};
+    listen 127.0.0.1:{self.port}{" ssl" if self.tls else ""};
+{tls}
     root {self.root};
     location / {{ disable_symlinks off; }}
   }}
@@ -110,7 +115,15 @@ http {{
         for _ in range(3):
             self.port = free_port()
             conf = self._config()
-            args = [str(NGINX), "-c", str(conf), "-p", str(self.workdir), "-e", str(self.workdir / "error.log")]
+            args = [
+                str(NGINX),
+                "-c",
+                str(conf),
+                "-p",
+                str(self.workdir),
+                "-e",
+                str(self.workdir / "error.log"),
+            ]
             self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             try:
                 wait_for_port(self.port, self.proc, 10, "nginx")
@@ -123,6 +136,36 @@ http {{
     def __exit__(self, *exc: object) -> None:
         if self.proc is not None:
             stop(self.proc)
+
+
+def self_signed(directory: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key (openssl); trust it with ``SSL_CERT_FILE``."""
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
 
 
 # ------------------------------------------------------------------------------------------ moto (S3)
@@ -167,7 +210,12 @@ class Moto:
 
         fs = self.filesystem()
         fs.create_dir(bucket)
-        pafs.copy_files(str(directory), f"{bucket}/{prefix}", source_filesystem=pafs.LocalFileSystem(), destination_filesystem=fs)
+        pafs.copy_files(
+            str(directory),
+            f"{bucket}/{prefix}",
+            source_filesystem=pafs.LocalFileSystem(),
+            destination_filesystem=fs,
+        )
 
     def __enter__(self) -> Moto:
         self.port = free_port()
@@ -189,10 +237,11 @@ class Misbehaving:
 
     Modes: ``ok`` (Range, ETag), ``404``, ``403``, ``401``, ``flaky`` (HTTP 500 for the first
     ``fail[name]`` requests, then ok), ``busy`` (HTTP 429 with ``Retry-After: 0`` once, then ok),
-    ``stall`` (HEAD answers, GET never does), ``stallbody`` (headers, then silence), ``norange`` (HTTP 200
-    with the whole file), ``cut`` (announces the range, sends half, closes), ``short`` (an honest
-    ``Content-Length`` shorter than the range), ``slow`` (the body trickles: ``trickle`` bytes every 20 ms).
-    ``log`` records (method, path, Range header) of every request.
+    ``nohead`` (HTTP 405 to HEAD), ``stall`` (HEAD answers, GET never does), ``stallbody`` (headers, then
+    silence), ``norange`` (HTTP 200 with the whole file), ``cut`` (announces the range, sends half,
+    closes), ``short`` (an honest ``Content-Length`` shorter than the range), ``slow`` (the body trickles:
+    ``trickle`` bytes every 20 ms), ``oneshot`` (closes each connection after one answer, unannounced).
+    ``log`` records (method, path, Range header) of every request, ``connections`` the client addresses.
     """
 
     def __init__(self, files: dict[str, bytes]) -> None:
@@ -201,6 +250,7 @@ class Misbehaving:
         self.trickle = 256
         self.etag = '"v1"'
         self.log: list[tuple[str, str, str | None]] = []
+        self.connections: set[tuple[str, int]] = set()
         self.release = threading.Event()
         self.body_started = threading.Event()
         self.server: ThreadingHTTPServer | None = None
@@ -226,7 +276,11 @@ class Misbehaving:
             def do_GET(self) -> None:  # noqa: N802
                 owner.handle(self, head=False)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(ThreadingHTTPServer):
+            def handle_error(self, request: Any, client_address: Any) -> None:
+                pass  # a client that timed out and closed its end: expected here
+
+        self.server = Server(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
         self.thread.start()
@@ -240,6 +294,7 @@ class Misbehaving:
 
     def handle(self, h: BaseHTTPRequestHandler, *, head: bool) -> None:
         rng = h.headers.get("Range")
+        self.connections.add(h.client_address)
         self.log.append(("HEAD" if head else "GET", h.path, rng))
         parts = h.path.lstrip("/").split("/", 1)
         mode, name = parts[0], parts[1] if len(parts) > 1 else ""
@@ -253,6 +308,8 @@ class Misbehaving:
             self.fail[name] -= 1
             return self.reply(h, 429, b"slow down", {"Retry-After": "0"})
         data = self.files[name]
+        if head and mode == "nohead":
+            return self.reply(h, 405, b"", {"Content-Length": "0"}, head=True)
         if head:
             return self.reply(h, 200, b"", {"Content-Length": str(len(data)), "ETag": self.etag}, head=True)
         if mode == "stall":
@@ -262,6 +319,8 @@ class Misbehaving:
         if mode == "norange" or m is None:
             return self.reply(h, 200, data, {"ETag": self.etag})
         a, b = int(m.group(1)), min(int(m.group(2)), len(data) - 1)
+        if a >= len(data):
+            return self.reply(h, 416, b"", {"Content-Range": f"bytes */{len(data)}"})
         body = data[a : b + 1]
         headers = {"Content-Range": f"bytes {a}-{b}/{len(data)}", "ETag": self.etag}
         if mode == "short":
@@ -272,6 +331,10 @@ class Misbehaving:
             return self.reply(h, 206, b"", headers, length=len(body), stall=True)
         if mode == "slow":
             return self.reply(h, 206, body, headers, trickle=self.trickle)
+        if mode == "oneshot":  # answers, then closes the connection without saying so
+            self.reply(h, 206, body, headers)
+            h.close_connection = True
+            return None
         return self.reply(h, 206, body, headers)
 
     def reply(

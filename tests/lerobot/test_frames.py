@@ -345,11 +345,13 @@ def test_data_disagreeing_with_episodes(tmp_path, mode):
         ds.get_batch([0, 8])
 
 
-def test_data_files_checked_on_first_read(tmp_path):
+@pytest.mark.parametrize("cache_bytes", [None, 0], ids=["files cached", "row-group reads"])
+def test_data_files_checked_on_first_read(tmp_path, cache_bytes):
     """With data/chunk_index and data/file_index in the episode table, opening reads no data file but
-    the first one's schema; each file is checked against the table when first read, once."""
+    the first one's schema; each file is checked against the table when first read, once (from the
+    same read when the file is cached whole, by reading its index columns before a row-group read)."""
     root = write_handmade(tmp_path / "ok", data_index=True)
-    ds = LeRobotFrames(root)
+    ds = LeRobotFrames(root, column_cache_bytes=cache_bytes)
     assert ds.column_cache_info()["misses"] == 0
     ref = reference_rows(root)
     got = ds.get_batch(np.arange(len(ds)))
@@ -359,7 +361,7 @@ def test_data_files_checked_on_first_read(tmp_path):
     root = write_handmade(tmp_path / "g", data_index=True)
     meta = root / "meta/episodes/chunk-000/file-000.parquet"  # episodes 0, 1, 2
     rewrite_table(meta, lambda t: t.set_column(5, "data/file_index", pa.array([0, 1, 1], pa.int64())))
-    ds = LeRobotFrames(root, columns=["index"])
+    ds = LeRobotFrames(root, columns=["index"], column_cache_bytes=cache_bytes)
     with pytest.raises(
         ValueError,
         match=r"episode 1 has length 5 in meta/episodes but 0 rows in data/ \(data file '.*file-001.parquet'",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import shutil
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -20,10 +21,10 @@ from episode_sampler.lerobot import remote_source
 from episode_sampler.lerobot.remote_errors import (
     RangeNotSupportedError,
     RemoteReadError,
+    TransientError,
     TruncatedError,
     backoff_s,
     with_retries,
-    TransientError,
 )
 from episode_sampler.lerobot.remote_source import (
     ArrowSource,
@@ -31,7 +32,7 @@ from episode_sampler.lerobot.remote_source import (
     HttpSource,
     open_source,
 )
-from tests.helpers.servers import Misbehaving
+from tests.helpers.servers import NGINX, Misbehaving, Nginx, self_signed
 
 DATA = bytes((i * 7919 + (i >> 8)) % 251 for i in range(200_000))
 FILES = {"a.bin": DATA, "sub/dir/b.bin": DATA[:12345], "empty.bin": b""}
@@ -72,6 +73,7 @@ def test_local_path_strips_file_scheme():
     ("kwargs", "error", "name"),
     [
         ({"timeout_s": 0}, ValueError, "timeout_s"),
+        ({"timeout_s": float("inf")}, ValueError, "timeout_s"),
         ({"timeout_s": "1"}, TypeError, "timeout_s"),
         ({"retries": -1}, ValueError, "retries"),
         ({"retries": 1.5}, TypeError, "retries"),
@@ -203,6 +205,17 @@ def test_a_changed_file_is_reported(bad):
     bad.etag = '"v2"'
     with pytest.raises(RemoteReadError, match="changed on the server"):
         source.read("g.bin", 0, 10)
+    bad.etag = '"v1"'
+    assert source.read("g.bin", 0, 10) == DATA[:10]  # the connection was not left with a body unread
+
+
+def test_a_server_without_head_is_asked_for_one_byte(bad):
+    bad.files["empty.bin"] = b""
+    source = open_source(f"{bad.url}/nohead", timeout_s=2, retries=0)
+    assert source.stat("f.bin").size == len(DATA)
+    assert source.stat("f.bin").version == 'etag:"v1"'
+    assert source.size("empty.bin") == 0
+    assert [m for m, _, _ in bad.log] == ["HEAD", "GET", "HEAD", "GET"]
 
 
 @pytest.mark.parametrize("mode", ["stall", "stallbody"])
@@ -308,6 +321,23 @@ def test_s3_reads_listing_and_errors(moto_s3, tmp_path, monkeypatch):
     assert got == [DATA[i * 997 : i * 997 + 3000] for i in range(16)]
 
 
+def read_head(source) -> bytes:
+    return source.read("a.bin", 0, 1000)
+
+
+@pytest.mark.slow
+def test_s3_source_used_before_a_fork_works_in_forked_workers(moto_s3, tmp_path, monkeypatch):
+    import multiprocessing
+
+    moto_s3.upload(write_files(tmp_path), "bucket-fork", "ds")
+    for k, v in moto_s3.env.items():
+        monkeypatch.setenv(k, v)
+    source = open_source("s3://bucket-fork/ds", timeout_s=5, retries=1)
+    assert read_head(source) == DATA[:1000]  # the AWS SDK is initialized in the parent
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        assert pool.map_async(read_head, [source] * 4).get(timeout=60) == [DATA[:1000]] * 4
+
+
 def test_s3_without_credentials_is_anonymous(monkeypatch, tmp_path):
     for k in list(os.environ):
         if k.startswith("AWS_"):
@@ -317,3 +347,50 @@ def test_s3_without_credentials_is_anonymous(monkeypatch, tmp_path):
     assert remote_source.s3_options("", 3.0, 2)["anonymous"] is True
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
     assert "anonymous" not in remote_source.s3_options("http://127.0.0.1:9", 3.0, 2)
+
+
+def test_http_url_and_identity():
+    source = open_source("https://u:p@Example.org/a/ds/")
+    assert source.url == "https://example.org/a/ds"
+    assert source.identity == "https://example.org:443/a/ds/"
+    assert source.name("meta/my file.json") == "https://example.org/a/ds/meta/my%20file.json"
+
+
+@pytest.mark.slow
+def test_https_with_a_trusted_certificate(tmp_path, monkeypatch):
+    if NGINX is None or shutil.which("openssl") is None:
+        pytest.skip("needs nginx and openssl")
+    cert, key = self_signed(tmp_path)
+    with Nginx(tmp_path / "tls", tls=(cert, key)) as server:
+        url = server.serve(write_files(tmp_path / "files"), "tls")
+        untrusted = open_source(url, timeout_s=5, retries=3)  # a certificate error is not retried
+        with pytest.raises(ConnectionError, match=f"{url}/a.bin.*CERTIFICATE_VERIFY_FAILED"):
+            untrusted.read("a.bin", 0, 10)
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+        source = open_source(url, timeout_s=5, retries=0)
+        assert source.read("a.bin", 1000, 150_000) == DATA[1000:150_000]
+
+
+def test_one_connection_serves_heads_and_ranges(bad):
+    bad.files["g.bin"] = DATA
+    source = open_source(f"{bad.url}/ok", timeout_s=2, retries=0)
+    for rel in ("f.bin", "g.bin"):
+        source.size(rel)
+        source.read(rel, 0, 100_000)
+    assert len(bad.connections) == 1  # keep-alive: no new connection after a HEAD or a large body
+
+
+def test_a_trickling_server_times_out(bad):
+    bad.trickle = 256  # 12.8 kB/s: the 20 kB body would take 1.6 s, the read gives up after 0.3 + 0.3 s
+    t0 = time.monotonic()
+    source = open_source(f"{bad.url}/slow", timeout_s=0.3, retries=0)
+    with pytest.raises(TimeoutError, match=f"{bad.url}/slow/f.bin: .* of 20000 bytes after 0.3 s"):
+        source.read("f.bin", 0, 20_000)
+    assert time.monotonic() - t0 < 1.5
+
+
+def test_a_keep_alive_connection_the_server_closed_is_remade_without_a_retry(bad):
+    source = open_source(f"{bad.url}/oneshot", timeout_s=2, retries=0)
+    for i in range(5):
+        assert source.read("f.bin", i * 100, i * 100 + 50) == DATA[i * 100 : i * 100 + 50]
+    assert len(bad.connections) == 5

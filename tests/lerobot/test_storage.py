@@ -22,12 +22,7 @@ from episode_sampler.lerobot.describe import describe_dataset
 from episode_sampler.lerobot.episode_table import episode_files
 from episode_sampler.lerobot.meta import read_info
 from episode_sampler.lerobot.stats import read_stats
-from episode_sampler.lerobot.storage import (
-    LocalStore,
-    RemoteStore,
-    is_remote_root,
-    open_store,
-)
+from episode_sampler.lerobot.storage import LocalStore, RemoteStore, open_store
 from episode_sampler.lerobot.tasks import read_tasks
 from tests.helpers.remote_standin import URL, DirSource, PassCache, SourceFile
 from tests.helpers.video_dataset import CAMERAS, FPS, SIDE, TOP
@@ -193,12 +188,66 @@ def test_local_store_keeps_paths(video_root):
     assert LeRobotFrames(f"file://{video_root}", columns=["index"]).store.local
 
 
-def test_is_remote_root():
-    assert is_remote_root("http://h/ds") and is_remote_root("https://h/ds") and is_remote_root("s3://b/ds")
-    assert is_remote_root("hf://datasets/org/name")
-    assert not is_remote_root("/data/ds") and not is_remote_root(Path("rel/ds"))
-    assert not is_remote_root("file:///data/ds")
-    assert is_remote_root("/bucket/ds", filesystem=object())
+def test_roots_open_the_right_store(tmp_path):
+    cache = tmp_path / "cache"
+    for local in (tmp_path, str(tmp_path), f"file://{tmp_path}"):
+        store = open_store(local, cache_dir=cache)
+        assert isinstance(store, LocalStore) and store.root == tmp_path
+    store = open_store("http://127.0.0.1:9/ds", cache_dir=cache)  # nothing is fetched yet
+    assert (
+        isinstance(store, RemoteStore)
+        and store.name("meta/info.json") == "http://127.0.0.1:9/ds/meta/info.json"
+    )
+    assert open_store(store) is store
+    fsspec = pytest.importorskip("fsspec")
+    store = open_store(str(tmp_path), filesystem=fsspec.filesystem("file"), cache_dir=cache)
+    assert isinstance(store, RemoteStore)  # any filesystem object goes through the remote path
+
+
+# ---------------------------------------------------------------------------------------------- real servers
+def check_equal_to_local(url_or_root, local_root: Path, cache_dir: Path, **kw) -> LeRobotFrames:
+    deltas = {"action": [-2, 0, 3], TOP: [-1, 0]}
+    local = LeRobotFrames(local_root, delta_indices=deltas, video_backend="pyav")
+    far = LeRobotFrames(url_or_root, delta_indices=deltas, cache_dir=cache_dir, timeout_s=10, retries=1, **kw)
+    assert not far.store.local
+    order = np.random.default_rng(1).permutation(len(local))
+    for indices in (order[:9], np.arange(len(local))):
+        assert_batches_equal(far.get_batch(indices), local.get_batch(indices))
+    local.close()
+    return far
+
+
+def test_http_over_nginx_equals_local(nginx, video_root, tmp_path):
+    url = nginx.serve(video_root, "storage-ds")
+    far = check_equal_to_local(url, video_root, tmp_path / "cache")
+    assert far.store.list("data", "chunk-*/file-*.parquet") is None  # plain HTTP: files named by the table
+    stats = far.store.cache.stats()
+    assert stats["bytes_downloaded"] > 0
+    # a second reader in a "new process" (a pickled copy) finds every block in the on-disk cache
+    copy = pickle.loads(pickle.dumps(far))
+    before = copy.store.cache.stats()["bytes_downloaded"]
+    copy.get_batch(np.arange(len(copy)))
+    assert copy.store.cache.stats()["bytes_downloaded"] == before
+    far.close(), copy.close()
+
+
+def test_s3_over_moto_equals_local(moto_s3, video_root, tmp_path, monkeypatch):
+    moto_s3.upload(video_root, "bucket-storage", "datasets/ds")
+    for k, v in moto_s3.env.items():
+        monkeypatch.setenv(k, v)
+    far = check_equal_to_local("s3://bucket-storage/datasets/ds", video_root, tmp_path / "cache")
+    assert far.store.list("data", "chunk-*/file-*.parquet") == sorted(
+        str(p.relative_to(video_root)) for p in video_root.glob("data/*/*.parquet")
+    )
+    far.close()
+
+
+def test_fsspec_filesystem_equals_local(video_root, tmp_path):
+    fsspec = pytest.importorskip("fsspec")
+    far = check_equal_to_local(
+        str(video_root), video_root, tmp_path / "cache", filesystem=fsspec.filesystem("file")
+    )
+    far.close()
 
 
 @pytest.mark.parametrize(
@@ -225,3 +274,33 @@ def test_remote_options_validated(tmp_path, kwargs, error, match):
 def test_root_type_checked():
     with pytest.raises(TypeError, match="root must be a path, a URL or a Store"):
         open_store(3)  # type: ignore[arg-type]
+
+
+def test_training_loader_over_http_equals_local(nginx, video_root, tmp_path):
+    """The sampler and a 2-worker DataLoader over the HTTP-served dataset yield the local batches."""
+    from torch.utils.data import DataLoader
+
+    from episode_sampler import EpisodeAwareSampler
+
+    url = nginx.serve(video_root, "storage-loader")
+    cols = ["index", "action", "task", SIDE]
+    batches = []
+    for root in (video_root, url):
+        frames = LeRobotFrames(root, columns=cols, delta_indices={"action": [0, 1]}, cache_dir=tmp_path / "c")
+        sampler = EpisodeAwareSampler.from_lerobot(frames.store, seed=7, shuffle=True)
+        loader = DataLoader(frames, batch_size=6, sampler=sampler, num_workers=2, collate_fn=lambda b: b)
+        batches.append([item for batch in loader for item in batch])
+        frames.close()
+    local, far = batches
+    assert len(local) == len(far) == len(LeRobotFrames(video_root, columns=["index"]))
+    for a, b in zip(local, far):
+        assert_batches_equal(a, b)
+
+
+def test_remote_prefetch_groups_ranges_per_file(video_root):
+    store = remote(video_root)
+    a, b = "meta/info.json", "meta/stats.json"
+    ranges = [(a, 0, 10), (b, 5, 8), (a, 20, 30), (a, 3, 3)]  # an empty range is skipped
+    assert store.prefetch(ranges) == 10 + 3 + 10
+    assert store.source.reads == {a: 2, b: 1}
+    assert store.read_bytes(a) == (video_root / a).read_bytes()

@@ -200,14 +200,16 @@ def _load_any(path: Path) -> Any:
 def run(args: argparse.Namespace) -> int:
     """``episode-sampler inspect STATE_OR_DATASET``: print the states found in the file, in words."""
     path = Path(args.state_file)
-    if path.is_dir() and (path / "meta" / "info.json").is_file():  # a LeRobot dataset
+    url = "://" in args.state_file and not args.state_file.startswith("file://")  # a remote dataset
+    if url or (path.is_dir() and (path / "meta" / "info.json").is_file()):  # a LeRobot dataset
         from ..lerobot.describe import describe_dataset
 
+        where = args.state_file if url else str(path)
         try:
-            lines = describe_dataset(path)
-        except (OSError, ValueError) as exc:
-            raise UsageError(f"{str(path)!r}: {exc}") from None
-        print("\n".join([str(path), *("  " + line for line in lines)]))
+            lines = describe_dataset(where if url else path)
+        except (OSError, ValueError, ImportError) as exc:
+            raise UsageError(f"{where!r}: {exc}") from None
+        print("\n".join([where, *("  " + line for line in lines)]))
         return 0
     obj = _load_any(path)
     found = list(find_states(obj))

@@ -1,4 +1,5 @@
-"""LeRobot v3 datasets on disk, read with pyarrow, and small synthetic ones written for tests.
+"""LeRobot v3 datasets on disk or remote (HTTP, S3, the Hugging Face Hub), read with pyarrow, and small
+synthetic ones written for tests.
 
 Layout (``codebase_version`` ``v3.x``)::
 
@@ -9,6 +10,10 @@ Layout (``codebase_version`` ``v3.x``)::
 
 Modules, in the order data flows through them:
 
+- :mod:`.storage`: where a dataset's files are: one :class:`~.storage.Store` for every file access
+  (local paths, or a remote source read by byte ranges through the block cache).
+- :mod:`.remote_source`, :mod:`.block_cache`, :mod:`.remote_file`: remote roots, the shared on-disk
+  cache of their blocks, and seekable file objects over them.
 - :mod:`.meta`: dataset-level metadata (``meta/info.json``).
 - :mod:`.parquet_io`: Parquet reads whose errors name the file.
 - :mod:`.tasks`: task strings (``meta/tasks.parquet``), read and written in LeRobot's layout.

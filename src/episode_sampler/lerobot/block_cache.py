@@ -23,15 +23,17 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import io
 import os
 import struct
 import threading
 import time
+import warnings
 import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from .remote_source import RemoteSource
 
@@ -43,7 +45,8 @@ LOW_WATER = 0.9
 MAX_RUN_BLOCKS = 8
 MAGIC = b"ESB1"
 HEADER = struct.Struct("<4sQI")  # magic, data length, crc32
-_STAT_NAMES = ("hits", "misses", "bytes_downloaded", "evictions", "corrupt")
+USAGE_WIDTH = 20
+_STAT_NAMES = ("hits", "misses", "bytes_downloaded", "evictions", "corrupt", "store_errors")
 
 
 def default_cache_dir() -> Path:
@@ -66,6 +69,7 @@ class _Locks:
 
     def __init__(self, lock_file: Path) -> None:
         self.fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o666)
+        self.usage_fd = os.open(lock_file.parent / "usage", os.O_RDWR | os.O_CREAT, 0o666)
         self.index = threading.Lock()
         self.stripes = [threading.Lock() for _ in range(STRIPES)]
         self.stamp = 0
@@ -74,6 +78,14 @@ class _Locks:
 
 _LOCKS: dict[tuple[int, str], _Locks] = {}
 _LOCKS_GUARD = threading.Lock()
+
+
+def _after_fork_in_child() -> None:
+    global _LOCKS_GUARD
+    _LOCKS_GUARD = threading.Lock()  # another thread may have held it at the fork
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _locks_for(directory: Path) -> _Locks:
@@ -143,13 +155,16 @@ class BlockCache:
             self._counts[name] += n
 
     def stats(self) -> dict[str, int]:
-        """This process's counters: hits, misses (blocks downloaded), bytes_downloaded, evictions, corrupt."""
+        """This process's counters: hits, misses (blocks downloaded), bytes_downloaded, evictions, corrupt
+        entries found, store_errors (blocks the disk refused)."""
         self._runtime()
         with self._counts_lock:
             return dict(self._counts)
 
     def __repr__(self) -> str:
-        return f"BlockCache({str(self.directory)!r}, max_bytes={self.max_bytes}, block_size={self.block_size})"
+        return (
+            f"BlockCache({str(self.directory)!r}, max_bytes={self.max_bytes}, block_size={self.block_size})"
+        )
 
     # locks ---------------------------------------------------------------------------------------------
     class _Held:
@@ -212,16 +227,13 @@ class BlockCache:
             return self._read_usage()
 
     def _read_usage(self) -> int:
-        try:
-            data = (self.directory / "usage").read_bytes()
-        except FileNotFoundError:
-            return 0
-        return int(data.decode() or 0)
+        raw = os.pread(self._runtime().usage_fd, USAGE_WIDTH, 0)
+        return int(raw) if raw.strip().isdigit() else 0
 
     def _write_usage(self, n: int) -> None:
-        tmp = self.directory / "tmp" / f"usage.{os.getpid()}.{threading.get_ident()}"
-        tmp.write_bytes(str(max(0, n)).encode())
-        os.replace(tmp, self.directory / "usage")
+        """One ``pwrite`` of a fixed-width number, in place (a rename over the old file would make ext4
+        flush on every store); a killed process leaves the old or the new number, and a restart recounts."""
+        os.pwrite(self._runtime().usage_fd, str(max(0, n)).rjust(USAGE_WIDTH).encode(), 0)
 
     def _clean_tmp(self) -> None:
         """Remove temporary files whose process is gone (a download killed mid-way)."""
@@ -239,17 +251,18 @@ class BlockCache:
         start, stop = self._block_span(size, index)
         return stop - start
 
-    def _load(self, key: str, index: int, length: int) -> bytes | None:
-        """The block's data if its entry is present and checks out (the entry is marked used)."""
+    def _load(self, key: str, index: int, length: int, *, note: bool = False) -> bytes | None:
+        """The block's data if its entry is present and checks out (the entry is marked used); ``note``
+        counts a corrupt entry (once: when checked under the block's lock)."""
         path = self._path(key, index)
         try:
             with open(path, "rb") as f:
-                raw = f.read()
+                data = read_entry(f, length)
         except FileNotFoundError:
             return None
-        data = check_entry(raw, length)
         if data is None:
-            self._count("corrupt")
+            if note:
+                self._count("corrupt")
             return None
         self._touch(path)
         return data
@@ -281,7 +294,7 @@ class BlockCache:
         if start == stop:
             return b""
         first, last = start // self.block_size, (stop - 1) // self.block_size
-        blocks = self._blocks(source, rel, range(first, last + 1), keep=True)
+        blocks, _ = self._blocks(source, rel, range(first, last + 1), keep=True)
         data = b"".join(blocks[i] for i in range(first, last + 1))
         offset = start - first * self.block_size
         return data[offset : offset + stop - start]
@@ -293,7 +306,7 @@ class BlockCache:
             raise ValueError(f"index must be in [0, {n}) for {source.name(rel)}, got {index!r}")
         if n == 0:
             return b""
-        return self._blocks(source, rel, [index], keep=True)[index]
+        return self._blocks(source, rel, [index], keep=True)[0][index]
 
     def ensure(self, source: RemoteSource, rel: str, ranges: Sequence[tuple[int, int]]) -> int:
         """Make every block covering ``ranges`` (``(start, stop)`` pairs) present; returns the bytes
@@ -304,56 +317,68 @@ class BlockCache:
             _check_range(start, stop, size, source.name(rel))
             if stop > start:
                 wanted.update(range(start // self.block_size, (stop - 1) // self.block_size + 1))
-        before = self.stats()["bytes_downloaded"]
-        self._blocks(source, rel, sorted(wanted), keep=False)
-        return self.stats()["bytes_downloaded"] - before
+        return self._blocks(source, rel, sorted(wanted), keep=False)[1]
 
-    def _blocks(self, source: RemoteSource, rel: str, indices: Sequence[int], *, keep: bool) -> dict[int, bytes]:
-        """The blocks' data (``keep``) or just their presence; missing runs are downloaded."""
+    def _have(self, key: str, index: int, length: int, *, keep: bool, note: bool = False) -> bytes | None:
+        """A present block's data (``keep``; ``b""`` otherwise: presence only), ``None`` if missing."""
+        if keep:
+            return self._load(key, index, length, note=note)
+        return b"" if self._present(key, index, length) else None
+
+    def _blocks(
+        self, source: RemoteSource, rel: str, indices: Sequence[int], *, keep: bool
+    ) -> tuple[dict[int, bytes], int]:
+        """The blocks' data (``keep``) or just their presence, and the bytes this call downloaded."""
         size = source.size(rel)
         key = self.file_key(source, rel)
         out: dict[int, bytes] = {}
         missing = []
         for i in indices:
-            length = self._length(size, i)
-            if keep:
-                data = self._load(key, i, length)
-                if data is not None:
-                    out[i] = data
-                    self._count("hits")
-                    continue
-            elif self._present(key, i, length):
+            data = self._have(key, i, self._length(size, i), keep=keep)
+            if data is None:
+                missing.append(i)
+            else:
+                out[i] = data
                 self._count("hits")
-                continue
-            missing.append(i)
+        downloaded = 0
         for run in _runs(missing, MAX_RUN_BLOCKS):
-            out.update(self._fetch_run(source, rel, key, size, run, keep=keep))
-        return out
+            downloaded += self._fetch_run(source, rel, key, size, run, keep, out)
+        return out, downloaded
 
     def _fetch_run(
-        self, source: RemoteSource, rel: str, key: str, size: int, run: list[int], *, keep: bool
-    ) -> dict[int, bytes]:
-        """Download consecutive blocks under their locks (taken in stripe order: no deadlock), skipping
-        the ones another thread or process stored meanwhile."""
+        self,
+        source: RemoteSource,
+        rel: str,
+        key: str,
+        size: int,
+        run: list[int],
+        keep: bool,
+        out: dict[int, bytes],
+    ) -> int:
+        """Download consecutive blocks into ``out`` under their locks (taken in stripe order: no deadlock),
+        skipping the ones another thread or process stored meanwhile; returns the bytes downloaded."""
         stripes = sorted({self._stripe(key, i) for i in run})
-        out: dict[int, bytes] = {}
+        downloaded = 0
         with contextlib.ExitStack() as stack:
             for s in stripes:
                 stack.enter_context(self._block_lock(s))
             todo = []
             for i in run:
-                length = self._length(size, i)
-                data = self._load(key, i, length) if keep else (b"" if self._present(key, i, length) else None)
+                data = self._have(key, i, self._length(size, i), keep=keep, note=True)
                 if data is None:
                     todo.append(i)
                 else:
                     out[i] = data
                     self._count("hits")
             for sub in _runs(todo, MAX_RUN_BLOCKS):
-                out.update(self._download(source, rel, key, size, sub))
-        return out
+                got = self._download(source, rel, key, size, sub)
+                downloaded += sum(len(d) for d in got.values())
+                out.update(got)
+        return downloaded
 
-    def _download(self, source: RemoteSource, rel: str, key: str, size: int, run: list[int]) -> dict[int, bytes]:
+    def _download(
+        self, source: RemoteSource, rel: str, key: str, size: int, run: list[int]
+    ) -> dict[int, bytes]:
         start = self._block_span(size, run[0])[0]
         stop = self._block_span(size, run[-1])[1]
         data = source.read(rel, start, stop)
@@ -363,24 +388,38 @@ class BlockCache:
         for i in run:
             a, b = self._block_span(size, i)
             out[i] = data[a - start : b - start]
-            self._store(key, i, out[i])
+            self._store_or_warn(key, i, out[i])
         return out
 
+    def _store_or_warn(self, key: str, index: int, data: bytes) -> None:
+        """Store a block; a disk that refuses (full, read-only) costs a warning, not the read."""
+        try:
+            self._store(key, index, data)
+        except OSError as e:
+            self._count("store_errors")
+            _unlink(self._tmp_path(key, index))
+            warnings.warn(
+                f"episode-sampler cache {self.directory}: could not store a block ({e}); reading on uncached",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+
     # writing -------------------------------------------------------------------------------------------
+    def _tmp_path(self, key: str, index: int) -> Path:
+        return self.directory / "tmp" / f"{key}-{index}.{os.getpid()}.{threading.get_ident()}"
+
     def _store(self, key: str, index: int, data: bytes) -> None:
         path = self._path(key, index)
         path.parent.mkdir(exist_ok=True)
-        tmp = self.directory / "tmp" / f"{key}-{index}.{os.getpid()}.{threading.get_ident()}"
+        tmp = self._tmp_path(key, index)
         with open(tmp, "wb") as f:
             f.write(HEADER.pack(MAGIC, len(data), zlib.crc32(data)))
             f.write(data)
         nbytes = HEADER.size + len(data)
         with self._index_lock():
             usage = self._read_usage()
-            try:
-                usage -= path.stat().st_size  # replacing a corrupt entry
-            except FileNotFoundError:
-                pass
+            if _unlink(path):  # a corrupt entry (it was counted at its nominal size)
+                usage -= nbytes
             if usage + nbytes > self.max_bytes:
                 usage = self._evict(int(self.max_bytes * LOW_WATER) - nbytes)
             os.replace(tmp, path)
@@ -405,11 +444,19 @@ class BlockCache:
 
 def check_entry(raw: bytes, length: int) -> bytes | None:
     """An entry's data if its header says ``length`` bytes with a matching CRC-32, else ``None``."""
-    if len(raw) != HEADER.size + length:
+    return read_entry(io.BytesIO(raw), length)
+
+
+def read_entry(f: BinaryIO, length: int) -> bytes | None:
+    """:func:`check_entry` on an open entry file (the data is read once, not copied)."""
+    header = f.read(HEADER.size)
+    if len(header) != HEADER.size:
         return None
-    magic, n, crc = HEADER.unpack_from(raw)
-    data = raw[HEADER.size :]
-    if magic != MAGIC or n != length or zlib.crc32(data) != crc:
+    magic, n, crc = HEADER.unpack(header)
+    if magic != MAGIC or n != length:
+        return None
+    data = f.read(length + 1)
+    if len(data) != length or zlib.crc32(data) != crc:
         return None
     return data
 

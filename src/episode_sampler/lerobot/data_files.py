@@ -14,12 +14,13 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from ..core.layout import EpisodeIndex
 from .column_cache import DEFAULT_COLUMN_CACHE_BYTES, ColumnCache
 from .columns import Column, describe, leaf, signature, to_numpy
 from .episode_table import int_column
-from .parquet_io import read_metadata, read_row_groups, read_schema, read_table
+from .parquet_io import parquet_file, read_metadata, read_row_groups, read_table
 from .storage import Store
 
 __all__ = ["DataFiles"]
@@ -202,11 +203,11 @@ class DataFiles:
         return k, rows
 
     def take_rows(self, k: int, rows: np.ndarray, names: list[str]) -> dict[str, np.ndarray]:
-        """The one vectorized gather per file touched by a request: ``{column: values at rows}``."""
-        if k not in self._checked:
-            self.check(k)
+        """The one vectorized gather per file touched by a request: ``{column: values at rows}``.
+        A file not yet checked against the episode table is checked first (:meth:`check`)."""
         limit = self.cache.max_bytes
         if limit is not None and not self.cache.holds(k) and self._layout_of(k)[1] > limit:
+            self.check(k)
             return self._read_rows(k, rows, names)
         cols = self.columns(k)
         return {n: cols[n][rows] for n in names}
@@ -246,7 +247,14 @@ class DataFiles:
         return self.cache.get(k, lambda: self._read(k))
 
     def _read(self, k: int) -> dict[str, np.ndarray]:
-        table = read_table(self.store, self.files[k], list(self.specs))
+        if k in self._checked:
+            table = read_table(self.store, self.files[k], list(self.specs))
+        else:  # checked from the same read: the index columns come with the data columns
+            with parquet_file(self.store, self.files[k]) as pf:
+                _check_schema(self.name(k), pf.schema_arrow, self.specs)
+                table = pf.read(columns=list(dict.fromkeys(["index", "episode_index", *self.specs])))
+            name = self.name(k)
+            self._check_rows(k, int_column(table, "index", name), int_column(table, "episode_index", name))
         return {n: to_numpy(self.specs[n], table.column(n), self.name(k)) for n in self.specs}
 
     def _empty(self, name: str) -> np.ndarray:
@@ -266,11 +274,14 @@ class DataFiles:
         """
         if k in self._checked:
             return
+        self._check_rows(k, *_read_index(self.store, self.files[k], self.specs))
+
+    def _check_rows(self, k: int, idx: np.ndarray, epi: np.ndarray) -> None:
+        """:meth:`check` of file ``k`` whose ``index`` and ``episode_index`` columns are given."""
         placed = self._episode_file
         assert placed is not None
-        rel, eps = self.files[k], self.episodes
-        name = self.store.name(rel)
-        idx, epi = _read_index(self.store, rel, self.specs)
+        eps = self.episodes
+        name = self.name(k)
         ep = _episodes_of(name, idx, epi, eps)
         mine = placed == k
         elsewhere = np.flatnonzero(~mine[ep])
@@ -296,7 +307,14 @@ class DataFiles:
 def _read_index(store: Store, rel: str, specs: dict[str, Column]) -> tuple[np.ndarray, np.ndarray]:
     """A data file's ``index`` and ``episode_index``, after checking it has the ``specs`` columns."""
     name = store.name(rel)
-    schema = read_schema(store, rel)
+    with parquet_file(store, rel) as pf:
+        _check_schema(name, pf.schema_arrow, specs)
+        table = pf.read(columns=["index", "episode_index"])
+    return int_column(table, "index", name), int_column(table, "episode_index", name)
+
+
+def _check_schema(name: str, schema: pa.Schema, specs: dict[str, Column]) -> None:
+    """The data file ``name`` has ``index``, ``episode_index`` and the ``specs`` columns, of their types."""
     for col in ("index", "episode_index", *specs):
         if col not in schema.names:
             raise ValueError(f"data file {name!r} has no column {col!r}")
@@ -306,8 +324,6 @@ def _read_index(store: Store, rel: str, specs: dict[str, Column]) -> tuple[np.nd
             raise ValueError(
                 f"column {col!r} of data file {name!r} has type {t}, other files {spec.arrow_type}"
             )
-    table = read_table(store, rel, ["index", "episode_index"])
-    return int_column(table, "index", name), int_column(table, "episode_index", name)
 
 
 def _episodes_of(name: str, idx: np.ndarray, epi: np.ndarray, eps: EpisodeIndex) -> np.ndarray:

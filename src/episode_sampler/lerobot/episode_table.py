@@ -11,8 +11,9 @@ import numpy as np
 import pyarrow as pa
 
 from ..core.layout import EpisodeIndex
+from .columns import numeric_numpy
 from .meta import read_info
-from .parquet_io import read_schema, read_table
+from .parquet_io import parquet_file
 from .storage import LocalStore, Store, as_store
 
 __all__ = [
@@ -136,20 +137,21 @@ def read_episode_table(
     with_bounds: list[bool] = []
     for rel in files:
         path = store.name(rel)
-        names = set(read_schema(store, rel).names)
-        has_bounds = _FROM in names or _TO in names
-        if has_bounds:
-            need = ["episode_index", _FROM, _TO] + (["length"] if "length" in names else [])
-        else:
-            need = ["episode_index", "length"]
-        for name in need:
-            if name not in names:
-                raise ValueError(f"episode metadata file {path!r} has no column {name!r}")
-        for name in extra:
-            if name not in names:
-                lacking.setdefault(name, path)
-        wanted = [n for n in extra if n not in lacking]
-        table = read_table(store, rel, need + wanted)
+        with parquet_file(store, rel) as pf:
+            names = set(pf.schema_arrow.names)
+            has_bounds = _FROM in names or _TO in names
+            if has_bounds:
+                need = ["episode_index", _FROM, _TO] + (["length"] if "length" in names else [])
+            else:
+                need = ["episode_index", "length"]
+            for name in need:
+                if name not in names:
+                    raise ValueError(f"episode metadata file {path!r} has no column {name!r}")
+            for name in extra:
+                if name not in names:
+                    lacking.setdefault(name, path)
+            wanted = [n for n in extra if n not in lacking]
+            table = pf.read(columns=need + wanted)
         for name in need:
             cols[name].append(int_column(table, name, path))
         for name in wanted:
@@ -200,7 +202,7 @@ def _extra_column(table: pa.Table, name: str, kind: str, path: str) -> np.ndarra
         raise ValueError(f"column {name!r} of {path!r} must hold integers, got {col.type}")
     if not (pa.types.is_floating(col.type) or pa.types.is_integer(col.type)):
         raise ValueError(f"column {name!r} of {path!r} must hold numbers, got {col.type}")
-    return col.to_numpy().astype(np.int64 if kind == "int" else np.float64)
+    return numeric_numpy(col).astype(np.int64 if kind == "int" else np.float64)
 
 
 def int_column(table: pa.Table, name: str, path: str) -> np.ndarray:
@@ -209,7 +211,7 @@ def int_column(table: pa.Table, name: str, path: str) -> np.ndarray:
         raise ValueError(f"column {name!r} of {path!r} must hold integers, got {col.type}")
     if col.null_count:
         raise ValueError(f"column {name!r} of {path!r} holds {col.null_count} null value(s)")
-    return col.to_numpy().astype(np.int64, copy=False)
+    return numeric_numpy(col).astype(np.int64, copy=False)
 
 
 def _check_total(info: dict[str, Any], key: str, actual: int, root: str) -> None:

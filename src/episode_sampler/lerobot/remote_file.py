@@ -45,7 +45,13 @@ class RemoteFile(io.RawIOBase):
         return f"RemoteFile({self.name!r})"
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"source": self.source, "rel": self.rel, "cache": self.cache, "size": self.size, "pos": self._pos}
+        return {
+            "source": self.source,
+            "rel": self.rel,
+            "cache": self.cache,
+            "size": self.size,
+            "pos": self._pos,
+        }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(state["source"], state["rel"], state["cache"])  # type: ignore[misc]
@@ -68,15 +74,15 @@ class RemoteFile(io.RawIOBase):
     def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
         self._check_open()
         if whence == os.SEEK_SET:
+            if offset < 0:
+                raise ValueError(f"negative seek position {offset} in {self.name}")
             pos = offset
         elif whence == os.SEEK_CUR:
-            pos = self._pos + offset
+            pos = max(0, self._pos + offset)  # as io.BytesIO: a relative seek stops at 0
         elif whence == os.SEEK_END:
-            pos = self.size + offset
+            pos = max(0, self.size + offset)
         else:
             raise ValueError(f"whence must be 0, 1 or 2, got {whence}")
-        if pos < 0:
-            raise ValueError(f"negative seek position {pos} in {self.name}")
         self._pos = pos
         return pos
 
@@ -84,8 +90,12 @@ class RemoteFile(io.RawIOBase):
         self._check_open()
         view = memoryview(buffer).cast("B")
         n = max(0, min(len(view), self.size - self._pos))
-        done = 0
         bs = self.cache.block_size
+        if n > 2 * bs:  # a large read: one call, so missing neighbouring blocks come in one request
+            view[:n] = self.cache.read(self.source, self.rel, self._pos, self._pos + n)
+            self._pos += n
+            return n
+        done = 0
         while done < n:
             pos = self._pos + done
             block = self._block(pos // bs)

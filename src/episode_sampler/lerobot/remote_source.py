@@ -17,9 +17,12 @@ from __future__ import annotations
 import abc
 import base64
 import http.client
+import importlib
 import os
 import re
+import ssl
 import threading
+import time
 import urllib.parse
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -39,6 +42,9 @@ DEFAULT_RETRIES = 3
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+)://")
 _MAX_REDIRECTS = 5
 _OPEN_FILES = 16
+_CHUNK = 1 << 20
+#: the slowest body a read waits for beyond ``timeout_s`` (bytes per second)
+MIN_BYTES_PER_S = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -85,7 +91,8 @@ class RemoteSource(abc.ABC):
         data = self._read(check_rel(rel), start, stop)
         if len(data) != stop - start:
             raise TruncatedError(
-                f"{self.name(rel)}: asked for bytes [{start}, {stop}), got {len(data)} bytes (truncated file?)"
+                f"{self.name(rel)}: asked for bytes [{start}, {stop}), got {len(data)} bytes "
+                "(truncated file?)"
             )
         return data
 
@@ -139,8 +146,9 @@ class HttpSource(RemoteSource):
             token = f"{urllib.parse.unquote(parts.username)}:{urllib.parse.unquote(parts.password or '')}"
             self._auth = "Basic " + base64.b64encode(token.encode()).decode()
         host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
-        shown = f"{parts.scheme}://{host}:{port}{path}"
-        super().__init__(shown.rstrip("/"), shown)
+        netloc = host if parts.port is None else f"{host}:{parts.port}"
+        shown = f"{parts.scheme}://{netloc}{path}"  # as given, without credentials
+        super().__init__(shown.rstrip("/"), f"{parts.scheme}://{host}:{port}{path}")
         self._base = shown
         self.timeout_s = timeout_s
         self.retries = retries
@@ -202,12 +210,17 @@ class HttpSource(RemoteSource):
             except TimeoutError as e:
                 self._drop(url)
                 raise TransientError(TimeoutError(f"{url}: no answer within {self.timeout_s} s")) from e
+            except ssl.SSLCertVerificationError as e:  # not worth retrying
+                self._drop(url)
+                raise ConnectionError(f"{url}: {e} (set SSL_CERT_FILE to trust a private CA)") from e
             except (OSError, http.client.HTTPException) as e:
                 self._drop(url)
                 raise TransientError(ConnectionError(f"{url}: {type(e).__name__}: {e}")) from e
         raise AssertionError("unreachable")
 
-    def _request(self, method: str, url: str, headers: dict[str, str]) -> tuple[str, http.client.HTTPResponse]:
+    def _request(
+        self, method: str, url: str, headers: dict[str, str]
+    ) -> tuple[str, http.client.HTTPResponse]:
         """The response after redirects, with errors mapped (4xx/5xx raise); returns the final URL too."""
         origin = urllib.parse.urlsplit(url).netloc
         for _ in range(_MAX_REDIRECTS + 1):
@@ -228,8 +241,8 @@ class HttpSource(RemoteSource):
 
     def _finish(self, url: str, resp: http.client.HTTPResponse) -> None:
         """Discard a response's body: read a small one to keep the connection, drop it otherwise."""
-        length = resp.getheader("Content-Length")
-        if length is not None and length.isdigit() and int(length) <= 65536 and resp.getheader("Connection") != "close":
+        # http.client sets length to 0 for a HEAD response, whatever Content-Length says
+        if resp.length is not None and resp.length <= 65536 and not resp.will_close:
             try:
                 resp.read()
                 return
@@ -245,8 +258,8 @@ class HttpSource(RemoteSource):
         url = self.name(rel)
         try:
             final, resp = self._request("HEAD", url, {})
-        except RemoteReadError as e:
-            if "HTTP 405" not in str(e) and "HTTP 501" not in str(e):
+        except HttpStatusError as e:
+            if e.status not in (405, 501):  # no HEAD: ask for one byte instead
                 raise
         else:
             length = resp.getheader("Content-Length")
@@ -259,7 +272,7 @@ class HttpSource(RemoteSource):
         """Size from a one-byte range request's ``Content-Range`` (servers without HEAD)."""
         try:
             final, resp = self._request("GET", url, {"Range": "bytes=0-0"})
-        except RemoteReadError as e:
+        except TruncatedError as e:
             if "HTTP 416" in str(e):  # an empty file has no byte 0
                 return FileStat(0, "")
             raise
@@ -267,7 +280,9 @@ class HttpSource(RemoteSource):
         version = version_of(resp)
         self._finish(final, resp)
         if resp.status != 206 or total is None:
-            raise RangeNotSupportedError(f"{url}: the server does not answer byte-range requests (HTTP {resp.status})")
+            raise RangeNotSupportedError(
+                f"{url}: the server does not answer byte-range requests (HTTP {resp.status})"
+            )
         return FileStat(total[2], version)
 
     def _read(self, rel: str, start: int, stop: int) -> bytes:
@@ -280,23 +295,46 @@ class HttpSource(RemoteSource):
             self._drop(final)
             raise RangeNotSupportedError(
                 f"{url}: the server ignores byte-range requests (answered HTTP {resp.status} to Range: "
-                f"bytes={start}-{stop - 1}); serve the dataset with a server that supports Range (nginx, S3, ...)"
+                f"bytes={start}-{stop - 1}); serve the dataset with a server that supports Range "
+                "(nginx, S3, ...)"
             )
-        self._check_range_answer(url, rel, resp, start, stop)
         try:
-            data = resp.read()
-        except http.client.IncompleteRead as e:
+            self._check_range_answer(url, rel, resp, start, stop)
+        except RemoteReadError:
+            self._drop(final)  # the unread body would corrupt the next response on this connection
+            raise
+        try:
+            return self._body(url, resp, stop - start)
+        except TransientError:
             self._drop(final)
-            raise TransientError(
-                TruncatedError(f"{url}: the server sent {len(e.partial)} of {stop - start} bytes (truncated)")
-            ) from e
-        except TimeoutError as e:
-            self._drop(final)
-            raise TransientError(TimeoutError(f"{url}: the body stalled for {self.timeout_s} s")) from e
+            raise
         except (OSError, http.client.HTTPException) as e:
             self._drop(final)
             raise TransientError(ConnectionError(f"{url}: {type(e).__name__}: {e}")) from e
-        return data
+
+    def _body(self, url: str, resp: http.client.HTTPResponse, n: int) -> bytes:
+        """Exactly ``n`` body bytes. Each wait is bounded by the socket timeout, and the whole body by
+        ``timeout_s`` plus :data:`MIN_BYTES_PER_S`: a server that trickles cannot hold a read forever."""
+        deadline = time.monotonic() + self.timeout_s + n / MIN_BYTES_PER_S
+        parts, got = [], 0
+        while got < n:
+            try:
+                chunk = resp.read1(min(_CHUNK, n - got))
+            except TimeoutError as e:
+                raise TransientError(TimeoutError(f"{url}: the body stalled for {self.timeout_s} s")) from e
+            if not chunk:
+                raise TransientError(TruncatedError(f"{url}: the server sent {got} of {n} bytes (truncated)"))
+            parts.append(chunk)
+            got += len(chunk)
+            if got < n and time.monotonic() > deadline:
+                raise TransientError(
+                    TimeoutError(
+                        f"{url}: {got} of {n} bytes after {self.timeout_s} s + {MIN_BYTES_PER_S} B/s"
+                    )
+                )
+        if not resp.isclosed() and resp.read(1):
+            raise TruncatedError(f"{url}: the server sent more than the {n} bytes asked")
+        return b"".join(parts)
 
     def _check_range_answer(
         self, url: str, rel: str, resp: http.client.HTTPResponse, start: int, stop: int
@@ -305,13 +343,11 @@ class HttpSource(RemoteSource):
         known = self._stats.get(rel)
         version = version_of(resp)
         if known is not None and known.version and version and version != known.version:
-            resp.close()
             raise RemoteReadError(
                 f"{url}: the file changed on the server while it was being read (version {known.version} -> "
                 f"{version}); restart to read the new version"
             )
         if got is not None and (got[0] != start or got[1] != stop - 1):
-            resp.close()
             raise TruncatedError(
                 f"{url}: asked for bytes [{start}, {stop}), the server sent [{got[0]}, {got[1] + 1}) of "
                 f"{got[2]} (truncated file?)"
@@ -350,7 +386,15 @@ def http_error(url: str, status: int, reason: str, retry_after: str | None) -> E
     if status == 429 or status >= 500:
         wait = float(retry_after) if retry_after and retry_after.strip().isdigit() else None
         return TransientError(RemoteReadError(message), retry_after_s=wait)
-    return RemoteReadError(message)
+    return HttpStatusError(message, status)
+
+
+class HttpStatusError(RemoteReadError):
+    """An HTTP error status without a more specific exception (``status`` holds it)."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 # ------------------------------------------------------------------------------------ fsspec filesystems
@@ -566,7 +610,12 @@ def s3_options(endpoint: str, timeout_s: float, retries: int) -> dict[str, Any]:
 
 def has_aws_credentials() -> bool:
     """Whether the environment or the shared files name AWS credentials (no network)."""
-    env = ("AWS_ACCESS_KEY_ID", "AWS_PROFILE", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_FULL_URI")
+    env = (
+        "AWS_ACCESS_KEY_ID",
+        "AWS_PROFILE",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    )
     if any(os.environ.get(k) for k in env) or os.environ.get("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"):
         return True
     home = Path.home() / ".aws"
@@ -608,8 +657,8 @@ def local_path(root: str | os.PathLike[str]) -> Path:
 def check_options(timeout_s: float, retries: int) -> None:
     if not isinstance(timeout_s, (int, float)) or isinstance(timeout_s, bool):
         raise TypeError(f"timeout_s must be a number of seconds, got {type(timeout_s).__name__}")
-    if not timeout_s > 0:
-        raise ValueError(f"timeout_s must be > 0, got {timeout_s}")
+    if not 0 < timeout_s < float("inf"):
+        raise ValueError(f"timeout_s must be a positive, finite number of seconds, got {timeout_s}")
     if not isinstance(retries, int) or isinstance(retries, bool):
         raise TypeError(f"retries must be an int, got {type(retries).__name__}")
     if retries < 0:
@@ -655,7 +704,7 @@ def open_source(
 
 def generic_fsspec_source(url: str, retries: int) -> RemoteSource:
     try:
-        import fsspec
+        fsspec: Any = importlib.import_module("fsspec")  # untyped (no py.typed marker)
     except ImportError as e:
         raise ImportError(f"root {url!r}: reading this scheme needs fsspec: pip install fsspec") from e
     try:
@@ -675,12 +724,14 @@ def source_in_filesystem(filesystem: Any, root: str, retries: int) -> RemoteSour
     if pafs is not None and isinstance(filesystem, pafs.FileSystem):
         path = strip_scheme(root)
         name = filesystem.type_name
-        return ArrowSource(filesystem, path, f"{name}://{path.strip('/')}", f"pyarrow-{name}://{path.strip('/')}/")
+        return ArrowSource(
+            filesystem, path, f"{name}://{path.strip('/')}", f"pyarrow-{name}://{path.strip('/')}/"
+        )
     try:
-        from fsspec import AbstractFileSystem
+        abstract: Any = importlib.import_module("fsspec").AbstractFileSystem
     except ImportError:
-        AbstractFileSystem = None  # noqa: N806
-    if AbstractFileSystem is not None and isinstance(filesystem, AbstractFileSystem):
+        abstract = None
+    if abstract is not None and isinstance(filesystem, abstract):
         path = strip_scheme(root)
         protocol = filesystem.protocol if isinstance(filesystem.protocol, str) else filesystem.protocol[0]
         url = f"{protocol}://{path.strip('/')}"
@@ -692,4 +743,6 @@ def source_in_filesystem(filesystem: Any, root: str, retries: int) -> RemoteSour
 
 
 def strip_scheme(root: str) -> str:
-    return root[len(_SCHEME.match(root).group(0)) :] if scheme_of(root) else root  # type: ignore[union-attr]
+    """A root without its ``scheme://``."""
+    m = _SCHEME.match(root)
+    return root[len(m.group(0)) :] if m is not None and scheme_of(root) else root

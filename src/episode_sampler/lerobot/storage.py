@@ -27,7 +27,6 @@ __all__ = [
     "RemoteStore",
     "Store",
     "as_store",
-    "is_remote_root",
     "open_store",
 ]
 
@@ -149,22 +148,17 @@ class RemoteStore(Store):
         self.cache = cache
         self.root_name = str(getattr(source, "url", source))
         self._file_type = file_type
-        self._sizes: dict[str, int] = {}
 
     def _file(self, rel: str) -> Any:
         make = self._file_type
         if make is None:
-            from .remote_file import RemoteFile  # type: ignore[import-not-found,unused-ignore]
+            from .remote_file import RemoteFile
 
             make = RemoteFile
         return make(self.source, rel, self.cache)
 
     def size(self, rel: str) -> int:
-        """Bytes of the file ``rel`` (asked once per process)."""
-        got = self._sizes.get(rel)
-        if got is None:
-            got = self._sizes[rel] = int(self.source.size(rel))
-        return got
+        return int(self.source.size(rel))  # the source remembers it (asked once per process)
 
     def name(self, rel: str) -> str:
         return str(self.source.name(rel))
@@ -207,21 +201,8 @@ class RemoteStore(Store):
                 per_file.setdefault(rel, []).append((int(start), int(stop)))
         return sum(int(self.cache.ensure(self.source, rel, spans)) for rel, spans in per_file.items())
 
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state["_sizes"] = {}
-        return state
-
     def __repr__(self) -> str:
         return f"RemoteStore({self.root_name!r})"
-
-
-def is_remote_root(root: Any, filesystem: Any = None) -> bool:
-    """Whether ``root`` (with ``filesystem``) names a remote dataset: a URL other than ``file://``, or
-    any root inside a ``filesystem`` object."""
-    if filesystem is not None:
-        return True
-    return isinstance(root, str) and bool(_SCHEME.match(root)) and not root.startswith("file://")
 
 
 def open_store(
@@ -242,7 +223,8 @@ def open_store(
 
     Raises:
         TypeError, ValueError: a bad argument (named in the message).
-        ImportError: a remote root without the remote support installed.
+        ImportError: a root whose scheme needs a package that is not installed (``hf://`` needs
+            huggingface_hub; other schemes fsspec and their backend).
     """
     if isinstance(root, Store):
         return root
@@ -264,22 +246,15 @@ def open_store(
         raise TypeError(f"retries must be an int, got {type(retries).__name__} {retries!r}")
     if retries < 0:
         raise ValueError(f"retries must be >= 0, got {retries}")
-    if not is_remote_root(root, filesystem):
-        path = os.fspath(root)
-        if isinstance(path, str) and path.startswith("file://"):
-            path = path[len("file://") :]
-        return LocalStore(path)
-    try:
-        from .block_cache import BlockCache  # type: ignore[import-not-found,unused-ignore]
-        from .remote_source import open_source  # type: ignore[import-not-found,unused-ignore]
-    except ImportError as exc:
-        raise ImportError(
-            f"reading the remote dataset {os.fspath(root)!r} needs episode-sampler's remote support "
-            f"(install episode-sampler[remote]): {exc}"
-        ) from exc
+    text = os.fspath(root)
+    if filesystem is None and not (isinstance(text, str) and _SCHEME.match(text)):
+        return LocalStore(text)  # a plain path: the remote modules are not even imported
+    from .block_cache import BlockCache
+    from .remote_source import local_path, open_source
+
     source = open_source(root, filesystem=filesystem, timeout_s=float(timeout_s), retries=retries)
-    if source is None:  # the source module found it local after all (e.g. a local filesystem object)
-        return LocalStore(os.fspath(root))
+    if source is None:  # file://
+        return LocalStore(local_path(root))
     return RemoteStore(source, BlockCache(cache_dir, cache_bytes))
 
 

@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .columns import is_string
+from .columns import is_string, numeric_numpy
 from .parquet_io import read_table
 from .storage import Store, as_store
 
@@ -110,7 +110,7 @@ def read_tasks(root: str | os.PathLike[str] | Store) -> dict[int, str] | None:
         raise ValueError(f"column 'task_index' of {path!r} must hold integers, got {idx_col.type}")
     if idx_col.null_count or table.column(name).null_count:
         raise ValueError(f"{path!r} holds null task entries")
-    indices = idx_col.to_numpy().astype(np.int64).tolist()
+    indices = numeric_numpy(idx_col).astype(np.int64).tolist()
     strings = table.column(name).to_pylist()
     out: dict[int, str] = {}
     for i, s in zip(indices, strings):
