@@ -201,11 +201,30 @@ def test_a_restart_downloads_nothing(tmp_path):
     assert again.stats()["misses"] == 0
 
 
-def test_a_restart_recounts_the_bytes_on_disk(tmp_path):
-    cache, source = BlockCache(tmp_path, 100_000, BS), MemorySource({"a": DATA})
+def test_a_lost_counter_is_recounted_and_a_high_one_healed_by_the_next_eviction(tmp_path):
+    max_bytes = 20 * (BS + HEADER.size)
+    cache, source = BlockCache(tmp_path, max_bytes, BS), MemorySource({"a": DATA})
     cache.read(source, "a", 0, 1000)
-    (tmp_path / "usage").write_bytes(b"99999".rjust(20))  # a counter a killed process left wrong
-    assert BlockCache(tmp_path, 100_000, BS).usage() == on_disk(cache) == 10 * (BS + HEADER.size)
+    (tmp_path / "usage").write_bytes(b"")  # lost
+    again = BlockCache(tmp_path, max_bytes, BS)
+    assert again.usage() == on_disk(cache) == 10 * (BS + HEADER.size)
+    (tmp_path / "usage").write_bytes(b"2300".rjust(20))  # too high, as a kill before a move leaves it
+    again.read(source, "a", 1000, 1100)  # the store evicts, recounting from the directory
+    assert again.usage() == on_disk(again) <= max_bytes
+    assert again.stats()["evictions"] == 0  # the recount alone made room
+
+
+def test_a_smaller_bound_evicts_when_opened(tmp_path):
+    source = MemorySource({"a": DATA})
+    BlockCache(tmp_path, 100_000, BS).read(source, "a", 0, 2000)
+    small = BlockCache(tmp_path, 10 * (BS + HEADER.size), BS)
+    assert on_disk(small) <= 10 * (BS + HEADER.size) and small.usage() == on_disk(small)
+
+
+def test_opening_a_full_cache_does_not_scan_it(tmp_path, monkeypatch):
+    BlockCache(tmp_path, 100_000, BS).read(MemorySource({"a": DATA}), "a", 0, 2000)
+    monkeypatch.setattr(BlockCache, "entries", lambda self: pytest.fail("scanned"))
+    BlockCache(tmp_path, 100_000, BS)
 
 
 def test_the_cache_pickles_with_fresh_stats(tmp_path):

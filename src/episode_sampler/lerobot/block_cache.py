@@ -8,6 +8,8 @@ read; an entry that fails the check is dropped and downloaded again.
 
 Crash safety: an entry is written to ``tmp/`` and moved into place with ``os.replace``, so a process killed
 mid-download leaves at worst a temporary file (removed once its process is gone), never a short entry.
+The shared byte count (file ``usage``) grows before an entry is moved in and shrinks after entries are
+removed, so a kill can only leave it too high; opening a cache reads it without scanning the directory.
 
 Sharing: DataLoader workers and the ranks of a node may use one directory. POSIX record locks on the file
 ``lock`` serialize the index (byte 0: the byte count in ``usage``, eviction) and each block (one of
@@ -131,7 +133,11 @@ class BlockCache:
         self._runtime()
         with self._index_lock():
             self._clean_tmp()
-            self._write_usage(sum(e.nbytes for e in self.entries()))
+            usage = self._read_usage()
+            if usage is None:  # a new directory (or a lost counter): count once
+                self._write_usage(sum(e.nbytes for e in self.entries()))
+            elif usage > self.max_bytes:  # opened with a smaller bound than before
+                self._write_usage(self._evict(int(self.max_bytes * LOW_WATER)))
 
     # pickling, per-process state -----------------------------------------------------------------------
     def __getstate__(self) -> dict[str, Any]:
@@ -224,11 +230,14 @@ class BlockCache:
     def usage(self) -> int:
         """Bytes the entries take now, as the shared counter says (headers included)."""
         with self._index_lock():
-            return self._read_usage()
+            return self._read_usage() or 0
 
-    def _read_usage(self) -> int:
+    def _read_usage(self) -> int | None:
+        """The shared byte count (``None`` when there is none yet). It never counts less than the
+        entries on disk: it grows before an entry is moved in and shrinks after entries are removed, so
+        a killed process can only leave it too high (healed by the next eviction's recount)."""
         raw = os.pread(self._runtime().usage_fd, USAGE_WIDTH, 0)
-        return int(raw) if raw.strip().isdigit() else 0
+        return int(raw) if raw.strip().isdigit() else None
 
     def _write_usage(self, n: int) -> None:
         """One ``pwrite`` of a fixed-width number, in place (a rename over the old file would make ext4
@@ -417,14 +426,15 @@ class BlockCache:
             f.write(data)
         nbytes = HEADER.size + len(data)
         with self._index_lock():
-            usage = self._read_usage()
+            usage = self._read_usage() or 0
             if _unlink(path):  # a corrupt entry (it was counted at its nominal size)
                 usage -= nbytes
+                self._write_usage(usage)
             if usage + nbytes > self.max_bytes:
                 usage = self._evict(int(self.max_bytes * LOW_WATER) - nbytes)
+            self._write_usage(usage + nbytes)  # count first: a kill before the move leaves it high
             os.replace(tmp, path)
             self._touch(path)
-            self._write_usage(usage + nbytes)
 
     def _evict(self, target: int) -> int:
         """Remove least recently used entries until the rest take at most ``target`` bytes (under the
@@ -439,6 +449,7 @@ class BlockCache:
             if _unlink(e.path):
                 self._count("evictions")
             total -= e.nbytes
+        self._write_usage(total)
         return total
 
 
