@@ -15,6 +15,7 @@ SECTIONS = (
     "e2e",
     "state",
     "video",
+    "remote",
 )
 MiB = 1 << 20
 ORDERS = (("frames", None), ("episodes", None), ("blocks", 16))

@@ -12,6 +12,7 @@ from .fullepoch import bench_fullepoch
 from .iteration import bench_iteration
 from .memory import bench_memory
 from .quality import bench_quality
+from .remote import bench_remote
 from .restore import bench_restore
 from .restore_peers import bench_restore_peers
 from .state import bench_state
@@ -27,4 +28,5 @@ BENCHES: dict[str, Callable[[Config, Log], dict[str, Any]]] = {
     "e2e": bench_e2e,
     "state": bench_state,
     "video": bench_video,
+    "remote": bench_remote,
 }

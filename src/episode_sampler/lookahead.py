@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -121,6 +122,7 @@ class LookAhead:
         self._fetch = fetch
         self._lock = threading.Lock()
         self._pending = 0  # fetch tasks queued or running
+        self._units = 0  # planning units queued or running
         self._slots = threading.Semaphore(self.max_pending)
         self._mark: tuple[int, int, int] | None = None  # (epoch, global_start, position) planned up to
         self._stop = threading.Event()
@@ -166,6 +168,29 @@ class LookAhead:
         self._fetches = self._planners = None
         self._mark = None
         self._recent.clear()
+
+    def wait(self, timeout_s: float = 60.0) -> bool:
+        """Block until the current window is planned and fetched (nothing queued or running), at most
+        ``timeout_s`` seconds; returns whether it was. Use it to have the first batches local before
+        the loop starts (e.g. while the model is built)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if not self.running:
+                return False
+            with self._lock:
+                idle = self._units == 0 and self._pending == 0
+            mark = self._mark
+            if idle and mark is not None:
+                state = self._position()
+                cur = (int(state["epoch"]), int(state["global_start"]), int(state["start_index"]))
+                ahead = self._ahead(cur, mark)
+                if ahead is not None and (ahead >= self.window or self._at_end(mark)):
+                    return True
+            time.sleep(min(0.01, self.poll_s))
+        return False
+
+    def _at_end(self, mark: tuple[int, int, int]) -> bool:
+        return mark[0] + 1 >= MAX_EPOCH and mark[2] >= self._count(mark[1])
 
     def __enter__(self) -> LookAhead:
         return self.start()
@@ -253,7 +278,16 @@ class LookAhead:
         if planners is None:  # step() called directly, without start(): plan and fetch in this thread
             self._plan_and_fetch(frames)
         else:
-            planners.put(self._plan_and_fetch, frames)
+            with self._lock:
+                self._units += 1
+            planners.put(self._plan_unit, frames)
+
+    def _plan_unit(self, frames: np.ndarray) -> None:
+        try:
+            self._plan_and_fetch(frames)
+        finally:
+            with self._lock:
+                self._units -= 1
 
     def _plan_and_fetch(self, frames: np.ndarray) -> None:
         """Plan one unit's ranges and queue a fetch per range not queued lately (a planning thread)."""

@@ -57,7 +57,8 @@ def test_foreground_reads_hit_the_cache_with_look_ahead():
         got = []
         if ahead:
             la.start()
-            wait_until(lambda la=la: la.stats()["samples_planned"] >= la.window)
+            assert la.wait(10)
+            assert store.prefetch_requests == len({data._key(i) for i in data.planned})
         try:
             for batch in loader:
                 got.extend(batch.tolist())

@@ -27,6 +27,8 @@ TARGETS = {
     "state_size",
     "video_frames_vs_lerobot",
     "video_blocks_vs_lerobot",
+    "remote_blocks_vs_local",
+    "remote_frames_vs_local",
 }
 # the sampler micro-benchmarks: measured and reported, not PASS/FAIL targets
 INFORMATIONAL = {
@@ -39,6 +41,8 @@ INFORMATIONAL = {
     "blocks_vs_frames",
     "episodes_vs_frames",
     "restore_construct_vs_grain",
+    "remote_blocks_no_lookahead",
+    "remote_frames_no_lookahead",
 }
 
 
