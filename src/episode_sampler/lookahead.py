@@ -184,13 +184,15 @@ class LookAhead:
                 state = self._position()
                 cur = (int(state["epoch"]), int(state["global_start"]), int(state["start_index"]))
                 ahead = self._ahead(cur, mark)
-                if ahead is not None and (ahead >= self.window or self._at_end(mark)):
+                if ahead is not None and ahead >= min(self.window, self._most_ahead(cur)):
                     return True
             time.sleep(min(0.01, self.poll_s))
         return False
 
-    def _at_end(self, mark: tuple[int, int, int]) -> bool:
-        return mark[0] + 1 >= MAX_EPOCH and mark[2] >= self._count(mark[1])
+    def _most_ahead(self, cur: tuple[int, int, int]) -> int:
+        """Samples that can be planned from ``cur``: the rest of its epoch and the whole next one."""
+        rest = self._count(cur[1]) - cur[2]
+        return rest + (self._count(0) if cur[0] + 1 < MAX_EPOCH else 0)
 
     def __enter__(self) -> LookAhead:
         return self.start()
@@ -257,8 +259,8 @@ class LookAhead:
         while ahead < self.window and not self._stop.is_set():
             epoch, g, pos = mark
             total = self._count(g)
-            if pos >= total:  # the epoch's end: go on into the next epoch from its start
-                if epoch + 1 >= MAX_EPOCH:
+            if pos >= total:  # the epoch's end: go on into the next epoch from its start (only)
+                if epoch + 1 >= MAX_EPOCH or epoch > cur[0]:
                     break
                 mark = (epoch + 1, 0, 0)
                 continue

@@ -227,3 +227,23 @@ def test_bad_arguments():
         LookAhead(s, data, threads=0)
     with pytest.raises(ValueError, match="poll_s"):
         LookAhead(s, data, poll_s=0)
+
+
+def test_window_longer_than_an_epoch_stops_at_the_next_epochs_end():
+    """A window longer than two epochs plans the rest of this epoch and the next one, once."""
+    starts, ends = np.array([0, 10]), np.array([10, 25])
+    s = EpisodeAwareSampler(starts, ends, shuffle=True, seed=3)
+    data = FakeRemote(25, SlowStore(0))
+    it = iter(s)
+    first = [next(it) for _ in range(5)]
+    la = LookAhead(s, data, window=1000, batch_size=4)
+    assert la.step() == 20 + 25 and la.step() == 0 and la.stats()["restarts"] == 0
+    ref = EpisodeAwareSampler(starts, ends, shuffle=True, seed=3)
+    ref0 = list(iter(ref))
+    ref1 = list(iter(ref))  # the next pass is epoch 1
+    assert first == ref0[:5] and data.planned == ref0[5:] + ref1
+    la.start()
+    try:
+        assert la.wait(5)
+    finally:
+        la.close()
