@@ -19,11 +19,11 @@ Bounded: at most ``window`` samples ahead of the cursor (and at most into the ne
 
 from __future__ import annotations
 
+import bisect
 import logging
 import queue
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -40,7 +40,7 @@ __all__ = ["LookAhead"]
 logger = logging.getLogger(__name__)
 
 Ranges = Sequence[tuple[str, int, int]]
-_RECENT = 4096  # ranges remembered as submitted (a file's header is planned with every batch)
+_RECENT = 1 << 14  # byte ranges remembered as queued (merged per file); forgotten all at once beyond
 
 
 class LookAhead:
@@ -129,7 +129,10 @@ class LookAhead:
         self._thread: threading.Thread | None = None
         self._fetches: _Workers | None = None
         self._planners: _Workers | None = None
-        self._recent: OrderedDict[tuple[str, int, int], None] = OrderedDict()  # ranges submitted lately
+        # per file, the merged byte ranges queued lately: a range inside them is not queued again (a
+        # file's header is planned with every batch, a block holds many frames)
+        self._recent: dict[str, list[tuple[int, int]]] = {}
+        self._recent_count = 0
         self._stats = {
             "samples_planned": 0,
             "fetches": 0,
@@ -168,6 +171,7 @@ class LookAhead:
         self._fetches = self._planners = None
         self._mark = None
         self._recent.clear()
+        self._recent_count = 0
 
     def wait(self, timeout_s: float = 60.0) -> bool:
         """Block until the current window is planned and fetched (nothing queued or running), at most
@@ -304,13 +308,8 @@ class LookAhead:
         with self._lock:
             for r in planned:
                 key = (r[0], int(r[1]), int(r[2]))
-                if key in self._recent:
-                    self._recent.move_to_end(key)
-                    continue
-                self._recent[key] = None
-                fresh.append(key)
-            while len(self._recent) > _RECENT:
-                self._recent.popitem(last=False)
+                if not self._remember(*key):
+                    fresh.append(key)
         fetches = self._fetches
         for key in fresh:
             if fetches is None:
@@ -323,6 +322,21 @@ class LookAhead:
                 self._pending += 1
                 self._stats["fetches"] += 1
             fetches.put(self._run_fetch, [key])
+
+    def _remember(self, rel: str, start: int, stop: int) -> bool:
+        """Whether ``[start, stop)`` of ``rel`` lies inside the ranges queued lately; if not, remember
+        it (the caller holds the lock)."""
+        spans = self._recent.setdefault(rel, [])
+        i = bisect.bisect_right(spans, (start, 1 << 62)) - 1
+        if i >= 0 and spans[i][0] <= start and stop <= spans[i][1]:
+            return True
+        if self._recent_count >= _RECENT:  # bounded memory: start over
+            self._recent.clear()
+            self._recent_count = 0
+            spans = self._recent[rel] = []
+        spans[:] = merge_spans([*spans, (start, stop)])
+        self._recent_count = sum(len(v) for v in self._recent.values())
+        return False
 
     def _run_fetch(self, ranges: Ranges, counted: bool = True) -> None:
         try:
@@ -400,3 +414,15 @@ class _Workers:
                 item[0](*item[1])
         for _ in range(self._n):
             self._queue.put(None)
+
+
+def merge_spans(spans: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Sorted, disjoint ``(start, stop)`` spans covering ``spans`` (touching ones joined)."""
+    out: list[tuple[int, int]] = []
+    for a, b in sorted(spans):
+        if out and a <= out[-1][1]:
+            if b > out[-1][1]:
+                out[-1] = (out[-1][0], b)
+        else:
+            out.append((a, b))
+    return out
