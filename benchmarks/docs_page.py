@@ -291,7 +291,12 @@ def video(report: dict[str, Any], written: set[str]) -> Lines:
     from .cases.video import video_markdown
 
     img = "img/perf_video_blocks.png" if "perf_video_blocks.png" in written else None
-    return ["## End to end with cameras (video decoding)", "", *video_markdown(sec, img), ""]
+    limit = _figure(
+        written,
+        "perf_video_limit.png",
+        "Each reader's samples/s as a fraction of the decode limit (the line at 1.0), targets marked",
+    )
+    return ["## End to end with cameras (video decoding)", "", *video_markdown(sec, img), "", *limit]
 
 
 def state(report: dict[str, Any], written: set[str]) -> Lines:

@@ -36,13 +36,16 @@ ONCE_COLOR = "#7f7f7f"  # elastic coverage: yielded exactly once (repeats are PA
 GREY = "#c8c8c8"
 PAD_EDGE = "#d62728"
 
+RC = {"font.size": 8, "svg.hashsalt": "episode-sampler"}  # matplotlib settings of every figure
+
 # One small dataset for the order, sharding and elastic pictures: 5 episodes, 46 frames.
 LENGTHS = [9, 13, 6, 11, 7]
 
 
 def _save(fig: plt.Figure, out: Path, name: str) -> Path:
     path = out / name
-    fig.savefig(path, dpi=DPI, metadata={"Software": None})
+    # bbox_inches="tight": nothing drawn outside the figure (a title, a legend above the axes) is cut off
+    fig.savefig(path, dpi=DPI, metadata={"Software": None}, bbox_inches="tight", pad_inches=0.05)
     plt.close(fig)
     return path
 
@@ -139,7 +142,7 @@ def fig_layout(out: Path) -> Path:
         f"{sampler.num_frames} positions",
         fontsize=8,
         loc="left",
-        pad=18,
+        pad=26,
     )
     fig.tight_layout()
     return _save(fig, out, "concept_layout.png")
@@ -484,7 +487,7 @@ def main(argv: Sequence[str] | None = None) -> list[Path]:
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "img")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    plt.rcParams.update({"font.size": 8, "svg.hashsalt": "episode-sampler"})
+    plt.rcParams.update(RC)
     paths = [fig(args.out) for fig in FIGURES]
     for p in paths:
         print(f"{p} ({p.stat().st_size // 1024} KiB)")

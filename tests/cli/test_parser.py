@@ -47,8 +47,9 @@ BAD_USAGE = [
     ["inspect"],
     ["inspect", "a.json", "b.json"],
     ["inspect", "--bogus", "a.json"],
-    ["bench"],  # no longer a subcommand: the suite is `python -m benchmarks` in a checkout
+    ["bench"],  # `bench DATASET_DIR` measures a user's dataset (the peer suite is `python -m benchmarks`)
     ["bench", "--quick"],
+    ["bench", "ds", "--workers", "x"],
 ]
 
 
@@ -61,7 +62,7 @@ def test_invalid_usage_is_an_argparse_error(argv: list[str], capsys: pytest.Capt
     (error,) = [ln for ln in lines if "error:" in ln]  # one error line, the last one
     assert error == lines[-1]
     assert lines == [error]  # one line, no usage (issue 20)
-    if argv and argv[0] in ("demo", "inspect"):  # the subcommand's prefix, not the top-level's
+    if argv and argv[0] in ("demo", "inspect", "bench"):  # the subcommand's prefix, not the top-level's
         assert error.startswith(f"episode-sampler {argv[0]}: error: ")
     else:
         assert error.startswith("episode-sampler: error: ")

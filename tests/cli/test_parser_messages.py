@@ -47,12 +47,13 @@ ONE_LINE_ERRORS = [
     ),
     (
         [],
-        "episode-sampler: error: missing COMMAND: one of demo, inspect, lerobot-train "
+        "episode-sampler: error: missing COMMAND: one of demo, inspect, bench, lerobot-train "
         "(see 'episode-sampler --help')",
     ),
     (
         ["nope"],
-        "episode-sampler: error: unknown command 'nope' (choose from 'demo', 'inspect', 'lerobot-train') "
+        "episode-sampler: error: unknown command 'nope' "
+        "(choose from 'demo', 'inspect', 'bench', 'lerobot-train') "
         "(see 'episode-sampler --help')",
     ),
 ]

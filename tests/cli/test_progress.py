@@ -67,11 +67,28 @@ def test_a_terminal_still_gets_a_tqdm_bar() -> None:
     assert "\r" in stream.getvalue()
 
 
+def test_status_without_report_on_a_terminal_leaves_no_line_and_lines_are_whole() -> None:
+    stream = FakeTTY()
+    progress = Progress(stream=stream)
+    assert progress.interactive
+    with progress.status("[1/2] frames, 0 workers", report=False):
+        pass
+    progress.line("[1/2] frames, 0 workers: 1,000 samples/s")
+    text = stream.getvalue()
+    assert "done in" not in text  # the spinner is cleared, the caller's result line replaces it
+    assert text.endswith("\r\033[K[1/2] frames, 0 workers: 1,000 samples/s\n")
+    with pytest.raises(RuntimeError), progress.status("[2/2] blocks", report=False):
+        raise RuntimeError
+    assert re.search(r"\[2/2\] blocks: stopped in \d+\.\d s\n$", stream.getvalue())  # failures still say so
+
+
 def test_quiet_prints_nothing() -> None:
     stream = io.StringIO()
     bar = Progress(enabled=False, stream=stream).bar("reference run", 10)
     bar.to(5)
     bar.close(10)
+    Progress(enabled=False, stream=stream).line("a result")
+    assert not Progress(enabled=False, stream=FakeTTY()).interactive
     assert stream.getvalue() == ""
 
 

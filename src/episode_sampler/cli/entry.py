@@ -32,6 +32,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from . import inspect
 
             return inspect.run(args)
+        if command == "bench":
+            from . import bench
+
+            return bench.run(args, sub)
         from . import demo
 
         return demo.run(args, sub)

@@ -17,7 +17,7 @@ from ..core.order import ORDERS
 from ..core.permutation import PERMUTATIONS
 
 PROG = "episode-sampler"
-COMMANDS = ("demo", "inspect", "lerobot-train")
+COMMANDS = ("demo", "inspect", "bench", "lerobot-train")
 
 
 class UsageError(Exception):
@@ -88,6 +88,43 @@ def int_in(name: str, minimum: int, maximum: int | None = None) -> Any:
     return parse
 
 
+def int_list(name: str, minimum: int) -> Any:
+    """An argparse ``type``: comma-separated integers ``>= minimum``, sorted, without repeats."""
+
+    def parse(text: str) -> tuple[int, ...]:
+        values = []
+        for part in text.split(","):
+            try:
+                value = int(part.strip(), 0)
+            except ValueError:
+                raise argparse.ArgumentTypeError(
+                    f"{name} must be comma-separated integers, got {text!r}"
+                ) from None
+            if value < minimum:
+                raise argparse.ArgumentTypeError(f"{name} values must be >= {minimum}, got {value}")
+            values.append(value)
+        return tuple(sorted(set(values)))
+
+    parse.__name__ = name
+    return parse
+
+
+def positive_float(name: str) -> Any:
+    """An argparse ``type``: a finite number > 0."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a number, got {text!r}") from None
+        if not 0 < value < float("inf"):
+            raise argparse.ArgumentTypeError(f"{name} must be > 0, got {text}")
+        return value
+
+    parse.__name__ = name
+    return parse
+
+
 def build_parser() -> Parser:
     """The top-level parser; ``subparser(parser, name)`` returns a subcommand's own parser."""
     from .. import __version__
@@ -102,6 +139,7 @@ def build_parser() -> Parser:
     sub.required = True
     _add_demo(sub)
     _add_inspect(sub)
+    _add_bench(sub)
     _add_lerobot_train(sub)
     parser.commands = dict(sub.choices)  # the subcommands' own parsers, by name
     return parser
@@ -190,6 +228,77 @@ def _add_inspect(sub: Any) -> None:
         help="a state: JSON file (or torch.save file) holding a sampler/loader state or a checkpoint "
         "that nests one; or a LeRobot v3 dataset directory",
     )
+
+
+def _add_bench(sub: Any) -> None:
+    bench = sub.add_parser(
+        "bench",
+        help="measure reading your LeRobot v3 dataset on this machine and recommend a setting",
+        description=(
+            "Measure how fast this machine reads the LeRobot v3 dataset DATASET_DIR through "
+            "EpisodeAwareSampler -> DataLoader(LeRobotFrames.get_batch): samples/s, decoded bytes per "
+            "sample and time to first batch, for order='frames' and order='blocks' (several block "
+            "sizes) and several DataLoader worker counts, each for --seconds. Then recommend the "
+            "smallest block size and fewest workers within 90%% of the best samples/s, with the "
+            "shuffle-quality trade-off. Progress goes to stderr, the table to stdout."
+        ),
+    )
+    bench.add_argument("dataset", metavar="DATASET_DIR", help="a LeRobot v3 dataset directory")
+    bench.add_argument(
+        "--seconds",
+        type=positive_float("--seconds"),
+        default=2.0,
+        help="seconds of reading per setting, after its first batches (default: 2)",
+    )
+    bench.add_argument(
+        "--rounds",
+        type=int_in("--rounds", 1, 100),
+        default=2,
+        help="rounds over the settings, interleaved, each with --seconds/ROUNDS per setting, so that a "
+        "change of load hits every setting alike (default: 2)",
+    )
+    bench.add_argument(
+        "--workers",
+        type=int_list("--workers", 0),
+        default=None,
+        help="DataLoader worker counts, comma-separated (default: 0,2, capped at the CPU count)",
+    )
+    bench.add_argument("--batch-size", type=int_in("--batch-size", 1), default=32, help="default: 32")
+    bench.add_argument(
+        "--block-sizes",
+        type=int_list("--block-sizes", 2),
+        default=(4, 8, 16, 32),
+        help="block sizes of order='blocks', comma-separated; those longer than every episode are "
+        "skipped (default: 4,8,16,32)",
+    )
+    bench.add_argument(
+        "--columns",
+        default=None,
+        help="columns read per sample, comma-separated (default: every column and camera)",
+    )
+    bench.add_argument(
+        "--uint8", action="store_true", help="camera frames as uint8 (LeRobotFrames(return_uint8=True))"
+    )
+    bench.add_argument(
+        "--video-backend",
+        choices=("pyav", "torchcodec"),
+        default=None,
+        help="camera decoder (default: as LeRobotFrames picks, torchcodec when it loads, else PyAV); "
+        "decode counts (packets, bytes, frames decoded) are measured with pyav only",
+    )
+    bench.add_argument("--seed", type=int_in("--seed", 0, 2**64 - 1), default=0, help="shuffle seed")
+    bench.add_argument(
+        "--fresh-process",
+        action="store_true",
+        help="also time process start to first batch of the recommended setting in a new Python process",
+    )
+    bench.add_argument(
+        "--json",
+        metavar="PATH",
+        default=None,
+        help="write the results as JSON to PATH ('-': stdout, the table then goes to stderr)",
+    )
+    bench.add_argument("--quiet", action="store_true", help="no progress lines")
 
 
 def _add_lerobot_train(sub: Any) -> None:

@@ -31,9 +31,22 @@ class Progress:
         isatty = getattr(self.stream, "isatty", None)
         return bool(isatty and isatty())
 
+    @property
+    def interactive(self) -> bool:
+        """Whether progress is shown on a terminal (spinners and bars redraw in place)."""
+        return self.enabled and self._tty()
+
+    def line(self, text: str) -> None:
+        """Print ``text`` as one whole line (nothing when disabled)."""
+        if self.enabled:
+            self._write(f"{text}\n")
+
     @contextmanager
-    def status(self, text: str) -> Iterator[None]:
-        """Show ``text`` while the body runs, then ``text: done in S s`` (or ``failed``)."""
+    def status(self, text: str, report: bool = True) -> Iterator[None]:
+        """Show ``text`` while the body runs, then ``text: done in S s`` (or ``stopped``).
+
+        ``report=False``: no line when the body succeeds (the caller prints its own result line).
+        """
         if not self.enabled:
             yield
             return
@@ -55,7 +68,10 @@ class Progress:
                 spinner.join()
             outcome = "done" if ok else "stopped"
             clear = "\r\033[K" if spinner is not None else ""
-            self._write(f"{clear}{text}: {outcome} in {time.perf_counter() - t0:.1f} s\n")
+            if ok and not report:
+                self._write(clear)
+            else:
+                self._write(f"{clear}{text}: {outcome} in {time.perf_counter() - t0:.1f} s\n")
 
     def _spin(self, text: str, t0: float, stop: threading.Event) -> None:
         i = 0
