@@ -6,6 +6,7 @@ those of a run without look-ahead, a resume is exact, and the workers' reads fin
 from __future__ import annotations
 
 import json
+import threading
 import time
 from pathlib import Path
 
@@ -94,19 +95,29 @@ def test_dataloader_workers_items_states_resume(served, tmp_path):
 
 
 def test_parallel_mapper_reads_hit_the_cache(served, tmp_path):
-    """With the look-ahead, the mapper threads' reads find their blocks in the cache: the foreground
-    downloads (the store's cache misses minus the look-ahead's) are few."""
+    """With the look-ahead, the mapper threads' reads find their blocks in the cache: the requests made
+    by threads other than the look-ahead's are few (every block is downloaded once either way)."""
     root, url, _ = served
     frames = LeRobotFrames(url, cache_dir=tmp_path / "c", cache_bytes=1 << 30, return_uint8=True)
+    source = frames.store.source
+    read = source.read
+    by_thread: list[str] = []
+
+    def counting_read(rel, start, stop):  # type: ignore[no-untyped-def]
+        by_thread.append(threading.current_thread().name)
+        return read(rel, start, stop)
+
+    source.read = counting_read
     node = EpisodeSamplerNode.from_index(frames.episodes, shuffle=True, seed=1, batch_size=B)
     loader = Loader(ParallelMapper(node, frames.get_batch, num_workers=2, method="thread"))
     local = LeRobotFrames(root, return_uint8=True)
-    with LookAhead(node, frames, window=4 * B, batch_size=B, threads=8) as la:
+    with LookAhead(node, frames, window=8 * B, batch_size=B, threads=8) as la:
         assert la.wait(60)
         for batch in loader:
             assert same(batch, local.get_batch(batch["index"].numpy()))
-            time.sleep(0.01)
+            time.sleep(0.02)
         stats = la.stats()
     assert stats["errors"] == 0
-    # every block was fetched by the look-ahead or found cached: the reads downloaded (almost) nothing
-    assert frames.store.cache.stats()["misses"] <= stats["fetches_done"] + 4
+    ahead = [n for n in by_thread if n.startswith("episode-sampler-")]
+    foreground = [n for n in by_thread if not n.startswith("episode-sampler-")]
+    assert len(ahead) > 0 and len(foreground) <= 3, (len(ahead), foreground)
