@@ -56,7 +56,7 @@ class RemoteSizes:
 
 SIZES = {
     "smoke": RemoteSizes(4, (10, 14), 2, 8, 0, 1),
-    "quick": RemoteSizes(40, (40, 60), 40, 32, 2, 3),
+    "quick": RemoteSizes(40, (40, 60), 58, 32, 2, 2),
     "full": RemoteSizes(80, (40, 80), 80, 32, 2, 3),
 }
 

@@ -19,6 +19,7 @@ import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -33,6 +34,8 @@ __all__ = [
     "FOOTER_READ",
     "FramesPlanner",
     "VideoPlan",
+    "chunk_ranges",
+    "footer_range",
     "frames_planner",
     "parquet_ranges",
     "row_groups_of",
@@ -61,8 +64,23 @@ def parquet_ranges(
     Raises:
         IndexError: a row group out of range.
     """
-    footer = max(FOOTER_READ, int(metadata.serialized_size) + 8)
-    ranges = [(max(0, size - footer), size)]
+    return merge_ranges([footer_range(metadata, size), *chunk_ranges(metadata, row_groups, columns)], gap)
+
+
+def footer_range(metadata: pq.FileMetaData, size: int) -> tuple[int, int]:
+    """The bytes pyarrow reads first to open a file of ``size`` bytes with footer ``metadata``."""
+    return (max(0, size - max(FOOTER_READ, int(metadata.serialized_size) + 8)), size)
+
+
+def chunk_ranges(
+    metadata: pq.FileMetaData, row_groups: Sequence[int], columns: Sequence[str] | None
+) -> list[tuple[int, int]]:
+    """The column chunks of ``columns`` (all with ``None``) in ``row_groups``, unmerged.
+
+    Raises:
+        IndexError: a row group out of range.
+    """
+    ranges = []
     wanted = None if columns is None else tuple(columns)
     for g in row_groups:
         if not 0 <= g < metadata.num_row_groups:
@@ -77,7 +95,7 @@ def parquet_ranges(
             if col.has_dictionary_page and col.dictionary_page_offset is not None:
                 start = min(start, col.dictionary_page_offset)
             ranges.append((int(start), int(start) + int(col.total_compressed_size)))
-    return merge_ranges(ranges, gap)
+    return ranges
 
 
 def row_groups_of(metadata: pq.FileMetaData, rows: np.ndarray) -> np.ndarray:
@@ -116,6 +134,17 @@ def source_reader(source: Any) -> tuple[Reader, int]:
             return bytes(out)
 
     return read_file, int(size)
+
+
+@dataclass(frozen=True)
+class _FilePlan:
+    """A data file's planned reads: row group start rows, the whole-file ranges (``None`` when the
+    file is read by row group), each row group's wanted column chunks, the checked columns' chunks."""
+
+    starts: np.ndarray
+    whole: list[tuple[int, int]] | None
+    groups: list[list[tuple[int, int]]]
+    checked: list[tuple[int, int]]
 
 
 class VideoPlan:
@@ -184,11 +213,13 @@ class FramesPlanner:
         self._max_files = max_files
         self._meta: OrderedDict[str, tuple[pq.FileMetaData, int]] = OrderedDict()
         self._mp4: OrderedDict[str, Mp4Index] = OrderedDict()
+        self._plans: OrderedDict[str, _FilePlan] = OrderedDict()
         self._lock = threading.Lock()
 
     def __getstate__(self) -> dict[str, Any]:  # file indexes and the lock stay in their process
         state = self.__dict__.copy()
-        state["_meta"], state["_mp4"], state["_lock"] = OrderedDict(), OrderedDict(), None
+        state["_meta"], state["_mp4"], state["_plans"] = OrderedDict(), OrderedDict(), OrderedDict()
+        state["_lock"] = None
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -252,6 +283,22 @@ class FramesPlanner:
                     nbytes += col.total_uncompressed_size
         return nbytes <= self.whole_limit
 
+    def _file_plan(self, rel: str) -> _FilePlan:
+        """What a data file's reads need, computed once per file from its footer."""
+        got = self._plans.get(rel)
+        if got is None:
+            meta, size = self.parquet_metadata(rel)
+            every = range(meta.num_row_groups)
+            sizes = [meta.row_group(g).num_rows for g in every]
+            got = _FilePlan(
+                starts=np.cumsum([0, *sizes]),
+                whole=parquet_ranges(meta, size, every, self.columns) if self._whole(meta) else None,
+                groups=[chunk_ranges(meta, [g], self._wanted) for g in every],
+                checked=[footer_range(meta, size), *chunk_ranges(meta, every, _CHECKED)],
+            )
+            self._remember(self._plans, rel, got)
+        return got
+
     def parquet_plan(self, frames: np.ndarray) -> Ranges:
         """``(rel, start, stop)`` of the data files' bytes a read of the (window-expanded) ``frames``
         touches."""
@@ -261,17 +308,13 @@ class FramesPlanner:
         out: Ranges = []
         for k in np.unique(file_of).tolist():
             rel = self.data_files[k]
-            meta, size = self.parquet_metadata(rel)
-            every = range(meta.num_row_groups)
-            if self._whole(meta):
-                spans = parquet_ranges(meta, size, every, self.columns)
+            plan = self._file_plan(rel)
+            if plan.whole is not None:
+                spans = plan.whole
             else:  # the wanted columns of the groups holding the rows, the checked columns of all
-                groups = row_groups_of(meta, rows[file_of == k]).tolist()
-                spans = merge_ranges(
-                    parquet_ranges(meta, size, groups, self._wanted)
-                    + parquet_ranges(meta, size, every, _CHECKED),
-                    PARQUET_HOLE,
-                )
+                held = np.unique(np.searchsorted(plan.starts, rows[file_of == k], side="right") - 1)
+                parts = [span for g in held.tolist() for span in plan.groups[g]]
+                spans = merge_ranges(parts + plan.checked, PARQUET_HOLE)
             out.extend((rel, a, b) for a, b in spans)
         return out
 
