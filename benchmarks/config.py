@@ -17,6 +17,7 @@ SECTIONS = (
     "video",
     "startup",
     "overhead",
+    "remote",
 )
 MiB = 1 << 20
 ORDERS = (("frames", None), ("episodes", None), ("blocks", 16))

@@ -243,6 +243,14 @@ def _evaluate(cfg: Config, sections: dict[str, Any]) -> tuple[list[dict[str, Any
         from .cases.overhead import overhead_target
 
         add(*overhead_target(ov, sections.get("video")))
+    rem = sections.get("remote")
+    if rem is not None:
+        from .cases.remote import remote_informational, remote_targets
+
+        for name, what, value, op, threshold in remote_targets(rem):
+            add(name, what, value, op, threshold)
+        for name, what, value in remote_informational(rem):
+            info(name, what, value)
     return out, infos
 
 

@@ -4,7 +4,7 @@ Layers, lowest first (a module may import its own layer and the ones below, neve
 
     0 core          episode_sampler.core.*                      the pure order
     1 data          episode_sampler.lerobot.*                   LeRobot v3 datasets
-    2 adapters      sampler, node, mixture, distributed, pipeline_check
+    2 adapters      sampler, node, mixture, distributed, pipeline_check, lookahead
     3 integrations  episode_sampler.integrations.*
     4 cli           episode_sampler.cli.*
 
@@ -25,7 +25,7 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "episode_sampler"
 PACKAGE = "episode_sampler"
-ADAPTERS = {"sampler", "node", "mixture", "distributed", "pipeline_check"}
+ADAPTERS = {"sampler", "node", "mixture", "distributed", "pipeline_check", "lookahead"}
 LAYER_NAMES = ("core", "data", "adapters", "integrations", "cli")
 
 

@@ -13,6 +13,7 @@ from .iteration import bench_iteration
 from .memory import bench_memory
 from .overhead import bench_overhead
 from .quality import bench_quality
+from .remote import bench_remote
 from .restore import bench_restore
 from .restore_peers import bench_restore_peers
 from .startup import bench_startup
@@ -31,4 +32,5 @@ BENCHES: dict[str, Callable[[Config, Log], dict[str, Any]]] = {
     "video": bench_video,
     "startup": bench_startup,
     "overhead": bench_overhead,
+    "remote": bench_remote,
 }

@@ -11,7 +11,7 @@ from typing import Any, cast
 import numpy as np
 from torch.utils.data import Sampler
 
-from .core.cursor import EpochPass, OrderView, ShardedOrder, check_epoch
+from .core.cursor import EpochPass, OrderView, check_epoch
 from .core.layout import EpisodeIndex
 from .core.spec import SamplerSpec, non_empty, select_frames
 from .core.state import MAX_EPOCH, samples_per_rank
@@ -176,11 +176,6 @@ class EpisodeAwareSampler(OrderView, Sampler[int]):
     def _cum_lengths(self) -> np.ndarray:
         """LeRobot's private ``_cum_lengths`` (cumulative valid frames per kept episode), for its tests."""
         return np.cumsum(self.episode_index.lengths)
-
-    @property
-    def sharded_order(self) -> ShardedOrder:
-        """The (immutable) core order this sampler iterates; a node built ``from_sampler`` shares it."""
-        return self._sharded
 
     @property
     def indices(self) -> list[int]:

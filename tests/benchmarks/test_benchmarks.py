@@ -33,6 +33,8 @@ TARGETS = {
     "startup_setup_vs_lerobot",
     "import_over_torch",
     "overhead_vs_video",
+    "remote_blocks_vs_local",
+    "remote_frames_vs_local",
 }
 # compared with the real LeRobot, which --smoke does not run: skipped there, never failed
 REAL_LEROBOT = {"pss_vs_lerobot", "startup_first_batch_vs_lerobot", "startup_setup_vs_lerobot"}
@@ -54,6 +56,8 @@ INFORMATIONAL = {
     "video_blocks32_uint8_vs_limit",
     "video_frames_threads_vs_limit",
     "video_blocks32_threads_vs_limit",
+    "remote_blocks_no_lookahead",
+    "remote_frames_no_lookahead",
 }
 
 

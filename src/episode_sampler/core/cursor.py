@@ -118,6 +118,12 @@ class OrderView:
     _sharded: ShardedOrder
 
     @property
+    def sharded_order(self) -> ShardedOrder:
+        """The (immutable) core order this cursor iterates: a node built ``from_sampler`` shares its
+        sampler's, and a look-ahead reads the future frames from it."""
+        return self._sharded
+
+    @property
     def num_frames(self) -> int:
         """Valid frames in one epoch (all ranks together)."""
         return self._sharded.num_frames

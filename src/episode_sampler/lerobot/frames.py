@@ -19,6 +19,7 @@ import torch
 from torch.utils.data import Dataset, default_collate
 
 from ..core.validation import check_bool, int_array
+from .byte_ranges import frames_planner
 from .column_cache import DEFAULT_COLUMN_CACHE_BYTES, check_cache_bytes
 from .columns import Column, describe
 from .data_files import DataFiles
@@ -354,6 +355,34 @@ class LeRobotFrames(Dataset):
         if isinstance(items, _Items) and items.batch is not None:
             return items.batch
         return default_collate(items)
+
+    # ------------------------------------------------------------------ byte ranges (look-ahead)
+    def byte_ranges(self, indices: Sequence[int] | np.ndarray) -> list[tuple[str, int, int]]:
+        """``(rel, start, stop)`` byte ranges of the dataset's files (names relative to :attr:`store`)
+        that reading items ``indices`` touches: the Parquet footers and column chunks of the row groups
+        holding their frames (windows included, only the columns read) and, per camera, the MP4 header
+        and samples from the keyframe before each wanted frame through it. See
+        :mod:`episode_sampler.lerobot.byte_ranges`.
+
+        Raises:
+            TypeError: non-integer indices.
+            IndexError: an index outside ``[0, len(self))``.
+        """
+        pos = int_array("indices", indices)
+        n = len(self)
+        if pos.size and (pos.min() < 0 or pos.max() >= n):
+            bad = int(pos[(pos < 0) | (pos >= n)][0])
+            raise IndexError(f"index {bad} is out of range for LeRobotFrames of length {n}")
+        if self.__dict__.get("_planner") is None:
+            self._planner = frames_planner(
+                self.store, self._data, self._video, self.episodes, self.info, self._plain, self._deltas
+            )
+        return self._planner.byte_ranges(pos if self._identity else self.episodes.frame_at(pos))
+
+    def prefetch(self, indices: Sequence[int] | np.ndarray) -> int:
+        """Fetch the bytes that reading items ``indices`` needs into the store's local cache (nothing
+        for a local dataset); returns the bytes downloaded. Raises as :meth:`byte_ranges`."""
+        return int(self.store.prefetch(self.byte_ranges(indices)))
 
     def get_batch(self, indices: Sequence[int] | np.ndarray) -> dict[str, Any]:
         """Several frames already collated: tensors stacked on a new first dim, strings as lists.

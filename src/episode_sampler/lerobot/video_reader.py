@@ -167,6 +167,11 @@ class VideoReader:
         """Video files of camera ``key``."""
         return tuple(self._paths[key])
 
+    def layout(self, key: str) -> tuple[list[str], np.ndarray, np.ndarray]:
+        """Camera ``key``'s files (names relative to the store), the file number of each episode and
+        each episode's ``from_timestamp`` (episode-index order), for byte-range planning."""
+        return list(self._rels[key]), self._file_of[key], self._from[key]
+
     def read(self, requests: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, torch.Tensor]:
         """Frames per camera: ``requests[key] = (episode_positions, timestamps)`` (positions into the
         episode index, ``timestamp`` values of the data rows) -> ``[n, 3, H, W]`` tensors."""
