@@ -32,6 +32,7 @@ run is complete, it says so and trains nothing.
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 from pathlib import Path
 from typing import Any
@@ -110,9 +111,26 @@ def train(args: argparse.Namespace, root: str, rank: int, world: int) -> int:
         _common.report_fresh_start(ckpt, args.checkpoint_every, rank)
     check_consistent(node)  # every rank: same layout, seed, order, epoch and position
 
-    return _common.fit(
-        args, loader, model, optim, lambda b: (b["x"], b["y"]), step=step, epoch=epoch, rank=rank, world=world
-    )
+    try:
+        return _common.fit(
+            args,
+            loader,
+            model,
+            optim,
+            lambda b: (b["x"], b["y"]),
+            step=step,
+            epoch=epoch,
+            rank=rank,
+            world=world,
+        )
+    finally:
+        # Stop the pipeline's threads before the interpreter exits: the Prefetcher and ParallelMapper keep
+        # reading ahead in daemon threads, and one still inside a C++ video decoder at exit can abort the
+        # process ("terminate called without an active exception"). torchdata stops them when its
+        # iterators are collected; then the decoders and their threads are closed.
+        del loader
+        gc.collect()
+        dataset.close()
 
 
 if __name__ == "__main__":
