@@ -1,25 +1,28 @@
 """A training run over a (remote) LeRobot dataset with checkpoints, for the SIGKILL test of
 tests/lerobot/test_remote_resume.py (not part of the package).
 
-``python -m tests.helpers.remote_trainer ROOT LOG --checkpoint FILE [--cache DIR] [--arm FILE --status FILE]``
+``python -m tests.helpers.remote_trainer ROOT LOG --checkpoint FILE [--cache DIR] [--lookahead]
+[--arm FILE --status FILE]``
 
 :func:`run` iterates a ``StatefulDataLoader`` with two workers over ``LeRobotFrames(ROOT)`` (ROOT a path
 or a URL, read through the on-disk cache ``--cache``), shuffled by episodes, for :data:`EPOCHS` epochs.
 Each step appends ``{"step", "indices", "digest"}`` to LOG (flushed at once; the digest hashes every
 tensor of the batch bit for bit) and every :data:`CHECKPOINT_EVERY` steps saves
 ``{"step", "loader": loader.state_dict()}`` atomically; a run with a checkpoint resumes from it.
+``--lookahead`` runs the look-ahead prefetch (``episode_sampler.lookahead.LookAhead``) around the loop.
 
 Kill point (``--arm``): once the checkpoint of step :data:`ARM_AT` is saved, the run creates the file
 ``--arm``; from then on the next block the cache moves into place (``os.replace`` onto
-``<cache>/blocks/...``, in whichever DataLoader worker downloads it) pauses instead: ``paused`` is written
-to ``--status`` and the process sleeps until killed. The download is then in flight: its temporary file
-written and the cache's byte count raised, the entry not moved in. Patching ``os.replace`` is inherited
-by the forked workers; run this only in a process of its own.
+``<cache>/blocks/...``, in whichever DataLoader worker or look-ahead thread downloads it) pauses
+instead: ``paused`` is written to ``--status`` and the process sleeps until killed. The download is
+then in flight: its temporary file written and the cache's byte count raised, the entry not moved in.
+Patching ``os.replace`` is inherited by the forked workers; run this only in a process of its own.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -73,7 +76,12 @@ def pause_on_store(cache_dir: str, arm: str, status: str) -> None:
 
 
 def run(
-    root: str, log_path: str, checkpoint: str | None, cache_dir: str | None, arm: str | None = None
+    root: str,
+    log_path: str,
+    checkpoint: str | None,
+    cache_dir: str | None,
+    arm: str | None = None,
+    lookahead: bool = False,
 ) -> None:
     from torchdata.stateful_dataloader import StatefulDataLoader
 
@@ -95,7 +103,12 @@ def run(
         saved = load_state(checkpoint)
         loader.load_state_dict(saved["loader"])
         step = saved["step"]
-    with open(log_path, "a") as log:
+    with contextlib.ExitStack() as stack:
+        if lookahead:  # fetches ahead in this process's threads (never part of the checkpoint)
+            from episode_sampler.lookahead import LookAhead
+
+            stack.enter_context(LookAhead(sampler, frames, window=4 * BATCH, batch_size=BATCH, threads=4))
+        log = stack.enter_context(open(log_path, "a"))
         while step < total:
             for batch in loader:
                 step += 1
@@ -118,11 +131,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cache")
     p.add_argument("--arm")
     p.add_argument("--status")
+    p.add_argument("--lookahead", action="store_true", help="run episode_sampler.lookahead.LookAhead too")
     args = p.parse_args(argv)
     if args.arm:
         assert args.cache and args.status, "--arm needs --cache and --status"
         pause_on_store(args.cache, args.arm, args.status)
-    run(args.root, args.log, args.checkpoint, args.cache, args.arm)
+    run(args.root, args.log, args.checkpoint, args.cache, args.arm, args.lookahead)
     return 0
 
 
