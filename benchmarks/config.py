@@ -15,6 +15,8 @@ SECTIONS = (
     "e2e",
     "state",
     "video",
+    "startup",
+    "overhead",
 )
 MiB = 1 << 20
 ORDERS = (("frames", None), ("episodes", None), ("blocks", 16))

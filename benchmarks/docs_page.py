@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from .cases.pss import pss_markdown
+from .cases.startup import startup_markdown
 from .config import BLOCK_SIZE, MiB
 from .plots import plots
 from .tables import (
@@ -113,19 +115,32 @@ def targets_summary(report: dict[str, Any], written: set[str]) -> Lines:
 
 
 def informational(report: dict[str, Any], written: set[str]) -> Lines:
-    """The sampler micro-benchmarks: ratios measured in this run, reported without a threshold."""
+    """Ratios measured in this run, reported without a threshold: the sampler micro-benchmarks, then
+    the video comparisons (LeRobot-style decode, default threads, workers variants)."""
     infos = report.get("informational", [])
-    if not infos:
-        return []
-    return [
-        "## Sampler micro-benchmarks (informational)",
-        "",
-        "Ratios of the sampler alone against its baselines, from the tables below. They are reported,",
-        "not checked: they are not targets.",
-        "",
-        *informational_table(infos),
-        "",
-    ]
+    video = [i for i in infos if i["name"].startswith(("video_", "workers_"))]
+    sampler = [i for i in infos if i not in video]
+    out: Lines = []
+    if sampler:
+        out += [
+            "## Sampler micro-benchmarks (informational)",
+            "",
+            "Ratios of the sampler alone against its baselines, from the tables below. They are reported,",
+            "not checked: they are not targets.",
+            "",
+            *informational_table(sampler),
+            "",
+        ]
+    if video:
+        out += [
+            "## Video and workers, informational ratios",
+            "",
+            "Measured in the video section (below) beside its targets, reported without a threshold.",
+            "",
+            *informational_table(video),
+            "",
+        ]
+    return out
 
 
 def baselines(report: dict[str, Any], written: set[str]) -> Lines:
@@ -137,6 +152,11 @@ def baselines(report: dict[str, Any], written: set[str]) -> Lines:
         "Layouts are synthetic: E episodes with lengths uniform in about [0.5, 1.5] × N/E, each followed by",
         "one unused frame (as after `drop_n_last_frames=1`), so position → frame is a real episode lookup;",
         "blocks use `block_size=16`. Shuffled, seed 0, a new epoch at every repetition (nothing cached).",
+        "",
+        "The real LeRobot (`lerobot` 0.6.1, `LeRobotDataset` and its `EpisodeAwareSampler`) needs Python",
+        ">= 3.12: the startup and memory sections run it in its own venv, named by",
+        "`EPISODE_SAMPLER_LEROBOT_PYTHON` (default `/work/venv-lerobot/bin/python` when it exists), and skip",
+        "it with a note otherwise.",
         "",
     ]
 
@@ -260,7 +280,29 @@ def memory(report: dict[str, Any], written: set[str]) -> Lines:
         *memory_table(sec["rows"], sec["iterated"]),
         "",
         *_figure(written, "perf_memory.png", "Peak memory against N"),
+        *(
+            ["", "### Memory of a pipeline with workers", "", *pss_markdown(sec["pss"]), ""]
+            if "pss" in sec
+            else []
+        ),
     ]
+
+
+def startup(report: dict[str, Any], written: set[str]) -> Lines:
+    sec = report["sections"].get("startup")
+    if sec is None:
+        return []
+    lines = ["## Time to first batch", "", *startup_markdown(sec), ""]
+    ov = report["sections"].get("overhead")
+    if ov is not None:
+        lines += [
+            "Sampler and node cost per sample (shuffled, "
+            f"{ov['N']:,} frames in {ov['E']:,} episodes): "
+            + ", ".join(f"{r['method']} {r['us_per_sample']:.3f} µs" for r in ov["rows"])
+            + ".",
+            "",
+        ]
+    return lines
 
 
 def e2e(report: dict[str, Any], written: set[str]) -> Lines:
@@ -420,6 +462,7 @@ PAGE = (
     peers_restore,
     quality,
     memory,
+    startup,
     e2e,
     video,
     state,

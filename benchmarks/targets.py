@@ -186,6 +186,11 @@ def _evaluate(cfg: Config, sections: dict[str, Any]) -> tuple[list[dict[str, Any
             24.0,
             "MiB",
         )
+        if "pss" in mem:
+            from .cases.pss import pss_targets
+
+            for target in pss_targets(mem["pss"]):
+                add(*target)
     e2e = sections.get("e2e")
     if e2e is not None:
         worst = None
@@ -221,10 +226,23 @@ def _evaluate(cfg: Config, sections: dict[str, Any]) -> tuple[list[dict[str, Any
         )
     vid = sections.get("video")
     if vid is not None:
-        from .cases.video import video_targets
+        from .cases.video import video_informational, video_targets
 
         for name, what, value, op, threshold in video_targets(vid):
             add(name, what, value, op, threshold)
+        for name, what, value in video_informational(vid):
+            info(name, what, value)
+    su = sections.get("startup")
+    if su is not None:
+        from .cases.startup import startup_targets
+
+        for name, what, value, op, threshold, unit in startup_targets(su):
+            add(name, what, value, op, threshold, unit)
+    ov = sections.get("overhead")
+    if ov is not None:
+        from .cases.overhead import overhead_target
+
+        add(*overhead_target(ov, sections.get("video")))
     return out, infos
 
 
@@ -233,7 +251,13 @@ def format_target(t: dict[str, Any]) -> str:
     value = (
         "n/a"
         if t["value"] is None
-        else (f"{t['value']:.2f}{t['unit']}" if t["unit"] == "x" else f"{t['value']:.1f} {t['unit']}")
+        else (
+            f"{t['value']:.2f}{t['unit']}"
+            if t["unit"] == "x"
+            else f"{t['value']:.1f} {t['unit']}"
+            if abs(t["value"]) >= 10
+            else f"{t['value']:.3g} {t['unit']}"
+        )
     )
     thr = f"{t['threshold']:g}{t['unit']}" if t["unit"] == "x" else f"{t['threshold']:g} {t['unit']}"
     return f"{status}  {t['name']:<28} {value:>12}  (target {t['op']} {thr}): {t['description']}"

@@ -12,7 +12,9 @@ The dataset: ``write_lerobot_dataset`` with two AV1 cameras (96x96 and 240x320, 
 - ``node-thread``: the same with ``method="thread"`` (what ``pipelines/train_loader.py`` does).
 
 Steady state: the clock (wall and CPU) starts after ``--warmup`` batches; CPU time is the process's
-plus its live children's (psutil), read before the workers exit. Every run prints the load average.
+plus its live children's (psutil, per pid, so workers of earlier loaders still exiting do not count),
+read before the workers exit. The suite's version of this measurement is ``bench_workers`` in
+``benchmarks/cases/video.py`` (targets ``workers_*``). Every run prints the load average.
 """
 
 from __future__ import annotations
@@ -28,18 +30,25 @@ from typing import Any
 CAMERAS = {"observation.images.small": (96, 96), "observation.images.large": (240, 320)}
 
 
-def cpu_seconds() -> float:
-    """CPU seconds (user + system) of this process and all its live descendants."""
+def cpu_snapshot() -> dict[int, float]:
+    """CPU seconds (user + system) of this process and each of its live descendants, by pid."""
     import psutil
 
     me = psutil.Process()
-    total = sum(me.cpu_times()[:2])
+    out = {me.pid: sum(me.cpu_times()[:2])}
     for child in me.children(recursive=True):
         try:
-            total += sum(child.cpu_times()[:2])
+            out[child.pid] = sum(child.cpu_times()[:2])
         except psutil.Error:
             pass
-    return total
+    return out
+
+
+def cpu_since(before: dict[int, float]) -> float:
+    """CPU seconds spent since ``before`` (a :func:`cpu_snapshot`) by this process and its live
+    descendants; children started since count in full, children gone since are not counted (keep the
+    workers alive until this is read: stop before the end of the epoch, which shuts them down)."""
+    return sum(t - before.get(pid, 0.0) for pid, t in cpu_snapshot().items())
 
 
 def shm_cost(ds: Any, batch: int, reps: int = 20) -> None:
@@ -100,13 +109,13 @@ def run_once(loader: Any, warmup: int, batches: int) -> tuple[int, float, float]
     it = iter(loader)
     for _ in range(warmup):
         next(it)
-    c0, t0 = cpu_seconds(), time.perf_counter()
+    c0, t0 = cpu_snapshot(), time.perf_counter()
     got = 0
     for b, item in enumerate(it, 1):
         got += len(item["index"])
         if b == batches:
             break
-    wall, cpu = time.perf_counter() - t0, cpu_seconds() - c0
+    wall, cpu = time.perf_counter() - t0, cpu_since(c0)
     del it
     return got, wall, cpu
 

@@ -11,9 +11,11 @@ from .e2e import bench_e2e
 from .fullepoch import bench_fullepoch
 from .iteration import bench_iteration
 from .memory import bench_memory
+from .overhead import bench_overhead
 from .quality import bench_quality
 from .restore import bench_restore
 from .restore_peers import bench_restore_peers
+from .startup import bench_startup
 from .state import bench_state
 from .video import bench_video
 
@@ -27,4 +29,6 @@ BENCHES: dict[str, Callable[[Config, Log], dict[str, Any]]] = {
     "e2e": bench_e2e,
     "state": bench_state,
     "video": bench_video,
+    "startup": bench_startup,
+    "overhead": bench_overhead,
 }

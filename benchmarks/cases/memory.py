@@ -1,4 +1,5 @@
-"""Peak memory of a sampler's life (tracemalloc and RSS, each in a fresh subprocess) against N."""
+"""Peak memory of a sampler's life (tracemalloc and RSS, each in a fresh subprocess) against N, and the
+total PSS of a data pipeline with DataLoader workers, ours vs the real LeRobot (:mod:`.pss`)."""
 
 from __future__ import annotations
 
@@ -157,4 +158,6 @@ def bench_memory(cfg: Config, log: Log) -> dict[str, Any]:
                 "from_bounds_peak_bytes": res["bounds"],
             }
         )
-    return {"rows": rows, "iterated": iterate}
+    from .pss import bench_pss
+
+    return {"rows": rows, "iterated": iterate, "pss": bench_pss(cfg, log)}

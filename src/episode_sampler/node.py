@@ -25,6 +25,7 @@ from .core.state import Resume
 from .core.validation import check_bool, check_int
 from .distributed import get_rank_and_world_size
 from .lerobot.episode_table import lerobot_layout
+from .lerobot.frames import LeRobotFrames
 from .sampler import EpisodeAwareSampler
 
 __all__ = ["EpisodeSamplerNode"]
@@ -145,7 +146,7 @@ class EpisodeSamplerNode(OrderView, BaseNode[Any]):
     @classmethod
     def from_lerobot(
         cls,
-        root: str | os.PathLike[str],
+        root: str | os.PathLike[str] | LeRobotFrames,
         episode_indices_to_use: Sequence[int] | None = None,
         drop_n_first_frames: int = 0,
         drop_n_last_frames: int = 0,
@@ -153,11 +154,12 @@ class EpisodeSamplerNode(OrderView, BaseNode[Any]):
     ) -> EpisodeSamplerNode:
         """A node over a LeRobot v3 dataset on disk, yielding :class:`~episode_sampler.LeRobotFrames`
         item numbers (see :meth:`EpisodeAwareSampler.from_lerobot`); keyword arguments as the constructor.
+        ``root`` may be the :class:`~episode_sampler.LeRobotFrames` itself: its episodes are reused.
 
         Raises:
             FileNotFoundError: missing metadata; TypeError/ValueError: as the constructor.
         """
-        index, kwargs = lerobot_layout(root, kwargs)
+        index, kwargs = lerobot_layout(root.episodes if isinstance(root, LeRobotFrames) else root, kwargs)
         return cls(
             index.starts,
             index.ends,

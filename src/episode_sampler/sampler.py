@@ -18,6 +18,7 @@ from .core.state import MAX_EPOCH, samples_per_rank
 from .core.steps import compute_sampler_state
 from .core.validation import ArgumentTypeError, check_choice, check_int
 from .lerobot.episode_table import lerobot_layout
+from .lerobot.frames import LeRobotFrames
 
 __all__ = ["EpisodeAwareSampler", "SamplerIterator", "compute_sampler_state"]
 
@@ -127,7 +128,7 @@ class EpisodeAwareSampler(OrderView, Sampler[int]):
     @classmethod
     def from_lerobot(
         cls,
-        root: str | os.PathLike[str],
+        root: str | os.PathLike[str] | LeRobotFrames,
         episode_indices_to_use: Sequence[int] | None = None,
         drop_n_first_frames: int = 0,
         drop_n_last_frames: int = 0,
@@ -143,10 +144,13 @@ class EpisodeAwareSampler(OrderView, Sampler[int]):
         (``absolute_to_relative_idx``, unless you pass your own), so ``LeRobotFrames[i]`` always reads
         the sampled frame.
 
+        ``root`` may be the :class:`~episode_sampler.LeRobotFrames` the sampler feeds: its episodes,
+        already read, are used, and no file is read again (the dataset's set-up is the whole cost).
+
         Raises:
             FileNotFoundError: missing metadata; ValueError/TypeError: as the constructor.
         """
-        index, options = lerobot_layout(root, options)
+        index, options = lerobot_layout(root.episodes if isinstance(root, LeRobotFrames) else root, options)
         return cls(
             index.starts,
             index.ends,

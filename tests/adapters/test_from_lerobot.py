@@ -69,3 +69,37 @@ def test_from_lerobot_with_gaps_reads_the_sampled_frames(tmp_path):
     got = [float(ds[i]["observation.state"][0]) for i in iter(trimmed)]
     assert got == [1.0, 2.0, 3.0, 11.0, 12.0]
     np.testing.assert_array_equal(ds.get_batch(list(iter(trimmed)))["observation.state"][:, 0].numpy(), got)
+
+
+def test_from_lerobot_accepts_the_dataset_and_reads_no_file_again(tmp_path, monkeypatch):
+    index = write_lerobot_dataset(tmp_path / "ds", num_episodes=6, min_length=5, max_length=9, seed=1)
+    ds = LeRobotFrames(tmp_path / "ds")
+    import episode_sampler.lerobot.episode_table as table
+
+    def no_read(*args, **kwargs):
+        raise AssertionError("the episode table was read again")
+
+    monkeypatch.setattr(table, "read_episode_index", no_read)
+    s = EpisodeAwareSampler.from_lerobot(ds, shuffle=True, seed=3, drop_n_first_frames=1)
+    ref = EpisodeAwareSampler(index.starts, index.ends, shuffle=True, seed=3, drop_n_first_frames=1)
+    assert list(iter(s)) == list(iter(ref))
+    assert s.state_dict() == ref.state_dict()  # same fingerprint: a state moves between the two
+    node = EpisodeSamplerNode.from_lerobot(ds, shuffle=True, seed=3, drop_n_first_frames=1)
+    node.reset()
+    assert [node.next() for _ in range(len(ref))] == ref.frame_indices(0).tolist()
+
+
+def test_from_lerobot_with_gaps_accepts_the_dataset(tmp_path):
+    _write_gapped(tmp_path)
+    ds = LeRobotFrames(tmp_path)
+    by_root = EpisodeAwareSampler.from_lerobot(tmp_path, shuffle=True, seed=0)
+    by_dataset = EpisodeAwareSampler.from_lerobot(ds, shuffle=True, seed=0)
+    got = list(iter(by_dataset))
+    assert sorted(got) == list(range(7))  # item numbers, not the gapped frame indices
+    assert got == list(iter(by_root))
+    nodes = [EpisodeSamplerNode.from_lerobot(src, shuffle=True, seed=0) for src in (ds, tmp_path)]
+    for node in nodes:
+        node.reset()
+    got = [[node.next() for _ in range(7)] for node in nodes]
+    assert sorted(got[0]) == list(range(7))
+    assert got[0] == got[1]

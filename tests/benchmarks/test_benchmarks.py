@@ -25,9 +25,17 @@ TARGETS = {
     "memory_peak",
     "e2e_vs_dataloader",
     "state_size",
-    "video_frames_vs_lerobot",
-    "video_blocks_vs_lerobot",
+    "video_frames_vs_limit",
+    "video_blocks8_vs_limit",
+    "video_blocks32_vs_limit",
+    "pss_vs_lerobot",
+    "startup_first_batch_vs_lerobot",
+    "startup_setup_vs_lerobot",
+    "import_over_torch",
+    "overhead_vs_video",
 }
+# compared with the real LeRobot, which --smoke does not run: skipped there, never failed
+REAL_LEROBOT = {"pss_vs_lerobot", "startup_first_batch_vs_lerobot", "startup_setup_vs_lerobot"}
 # the sampler micro-benchmarks: measured and reported, not PASS/FAIL targets
 INFORMATIONAL = {
     "fullepoch_vs_materialized",
@@ -39,6 +47,13 @@ INFORMATIONAL = {
     "blocks_vs_frames",
     "episodes_vs_frames",
     "restore_construct_vs_grain",
+    # video, beside the decode-limit targets (the smoke run has no workers rows)
+    "video_frames_vs_lerobot_w0",
+    "video_blocks_vs_lerobot_w0",
+    "video_lerobot_vs_limit",
+    "video_blocks32_uint8_vs_limit",
+    "video_frames_threads_vs_limit",
+    "video_blocks32_threads_vs_limit",
 }
 
 
@@ -70,7 +85,8 @@ def test_every_target_is_evaluated(smoke_report, capsys):
     assert set(targets) == TARGETS
     grain_missing = "Grain" in report["sections"]["peers_restore"]["skipped"]
     for name, t in targets.items():
-        if grain_missing and name.endswith("_vs_grain"):  # a missing peer skips its targets, never fails
+        missing = (grain_missing and name.endswith("_vs_grain")) or name in REAL_LEROBOT
+        if missing:  # a missing peer skips its targets, never fails
             assert t["value"] is None and t["pass"] is None
             assert bench.format_target(t).startswith("SKIP")
             continue
@@ -124,6 +140,58 @@ def test_section_rows(smoke_report):
         assert (
             -1 <= r["position_correlation"] <= 1 and 0 <= r["gap_ks"] <= 1 and 0 <= r["first_percent_p"] <= 1
         )
+
+
+@pytest.mark.slow
+def test_video_section_reports_the_limit_and_fractions(smoke_report):
+    from benchmarks.cases.video import LIMIT, READERS
+
+    sec = smoke_report[0]["sections"]["video"]
+    # the keys the figures read: the limit (samples/s) and each reader's fraction of it
+    assert sec["limit"] > 0 and sec["limit_uint8"] > 0
+    # the limit decodes every frame of every camera's files once: one sample per frame of the dataset
+    assert all(run["samples"] == sec["frames"] for run in sec["limit_runs"][LIMIT])
+    rows = {(r["workers"], r["method"]): r for r in sec["rows"]}
+    for name in READERS:
+        row = rows[0, name]
+        assert row["fraction_of_limit"] > 0 and row["fraction_of_limit_cpu"] > 0
+        # at least one decoded frame per camera of every sample; fewer than a keyframe interval more
+        assert 1 <= row["frames_per_sample_camera"] < 2.5
+
+
+@pytest.mark.slow
+def test_workers_rows_count_the_workers_cpu(tmp_path):
+    from benchmarks.cases.video import WORKERS_COMPARED, bench_workers, video_targets, workers_ratios
+    from benchmarks.timing import Log
+    from episode_sampler import write_lerobot_dataset
+
+    write_lerobot_dataset(
+        tmp_path, 2, 20, 20, seed=0, episodes_per_file=1, cameras={"observation.images.a": (64, 64)}
+    )
+    rows = bench_workers(str(tmp_path), 4, 1, Log(True))
+    by_name = {r["method"]: r for r in rows}
+    for _, name, base in WORKERS_COMPARED:
+        for r in (by_name[name], by_name[base]):
+            run = r["runs"][0]
+            assert run["samples"] == 4 * (40 // 4 - 2)  # full batches after the first, short of the end
+            assert run["cpu_s"] > 0
+    # process workers decode in other processes: their CPU is counted (a process alone would not
+    # reach 2 workers' CPU; a count missing the workers would show a tiny fraction of a core)
+    assert by_name["DataLoader, uint8, num_workers=2"]["cpu_per_wall"] > 0.3
+    ratios = workers_ratios({"workers": rows})
+    assert all(v is not None and v > 0 for v in ratios.values())
+    names = {t[0] for t in video_targets({"rows": [], "workers": rows, "cameras": {"a": 1}, "batch_size": 4})}
+    assert {"workers_cpu_efficiency", "workers_speedup", "workers_speedup_one_thread"} <= names
+
+
+def test_benchmark_float_conversion_is_lerobots():
+    import torch
+
+    from benchmarks.cases.video import to_float
+
+    u8 = torch.arange(256, dtype=torch.uint8).reshape(1, 4, 8, 8)
+    out = to_float({"cam": u8.clone(), "other": 1}, ("cam",))
+    assert out["other"] == 1 and torch.equal(out["cam"], u8.type(torch.float32) / 255)
 
 
 def test_quality_probes_tell_a_local_shuffle_from_a_uniform_one():

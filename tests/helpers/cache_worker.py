@@ -1,65 +1,50 @@
-"""A process that uses a BlockCache (run by the multi-process and crash tests of test_block_cache.py).
-
-``python -m tests.helpers.cache_worker MODE CACHE_DIR URL REL MAX_BYTES BLOCK_SIZE SEED [LOCAL_FILE]``
-
-- ``random``: 100 random range reads of ``REL``, each checked against ``LOCAL_FILE``;
-- ``ensure``: waits for ``CACHE_DIR/go``, then ensures the whole file;
-- ``read``: reads the whole file once.
-
-Prints the process's cache stats as JSON on its last line.
-"""
+"""What each process of the multi-process test of test_block_cache.py does with a shared BlockCache."""
 
 from __future__ import annotations
 
-import json
-import os
 import random
-import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import episode_sampler
 from episode_sampler.lerobot.block_cache import BlockCache
 from episode_sampler.lerobot.remote_source import open_source
 
-ROOT = Path(__file__).resolve().parents[2]
-SRC = Path(episode_sampler.__file__).resolve().parents[1]
 
-
-def env() -> dict[str, str]:
-    """The environment a worker needs to import this checkout's package and tests."""
-    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), str(ROOT)])}
-
-
-def command(*args: object) -> list[str]:
-    return [sys.executable, "-m", "tests.helpers.cache_worker", *map(str, args)]
-
-
-def main(argv: list[str]) -> None:
-    mode, cache_dir, url, rel, max_bytes, block_size, seed = argv[:7]
+def ensure_then_hammer(
+    cache_dir: str | Path,
+    url: str,
+    rel: str,
+    max_bytes: int,
+    block_size: int,
+    seed: int,
+    local_file: str | Path,
+) -> dict[str, dict[str, int]]:
+    """Waits for ``cache_dir/go``, ensures the whole file in ``cache_dir/once``, then 3 threads each make 40
+    random range reads (checked against ``local_file``) or ensures in ``cache_dir/shared``, bounded by
+    ``max_bytes``. Returns both caches' stats."""
     source = open_source(url, timeout_s=10, retries=2)
     assert source is not None
-    cache = BlockCache(cache_dir, int(max_bytes), int(block_size))
     size = source.size(rel)
-    if mode == "random":
-        local = Path(argv[7]).read_bytes()
-        rng = random.Random(int(seed))
-        for _ in range(100):
+    # 1. every process ensures the whole file at once, in a cache big enough for it
+    once = BlockCache(Path(cache_dir) / "once", 100 * size, block_size)
+    while not (Path(cache_dir) / "go").exists():
+        time.sleep(0.005)
+    once.ensure(source, rel, [(0, size)])
+    # 2. threads read and ensure random ranges in a small shared cache (evictions all the time)
+    shared = BlockCache(Path(cache_dir) / "shared", max_bytes, block_size)
+    local = Path(local_file).read_bytes()
+
+    def reads(thread: int) -> None:
+        rng = random.Random(seed * 100 + thread)
+        for _ in range(40):
             start = rng.randrange(size)
-            stop = min(size, start + rng.randrange(1, 4 * int(block_size)))
-            got = cache.read(source, rel, start, stop)
-            if got != local[start:stop]:
-                raise SystemExit(f"bytes [{start}, {stop}) differ")
-    elif mode == "ensure":
-        while not os.path.exists(os.path.join(cache_dir, "go")):
-            time.sleep(0.001)
-        cache.ensure(source, rel, [(0, size)])
-    elif mode == "read":
-        cache.read(source, rel, 0, size)
-    else:
-        raise SystemExit(f"unknown mode {mode}")
-    print(json.dumps(cache.stats()), flush=True)
+            stop = min(size, start + rng.randrange(1, 4 * block_size))
+            if rng.random() < 0.3:
+                shared.ensure(source, rel, [(start, stop)])
+            elif shared.read(source, rel, start, stop) != local[start:stop]:
+                raise AssertionError(f"bytes [{start}, {stop}) differ")
 
-
-if __name__ == "__main__":
-    main(sys.argv[1:])
+    with ThreadPoolExecutor(3) as pool:
+        list(pool.map(reads, range(3)))
+    return {"once": once.stats(), "shared": shared.stats()}

@@ -34,7 +34,7 @@ ops = st.lists(
 )
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ops)
 def test_behaves_like_a_local_file(tmp_path_factory, script):
     f = RemoteFile(MemorySource({"a": DATA}), "a", BlockCache(tmp_path_factory.mktemp("c"), 10_000, 64))

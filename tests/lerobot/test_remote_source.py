@@ -104,7 +104,7 @@ def test_rel_must_stay_inside_the_root(served):
 # ------------------------------------------------------------------------------------------ nginx
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.integers(0, len(DATA)), st.integers(0, 70_000))
 def test_http_ranges_equal_the_local_bytes(served, start, length):
     source = open_source(served, timeout_s=5, retries=1)

@@ -29,6 +29,7 @@ from torch.utils.data import DataLoader
 from episode_sampler.lerobot import LeRobotFrames, write_lerobot_dataset
 from episode_sampler.lerobot.video_decode import (
     DecoderCache,
+    DecodeStats,
     FrameTimestampError,
     PyAVFile,
     torchcodec_available,
@@ -413,3 +414,92 @@ def test_torchcodec_backend_shows_the_same_frames(root):
     ds = LeRobotFrames(root, columns=["index", TOP], video_backend="torchcodec", return_uint8=True)
     batch = ds.get_batch(np.arange(len(ds)))
     assert [read_frame_index(f) for f in batch[TOP]] == batch["index"].tolist()
+
+
+def test_float_conversion_is_lerobots_division_for_every_byte_value():
+    from episode_sampler.lerobot.video_reader import _put
+
+    # an HWC frame holding every uint8 value, non-contiguous like the decoder's views
+    values = np.arange(256, dtype=np.uint8).reshape(16, 16)
+    hwc = np.stack([values, values[::-1], values.T], axis=2)[:, ::2]
+    chw8 = torch.from_numpy(np.ascontiguousarray(hwc)).permute(2, 0, 1)
+    expected = chw8.type(torch.float32) / 255
+    out = np.full((3, 3, 16, 8), -1, dtype=np.float32)
+    _put(out, np.array([2, 0]), hwc)  # one frame wanted by rows 2 and 0
+    assert torch.equal(torch.from_numpy(out[2]), expected) and torch.equal(torch.from_numpy(out[0]), expected)
+    assert (out[1] == -1).all()  # rows not asked for are left alone
+    out8 = np.zeros((1, 3, 16, 8), dtype=np.uint8)
+    _put(out8, np.array([0]), hwc)
+    assert torch.equal(torch.from_numpy(out8[0]), chw8)
+
+
+def test_frames_reach_the_sink_as_soon_as_decoded(root):
+    path = sorted((root / "videos" / SIDE).glob("*/*.mp4"))[0]
+    stats = DecodeStats()
+    f = PyAVFile(str(path), stats)
+    seen = []
+    f.read_into(
+        np.array([1, 2, 6]) / FPS,
+        1e-4,
+        lambda i, fr: seen.append((i, read_frame_index(fr), stats.frames_decoded)),
+    )
+    # frame 1 handed over after decoding 0 and 1, frame 2 right after it, frame 6 after a seek to 6
+    assert seen == [(0, 1, 2), (1, 2, 3), (2, 6, 4)]
+    f.close()
+
+
+def test_collate_returns_the_batch_getitems_built_without_copying(root):
+    from torch.utils.data import default_collate
+
+    ds = LeRobotFrames(root, delta_indices={SIDE: [-1, 0]})
+    idx = [4, 0, 4, 17, 9]
+    items = ds.__getitems__(idx)
+    batch = LeRobotFrames.collate(items)
+    restacked = default_collate(list(items))  # a plain list: re-stacked by default_collate
+    assert LeRobotFrames.collate(list(items)).keys() == restacked.keys() == batch.keys()
+    for key, value in restacked.items():
+        if isinstance(value, torch.Tensor):
+            assert torch.equal(batch[key], value), key
+            assert batch[key].data_ptr() == items[0][key].data_ptr()  # the items are views of it
+        else:
+            assert batch[key] == value, key
+    assert [read_frame_index(f) for f in batch[TOP]] == idx
+
+
+@pytest.mark.slow
+def test_collate_in_a_dataloader_with_and_without_workers(root):
+    ds = LeRobotFrames(root, columns=["index", TOP, SIDE], return_uint8=True)
+    for workers in (0, 2):
+        plain = DataLoader(ds, batch_size=6, num_workers=workers)
+        fast = DataLoader(ds, batch_size=6, num_workers=workers, collate_fn=LeRobotFrames.collate)
+        for a, b in zip(plain, fast, strict=True):
+            assert a.keys() == b.keys()
+            assert all(torch.equal(a[k], b[k]) for k in a)
+            assert [read_frame_index(f) for f in b[TOP]] == b["index"].tolist()
+
+
+def test_frame_times_are_lerobots_float_of_pts_times_time_base(root):
+    from episode_sampler.lerobot.video_decode import _decode
+
+    for path in sorted((root / "videos").glob("*/*/*.mp4")):
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            expected = [float(f.pts * stream.time_base) for f in container.decode(stream)]
+        with av.open(str(path)) as container:
+            stats = DecodeStats()
+            got = [t for _, t in _decode(container, container.streams.video[0], stats)]
+        assert got == expected and stats.frames_decoded == len(expected) and stats.packets >= len(expected)
+
+
+def test_a_frame_two_ahead_is_decoded_to_and_three_ahead_is_sought(root):
+    # g=2: a seek decodes one or two frames, so decoding forward pays up to two frames ahead
+    path = sorted((root / "videos" / SIDE).glob("*/*.mp4"))[0]
+    stats = DecodeStats()
+    f = PyAVFile(str(path), stats)
+    f.read(np.array([0.0]), 1e-4)
+    assert (stats.seeks, stats.frames_decoded) == (1, 1)
+    f.read(np.array([2 / FPS]), 1e-4)  # two ahead: frames 1 and 2 decoded, no seek
+    assert (stats.seeks, stats.frames_decoded) == (1, 3)
+    got = f.read(np.array([5 / FPS]), 1e-4)  # three ahead: a seek to keyframe 4, then frame 5
+    assert (stats.seeks, stats.frames_decoded) == (2, 5) and read_frame_index(got[0]) == 5
+    f.close()

@@ -23,6 +23,7 @@ scanning the directory is spread over a tenth of the cache.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import io
@@ -180,7 +181,7 @@ class BlockCache:
         def __enter__(self) -> None:
             self.tlock.acquire()
             try:
-                fcntl.lockf(self.fd, fcntl.LOCK_EX, 1, self.offset)
+                _lock_byte(self.fd, self.offset)
             except BaseException:
                 self.tlock.release()
                 raise
@@ -451,6 +452,22 @@ class BlockCache:
             total -= e.nbytes
         self._write_usage(total)
         return total
+
+
+def _lock_byte(fd: int, offset: int) -> None:
+    """An exclusive POSIX lock on one byte, waiting for it. Linux's deadlock detection sees processes,
+    not threads, so it can refuse a wait that is no deadlock (a thread of A waits for B while another
+    thread of B waits for A, and neither holds what the other waits on): that refusal is retried."""
+    delay = 0.0005
+    while True:
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX, 1, offset)
+            return
+        except OSError as e:
+            if e.errno != errno.EDEADLK:
+                raise
+        time.sleep(delay)
+        delay = min(0.05, delay * 2)
 
 
 def check_entry(raw: bytes, length: int) -> bytes | None:

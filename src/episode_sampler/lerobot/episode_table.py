@@ -51,7 +51,7 @@ def read_episode_index(root: str | os.PathLike[str] | Store) -> EpisodeIndex:
 
 
 def lerobot_layout(
-    root: str | os.PathLike[str] | Store, options: dict[str, Any]
+    root: str | os.PathLike[str] | Store | EpisodeIndex, options: dict[str, Any]
 ) -> tuple[EpisodeIndex, dict[str, Any]]:
     """A dataset's episodes, and sampler ``options`` that yield its item numbers.
 
@@ -59,11 +59,13 @@ def lerobot_layout(
     When the ``index`` column runs from 0 without gaps (the usual case) these are the frame indices
     themselves; otherwise the returned options gain an ``absolute_to_relative_idx`` table mapping
     frame indices to item numbers (unless ``options`` already has one). ``options`` is not modified.
+    ``root`` may be the dataset's already read episodes (``LeRobotFrames(...).episodes``): then
+    nothing is read.
 
     Raises:
         FileNotFoundError, ValueError: as :func:`read_episode_index`.
     """
-    index = read_episode_index(root)
+    index = root if isinstance(root, EpisodeIndex) else read_episode_index(root)
     starts, ends = index.starts, index.ends
     contiguous = starts.size == 0 or (starts[0] == 0 and np.array_equal(starts[1:], ends[:-1]))
     options = dict(options)

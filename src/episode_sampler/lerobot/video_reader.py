@@ -7,8 +7,10 @@ data row has ``timestamp`` ``ts`` is the one shown at ``videos/<key>/from_timest
 that file (within ``tolerance_s``).
 
 A batch is read per (camera, file): its wanted times are sorted and made unique, then decoded in one
-pass over the file (:meth:`DecoderCache.read`), the (camera, file) groups running in parallel threads.
-Frames come out as LeRobot returns them: ``[3, H, W]`` float32 in ``[0, 1]`` (``uint8`` on request).
+pass over the file (:meth:`DecoderCache.read_into`), the (camera, file) groups running in parallel
+threads. Each frame is converted once, as soon as it is decoded, from the scaler's RGB pixels straight
+into the batch tensor. Frames come out as LeRobot returns them: ``[3, H, W]`` float32 in ``[0, 1]``
+(``uint8`` on request).
 """
 
 from __future__ import annotations
@@ -195,23 +197,27 @@ class VideoReader:
             key, f, uniq, sel, inv = task
             path = self._paths[key][f]
             source = None if local else functools.partial(self.store.video_source, self._rels[key][f])
-            got = cache.read(path, uniq, tol, source)
-            h, w, c = got[0].shape
-            with lock:
-                out = result.get(key)
-                if out is None:
-                    out = result[key] = torch.empty((len(requests[key][0]), c, h, w), dtype=dtype)
-            if out.shape[1:] != (c, h, w):
-                raise ValueError(
-                    f"video files of camera {key!r} have different frame sizes: {tuple(out.shape[2:])} and "
-                    f"{(h, w)} ({path!r})"
-                )
-            chw = [torch.from_numpy(f).permute(2, 0, 1) for f in got]
-            for row, j in zip(sel.tolist(), inv.tolist()):
-                if self.return_uint8:
-                    out[row].copy_(chw[j])
-                else:  # LeRobot: uint8 frames .type(torch.float32) / 255 (same values, one pass)
-                    torch.div(chw[j], 255, out=out[row])
+            # rows of the batch wanting each unique time
+            order = np.argsort(inv, kind="stable")
+            rows_of = np.split(sel[order], np.flatnonzero(np.diff(inv[order])) + 1)
+            dst: list[np.ndarray] = []
+
+            def sink(j: int, frame: np.ndarray) -> None:  # each frame converted as soon as decoded
+                if not dst:
+                    h, w, c = frame.shape
+                    with lock:
+                        out = result.get(key)
+                        if out is None:
+                            out = result[key] = torch.empty((len(requests[key][0]), c, h, w), dtype=dtype)
+                    if out.shape[1:] != (c, h, w):
+                        raise ValueError(
+                            f"video files of camera {key!r} have different frame sizes: "
+                            f"{tuple(out.shape[2:])} and {(h, w)} ({path!r})"
+                        )
+                    dst.append(out.numpy())
+                _put(dst[0], rows_of[j], frame)
+
+            cache.read_into(path, uniq, tol, sink, source)
 
         if self.threads > 1 and len(tasks) > 1:
             if self._pool is None:
@@ -243,3 +249,23 @@ class VideoReader:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._pid = os.getpid()
+
+
+_255 = np.float32(255)
+
+
+def _put(out: np.ndarray, rows: np.ndarray, frame: np.ndarray) -> None:
+    """``out[rows] = frame`` as CHW, converted once (the other rows copy the first).
+
+    Float output is LeRobot's ``uint8.type(torch.float32) / 255``: the same IEEE float32 division, done
+    by NumPy on this thread straight from the decoder's HWC pixels into the output (torch would spread
+    it over its intra-op threads, which the decoding threads and DataLoader workers already occupy).
+    """
+    first = int(rows[0])
+    chw = frame.transpose(2, 0, 1)
+    if out.dtype == np.uint8:
+        np.copyto(out[first], chw)
+    else:
+        np.divide(chw, _255, out=out[first], dtype=np.float32)
+    for row in rows[1:].tolist():
+        out[row] = out[first]
