@@ -34,11 +34,19 @@ from typing import Any
 
 import torch
 
+import episode_sampler
 from episode_sampler import EpisodeAwareSampler, LeRobotFrames, load_state, save_state
 
+ROOT = Path(__file__).resolve().parents[2]
 CAM = "observation.images.top"
 COLUMNS = ["index", "observation.state", "action", CAM]
 EPOCHS, BATCH, CHECKPOINT_EVERY, ARM_AT = 2, 8, 3, 3
+
+
+def env() -> dict[str, str]:
+    """The environment a run needs to import this checkout's package and tests (``python -m``)."""
+    src = Path(episode_sampler.__file__).resolve().parents[1]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(src), str(ROOT)])}
 
 
 def digest(batch: dict[str, Any]) -> str:

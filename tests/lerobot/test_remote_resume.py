@@ -29,7 +29,7 @@ from episode_sampler import load_state
 from episode_sampler.lerobot import write_lerobot_dataset
 from episode_sampler.lerobot.block_cache import HEADER, BlockCache, check_entry
 from episode_sampler.lerobot.storage import open_store
-from tests.helpers import cache_worker, remote_trainer
+from tests.helpers import remote_trainer
 from tests.helpers.remote_trainer import ARM_AT, BATCH, CAM, EPOCHS, read_log
 
 pytestmark = pytest.mark.slow
@@ -61,7 +61,7 @@ def test_sigkill_mid_download_then_resume_is_exact(nginx, dataset, tmp_path, loo
     opts = ["--checkpoint", ckpt, "--cache", cache, *(["--lookahead"] if lookahead else [])]
     proc = subprocess.Popen(
         command(url, crash_log, *opts, "--arm", arm, "--status", status),
-        env=cache_worker.env(),
+        env=remote_trainer.env(),
         start_new_session=True,  # its own process group: the kill takes the workers too
     )
     try:
@@ -85,7 +85,7 @@ def test_sigkill_mid_download_then_resume_is_exact(nginx, dataset, tmp_path, loo
     steps = len(reference)
     assert saved < steps // EPOCHS  # killed in the first epoch
 
-    subprocess.run(command(url, resume_log, *opts), env=cache_worker.env(), check=True, timeout=300)
+    subprocess.run(command(url, resume_log, *opts), env=remote_trainer.env(), check=True, timeout=300)
     resumed = read_log(resume_log)
     assert resumed[0]["step"] == saved + 1
 
