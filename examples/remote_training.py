@@ -215,7 +215,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         root = work / "dataset"
-        write_lerobot_dataset(root, num_episodes=12, min_length=10, max_length=20, cameras={CAM: (64, 64)})
+        write_lerobot_dataset(root, num_episodes=8, min_length=10, max_length=20, cameras={CAM: (64, 64)})
         url, stop = serve(root, work)
         try:
             run(url, root, work)
