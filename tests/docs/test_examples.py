@@ -6,6 +6,7 @@ a one-rank reference order, an uninterrupted run); these tests check that they r
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +21,7 @@ KEY_LINES = {
     "lerobot_migration.py": "lerobot_migration OK",
     "mixture.py": "mixture OK: 10 + ",
     "accelerate_two_processes.py": "accelerate_two_processes OK: 1 process(es), ",
+    "remote_training.py": "remote_training OK: ",
 }
 
 
@@ -42,11 +44,10 @@ def test_example_runs(name: str, tmp_path: Path) -> None:
     assert "Traceback" not in proc.stderr
     assert list(tmp_path.iterdir()) == []
 
-    if name == "resume_after_crash.py":  # the kill really landed mid-run, after a checkpoint
+    if name in ("resume_after_crash.py", "remote_training.py"):  # the kill landed mid-run, after a checkpoint
         lines = proc.stdout.splitlines()
-        (killed,) = [ln for ln in lines if ln.startswith("killed the worker (SIGKILL) after step ")]
-        (reference,) = [ln for ln in lines if ln.startswith("reference: ")]
-        total = int(reference.split()[1])
-        last = int(killed.split("after step ")[1].split()[0])
-        saved = int(killed.rsplit("step ", 1)[1])
+        (killed,) = [ln for ln in lines if ln.startswith("killed the ") and " (SIGKILL) after step " in ln]
+        (reference,) = [ln for ln in lines if ln.startswith("reference")]
+        total = int(reference.split(": ")[1].split()[0])
+        last, saved = map(int, re.search(r"after step (\d+)\D.*checkpoint: step (\d+)$", killed).groups())
         assert 0 < saved <= last < total
