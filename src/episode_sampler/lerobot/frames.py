@@ -357,6 +357,15 @@ class LeRobotFrames(Dataset):
         return default_collate(items)
 
     # ------------------------------------------------------------------ byte ranges (look-ahead)
+    def _positions(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
+        """``indices`` as an int64 array, each checked to lie in ``[0, len(self))``."""
+        pos = int_array("indices", indices)
+        n = len(self)
+        if pos.size and (pos.min() < 0 or pos.max() >= n):
+            bad = int(pos[(pos < 0) | (pos >= n)][0])
+            raise IndexError(f"index {bad} is out of range for LeRobotFrames of length {n}")
+        return pos
+
     def byte_ranges(self, indices: Sequence[int] | np.ndarray) -> list[tuple[str, int, int]]:
         """``(rel, start, stop)`` byte ranges of the dataset's files (names relative to :attr:`store`)
         that reading items ``indices`` touches: the Parquet footers and column chunks of the row groups
@@ -368,11 +377,7 @@ class LeRobotFrames(Dataset):
             TypeError: non-integer indices.
             IndexError: an index outside ``[0, len(self))``.
         """
-        pos = int_array("indices", indices)
-        n = len(self)
-        if pos.size and (pos.min() < 0 or pos.max() >= n):
-            bad = int(pos[(pos < 0) | (pos >= n)][0])
-            raise IndexError(f"index {bad} is out of range for LeRobotFrames of length {n}")
+        pos = self._positions(indices)
         if self.__dict__.get("_planner") is None:
             self._planner = frames_planner(
                 self.store, self._data, self._video, self.episodes, self.info, self._plain, self._deltas
@@ -394,11 +399,7 @@ class LeRobotFrames(Dataset):
             TypeError: non-integer indices.
             IndexError: an index outside ``[0, len(self))``.
         """
-        pos = int_array("indices", indices)
-        n = len(self)
-        if pos.size and (pos.min() < 0 or pos.max() >= n):
-            bad = int(pos[(pos < 0) | (pos >= n)][0])
-            raise IndexError(f"index {bad} is out of range for LeRobotFrames of length {n}")
+        pos = self._positions(indices)
         frames = pos if self._identity else self.episodes.frame_at(pos)
         videos = self._videos
         groups: list[tuple[np.ndarray, tuple[str, ...]]] = [(frames, self._read_plain)]
