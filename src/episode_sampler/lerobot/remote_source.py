@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import abc
 import base64
+import contextlib
+import hashlib
 import http.client
 import importlib
 import os
@@ -66,6 +68,19 @@ class RemoteSource(abc.ABC):
         self.url = url
         self.identity = identity
         self._stats: dict[str, FileStat] = {}
+        # stats shared with this source's pickled/forked copies (DataLoader workers) through small files:
+        # a record is trusted only when it carries this run's token, so another run never reuses it
+        self._shared_dir: Path | None = None
+        self._run = os.urandom(12).hex()
+
+    def share_stats(self, directory: str | os.PathLike[str]) -> None:
+        """Record each file's (size, version) under ``directory`` when first asked, and reuse the records
+        of the copies of this source (workers it was pickled or forked into) instead of asking the server
+        again. A record made by another run (another :func:`open_source`) is never used: a run reads the
+        version its first process saw, and a read that finds another version on the server raises."""
+        path = Path(directory)
+        path.mkdir(parents=True, exist_ok=True)
+        self._shared_dir = path
 
     def name(self, rel: str) -> str:
         """The full URL of a file, for messages."""
@@ -75,9 +90,44 @@ class RemoteSource(abc.ABC):
         """Size and version of a file (asked once per process, then remembered)."""
         found = self._stats.get(rel)
         if found is None:
-            found = self._stat(check_rel(rel))
+            found = self._recorded(check_rel(rel))
+            if found is None:
+                found = self._stat(rel)
+                self._record(rel, found)
             self._stats[rel] = found
         return found
+
+    def _record_path(self, rel: str) -> Path | None:
+        if self._shared_dir is None:
+            return None
+        key = hashlib.sha256(f"{self.identity}\0{rel}".encode()).hexdigest()[:40]
+        return self._shared_dir / key
+
+    def _recorded(self, rel: str) -> FileStat | None:
+        """This run's record of the file, if a copy of this source made one."""
+        path = self._record_path(rel)
+        if path is None:
+            return None
+        try:
+            run, identity, name, size, version = path.read_text(encoding="utf-8").split("\n")
+        except (OSError, ValueError, UnicodeDecodeError):
+            return None  # none yet, or another format
+        if run != self._run or identity != self.identity or name != rel or not size.isdigit():
+            return None
+        return FileStat(int(size), version)
+
+    def _record(self, rel: str, st: FileStat) -> None:
+        """Write the record atomically (a reader sees the old one or the new one, never half)."""
+        path = self._record_path(rel)
+        if path is None or "\n" in st.version or "\n" in rel:
+            return
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        try:
+            tmp.write_text("\n".join([self._run, self.identity, rel, str(st.size), st.version]), "utf-8")
+            os.replace(tmp, path)
+        except OSError:  # a read-only or full disk only costs the workers a request each
+            with contextlib.suppress(OSError):
+                tmp.unlink()
 
     def size(self, rel: str) -> int:
         """The file's size in bytes (:class:`FileNotFoundError` naming the URL when it is missing)."""
@@ -346,6 +396,11 @@ class HttpSource(RemoteSource):
             raise RemoteReadError(
                 f"{url}: the file changed on the server while it was being read (version {known.version} -> "
                 f"{version}); restart to read the new version"
+            )
+        if known is not None and got is not None and got[2] != known.size:
+            raise RemoteReadError(
+                f"{url}: the file changed on the server while it was being read (size {known.size} -> "
+                f"{got[2]} bytes); restart to read the new version"
             )
         if got is not None and (got[0] != start or got[1] != stop - 1):
             raise TruncatedError(
