@@ -111,3 +111,36 @@ def test_a_corrupt_or_foreign_record_is_ignored(bad, tmp_path):
     worker.source._stats.clear()  # a copy made before the parent asked
     assert worker.size("f.bin") == len(bad.files["f.bin"])
     assert len(heads(bad)) == 2
+
+
+def test_a_pyarrow_filesystem_copy_checks_the_file_it_opens(tmp_path):
+    import pyarrow.fs as pafs
+
+    from episode_sampler.lerobot.storage import open_store
+
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "f.bin").write_bytes(DATA[:5000])
+    parent = open_store(str(root), filesystem=pafs.LocalFileSystem(), cache_dir=tmp_path / "cache")
+    worker = pickle.loads(pickle.dumps(parent))
+    assert parent.size("f.bin") == 5000
+    (root / "f.bin").write_bytes(DATA[:7000])
+    assert worker.size("f.bin") == 5000  # the run's record ...
+    with pytest.raises(RemoteReadError, match="changed on the server"):
+        worker.read_bytes("f.bin")  # ... and the read notices the change
+
+
+def test_an_fsspec_copy_asks_itself(tmp_path):
+    """fsspec reads do not check the version they get, so copies do not share stats."""
+    import fsspec
+
+    from episode_sampler.lerobot.storage import open_store
+
+    fs = fsspec.filesystem("memory")
+    fs.pipe("/stats-test/f.bin", DATA[:5000])
+    parent = open_store("/stats-test", filesystem=fs, cache_dir=tmp_path / "cache")
+    worker = pickle.loads(pickle.dumps(parent))
+    parent.size("f.bin")
+    fs.pipe("/stats-test/f.bin", DATA[:7000])
+    assert worker.size("f.bin") == 7000
+    assert worker.read_bytes("f.bin") == DATA[:7000]

@@ -63,6 +63,8 @@ class RemoteSource(abc.ABC):
 
     url: str
     identity: str
+    #: whether reads notice a file that changed since its stat (then copies may share stats)
+    checks_reads = False
 
     def __init__(self, url: str, identity: str) -> None:
         self.url = url
@@ -78,6 +80,8 @@ class RemoteSource(abc.ABC):
         of the copies of this source (workers it was pickled or forked into) instead of asking the server
         again. A record made by another run (another :func:`open_source`) is never used: a run reads the
         version its first process saw, and a read that finds another version on the server raises."""
+        if not self.checks_reads:  # a copy must ask itself, or a change could go unnoticed
+            return
         path = Path(directory)
         path.mkdir(parents=True, exist_ok=True)
         self._shared_dir = path
@@ -183,7 +187,10 @@ def check_span(start: int, stop: int) -> None:
 
 class HttpSource(RemoteSource):
     """A root served over HTTP(S) with byte ranges (nginx, S3 website endpoints, a CDN, ...), read with the
-    standard library: one keep-alive connection per thread and host, redirects followed."""
+    standard library: one keep-alive connection per thread and host, redirects followed. Each range
+    answer's ETag / Last-Modified and total size are checked against the file's stat."""
+
+    checks_reads = True
 
     def __init__(self, url: str, *, timeout_s: float, retries: int) -> None:
         parts = urllib.parse.urlsplit(url)
@@ -515,7 +522,10 @@ class FsspecSource(RemoteSource):
 
 class ArrowSource(RemoteSource):
     """A root inside a pyarrow filesystem (S3 for ``s3://``, or one passed as ``filesystem=``). ``make``
-    builds the filesystem; it is called once per process (the AWS SDK is not fork-safe)."""
+    builds the filesystem; it is called once per process (the AWS SDK is not fork-safe). A thread opening
+    a file checks its size and mtime against the file's stat."""
+
+    checks_reads = True
 
     def __init__(self, fs: Any, path: str, url: str, identity: str, *, hint: str = "") -> None:
         super().__init__(url, identity)
@@ -580,7 +590,15 @@ class ArrowSource(RemoteSource):
             handles = self._local.h = OrderedDict()
         f = handles.get(rel)
         if f is None:
-            self._info(rel)  # a missing file's error names the URL
+            info = self._info(rel)  # a missing file's error names the URL
+            known = self._stats.get(rel)
+            now = FileStat(int(info.size), f"mtime:{info.mtime_ns}" if info.mtime_ns is not None else "")
+            if known is not None and (known.size != now.size or known.version != now.version):
+                raise RemoteReadError(
+                    f"{self.name(rel)}: the file changed on the server while it was being read (size "
+                    f"{known.size} -> {now.size}, version {known.version} -> {now.version}); restart to "
+                    "read the new version"
+                )
             f = handles[rel] = self.filesystem().open_input_file(self._full(rel))
             while len(handles) > _OPEN_FILES:
                 handles.popitem(last=False)[1].close()
