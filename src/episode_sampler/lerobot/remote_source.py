@@ -608,6 +608,8 @@ class ArrowSource(RemoteSource):
     def _read(self, rel: str, start: int, stop: int) -> bytes:
         try:
             return bytes(self._handle(rel).read_at(stop - start, start))
+        except RemoteReadError:
+            raise  # ours, naming the URL (not to be re-classified by its text)
         except OSError as e:
             raise self._error(rel, e) from e
 
