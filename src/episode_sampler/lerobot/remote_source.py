@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import abc
 import base64
+import contextlib
+import hashlib
 import http.client
 import importlib
 import os
@@ -61,11 +63,28 @@ class RemoteSource(abc.ABC):
 
     url: str
     identity: str
+    #: whether reads notice a file that changed since its stat (then copies may share stats)
+    checks_reads = False
 
     def __init__(self, url: str, identity: str) -> None:
         self.url = url
         self.identity = identity
         self._stats: dict[str, FileStat] = {}
+        # stats shared with this source's pickled/forked copies (DataLoader workers) through small files:
+        # a record is trusted only when it carries this run's token, so another run never reuses it
+        self._shared_dir: Path | None = None
+        self._run = os.urandom(12).hex()
+
+    def share_stats(self, directory: str | os.PathLike[str]) -> None:
+        """Record each file's (size, version) under ``directory`` when first asked, and reuse the records
+        of the copies of this source (workers it was pickled or forked into) instead of asking the server
+        again. A record made by another run (another :func:`open_source`) is never used: a run reads the
+        version its first process saw, and a read that finds another version on the server raises."""
+        if not self.checks_reads:  # a copy must ask itself, or a change could go unnoticed
+            return
+        path = Path(directory)
+        path.mkdir(parents=True, exist_ok=True)
+        self._shared_dir = path
 
     def name(self, rel: str) -> str:
         """The full URL of a file, for messages."""
@@ -75,9 +94,44 @@ class RemoteSource(abc.ABC):
         """Size and version of a file (asked once per process, then remembered)."""
         found = self._stats.get(rel)
         if found is None:
-            found = self._stat(check_rel(rel))
+            found = self._recorded(check_rel(rel))
+            if found is None:
+                found = self._stat(rel)
+                self._record(rel, found)
             self._stats[rel] = found
         return found
+
+    def _record_path(self, rel: str) -> Path | None:
+        if self._shared_dir is None:
+            return None
+        key = hashlib.sha256(f"{self.identity}\0{rel}".encode()).hexdigest()[:40]
+        return self._shared_dir / key
+
+    def _recorded(self, rel: str) -> FileStat | None:
+        """This run's record of the file, if a copy of this source made one."""
+        path = self._record_path(rel)
+        if path is None:
+            return None
+        try:
+            run, identity, name, size, version = path.read_text(encoding="utf-8").split("\n")
+        except (OSError, ValueError, UnicodeDecodeError):
+            return None  # none yet, or another format
+        if run != self._run or identity != self.identity or name != rel or not size.isdigit():
+            return None
+        return FileStat(int(size), version)
+
+    def _record(self, rel: str, st: FileStat) -> None:
+        """Write the record atomically (a reader sees the old one or the new one, never half)."""
+        path = self._record_path(rel)
+        if path is None or "\n" in st.version or "\n" in rel:
+            return
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        try:
+            tmp.write_text("\n".join([self._run, self.identity, rel, str(st.size), st.version]), "utf-8")
+            os.replace(tmp, path)
+        except OSError:  # a read-only or full disk only costs the workers a request each
+            with contextlib.suppress(OSError):
+                tmp.unlink()
 
     def size(self, rel: str) -> int:
         """The file's size in bytes (:class:`FileNotFoundError` naming the URL when it is missing)."""
@@ -133,7 +187,10 @@ def check_span(start: int, stop: int) -> None:
 
 class HttpSource(RemoteSource):
     """A root served over HTTP(S) with byte ranges (nginx, S3 website endpoints, a CDN, ...), read with the
-    standard library: one keep-alive connection per thread and host, redirects followed."""
+    standard library: one keep-alive connection per thread and host, redirects followed. Each range
+    answer's ETag / Last-Modified and total size are checked against the file's stat."""
+
+    checks_reads = True
 
     def __init__(self, url: str, *, timeout_s: float, retries: int) -> None:
         parts = urllib.parse.urlsplit(url)
@@ -347,6 +404,11 @@ class HttpSource(RemoteSource):
                 f"{url}: the file changed on the server while it was being read (version {known.version} -> "
                 f"{version}); restart to read the new version"
             )
+        if known is not None and got is not None and got[2] != known.size:
+            raise RemoteReadError(
+                f"{url}: the file changed on the server while it was being read (size {known.size} -> "
+                f"{got[2]} bytes); restart to read the new version"
+            )
         if got is not None and (got[0] != start or got[1] != stop - 1):
             raise TruncatedError(
                 f"{url}: asked for bytes [{start}, {stop}), the server sent [{got[0]}, {got[1] + 1}) of "
@@ -460,7 +522,10 @@ class FsspecSource(RemoteSource):
 
 class ArrowSource(RemoteSource):
     """A root inside a pyarrow filesystem (S3 for ``s3://``, or one passed as ``filesystem=``). ``make``
-    builds the filesystem; it is called once per process (the AWS SDK is not fork-safe)."""
+    builds the filesystem; it is called once per process (the AWS SDK is not fork-safe). A thread opening
+    a file checks its size and mtime against the file's stat."""
+
+    checks_reads = True
 
     def __init__(self, fs: Any, path: str, url: str, identity: str, *, hint: str = "") -> None:
         super().__init__(url, identity)
@@ -525,7 +590,15 @@ class ArrowSource(RemoteSource):
             handles = self._local.h = OrderedDict()
         f = handles.get(rel)
         if f is None:
-            self._info(rel)  # a missing file's error names the URL
+            info = self._info(rel)  # a missing file's error names the URL
+            known = self._stats.get(rel)
+            now = FileStat(int(info.size), f"mtime:{info.mtime_ns}" if info.mtime_ns is not None else "")
+            if known is not None and (known.size != now.size or known.version != now.version):
+                raise RemoteReadError(
+                    f"{self.name(rel)}: the file changed on the server while it was being read (size "
+                    f"{known.size} -> {now.size}, version {known.version} -> {now.version}); restart to "
+                    "read the new version"
+                )
             f = handles[rel] = self.filesystem().open_input_file(self._full(rel))
             while len(handles) > _OPEN_FILES:
                 handles.popitem(last=False)[1].close()
@@ -535,6 +608,8 @@ class ArrowSource(RemoteSource):
     def _read(self, rel: str, start: int, stop: int) -> bytes:
         try:
             return bytes(self._handle(rel).read_at(stop - start, start))
+        except RemoteReadError:
+            raise  # ours, naming the URL (not to be re-classified by its text)
         except OSError as e:
             raise self._error(rel, e) from e
 

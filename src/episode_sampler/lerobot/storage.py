@@ -148,6 +148,10 @@ class RemoteStore(Store):
         self.cache = cache
         self.root_name = str(getattr(source, "url", source))
         self._file_type = file_type
+        share = getattr(source, "share_stats", None)
+        directory = getattr(cache, "directory", None)
+        if callable(share) and directory is not None:  # workers reuse the sizes this process learns
+            share(Path(directory) / "sizes")
 
     def _file(self, rel: str) -> Any:
         make = self._file_type
