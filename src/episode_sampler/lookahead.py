@@ -148,6 +148,7 @@ class LookAhead:
     def start(self) -> LookAhead:
         """Start the background thread (idempotent); returns ``self``."""
         if self._thread is None or not self._thread.is_alive():
+            _import_before_threads()
             self._stop.clear()
             self._fetches = _Workers(self.threads, "episode-sampler-fetch")
             # planning units are bounded by the window (each is planned once)
@@ -426,3 +427,16 @@ def merge_spans(spans: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
         else:
             out.append((a, b))
     return out
+
+
+def _import_before_threads() -> None:
+    """Import, in the calling thread, the modules our threads or forked DataLoader workers import lazily.
+
+    A DataLoader worker forked while one of this look-ahead's threads holds an import lock inherits the
+    lock held by a thread that does not exist in the child: its first import of that module (torchdata's
+    worker imports ``numpy.random`` to seed it) then waits forever. Importing them here first, before any
+    thread starts, leaves nothing to import later. (Only imported: no global RNG is used.)
+    """
+    import numpy.random  # noqa: F401
+
+    from .lerobot import remote_file  # noqa: F401
