@@ -28,6 +28,7 @@ import pyarrow.parquet as pq
 from ..core.layout import EpisodeIndex
 from .data_files import DataFiles
 from .mp4_index import Mp4Index, Reader, merge_ranges, read_mp4_index, video_ranges
+from .parquet_io import columns_uncompressed_bytes
 from .video_reader import VideoReader
 
 __all__ = [
@@ -273,15 +274,7 @@ class FramesPlanner:
     def _whole(self, meta: pq.FileMetaData) -> bool:
         if self.whole_limit is None:
             return True
-        nbytes = 0
-        for g in range(meta.num_row_groups):
-            rg = meta.row_group(g)
-            for c in range(rg.num_columns):
-                col = rg.column(c)
-                path = col.path_in_schema
-                if any(path == n or path.startswith(n + ".") for n in self._wanted):
-                    nbytes += col.total_uncompressed_size
-        return nbytes <= self.whole_limit
+        return columns_uncompressed_bytes(meta, self._wanted) <= self.whole_limit
 
     def _file_plan(self, rel: str) -> _FilePlan:
         """What a data file's reads need, computed once per file from its footer."""

@@ -20,7 +20,7 @@ from ..core.layout import EpisodeIndex
 from .column_cache import DEFAULT_COLUMN_CACHE_BYTES, ColumnCache
 from .columns import Column, describe, leaf, signature, to_numpy
 from .episode_table import int_column
-from .parquet_io import parquet_file, read_metadata, read_row_groups, read_table
+from .parquet_io import columns_uncompressed_bytes, parquet_file, read_metadata, read_row_groups, read_table
 from .storage import Store
 
 __all__ = ["DataFiles"]
@@ -219,15 +219,7 @@ class DataFiles:
             meta = read_metadata(self.store, self.files[k])
             sizes = [meta.row_group(g).num_rows for g in range(meta.num_row_groups)]
             starts = np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)])
-            nbytes = 0
-            for g in range(meta.num_row_groups):
-                rg = meta.row_group(g)
-                for c in range(rg.num_columns):
-                    col = rg.column(c)
-                    path = col.path_in_schema
-                    if any(path == n or path.startswith(n + ".") for n in self.specs):
-                        nbytes += col.total_uncompressed_size
-            got = self._layout[k] = (starts, int(nbytes))
+            got = self._layout[k] = (starts, columns_uncompressed_bytes(meta, list(self.specs)))
         return got
 
     def _read_rows(self, k: int, rows: np.ndarray, names: list[str]) -> dict[str, np.ndarray]:

@@ -18,7 +18,14 @@ import pyarrow.parquet as pq
 
 from .storage import Store
 
-__all__ = ["parquet_file", "read_metadata", "read_row_groups", "read_schema", "read_table"]
+__all__ = [
+    "columns_uncompressed_bytes",
+    "parquet_file",
+    "read_metadata",
+    "read_row_groups",
+    "read_schema",
+    "read_table",
+]
 
 
 @contextmanager
@@ -67,3 +74,16 @@ def read_row_groups(store: Store, rel: str, groups: Sequence[int], columns: Sequ
     """``columns`` of the row groups ``groups`` of the file, memory-mapped when local."""
     with _opened(store, rel) as source:
         return pq.ParquetFile(source, memory_map=True).read_row_groups(list(groups), columns=list(columns))
+
+
+def columns_uncompressed_bytes(meta: pq.FileMetaData, names: Sequence[str]) -> int:
+    """Uncompressed bytes of the columns ``names`` (and their nested leaves) over every row group."""
+    nbytes = 0
+    for g in range(meta.num_row_groups):
+        rg = meta.row_group(g)
+        for c in range(rg.num_columns):
+            col = rg.column(c)
+            path = col.path_in_schema
+            if any(path == n or path.startswith(n + ".") for n in names):
+                nbytes += col.total_uncompressed_size
+    return nbytes
